@@ -1,0 +1,64 @@
+"""rewardplug: rewards you can trust for RL on language models.
+
+Every reward source (neural reward model, LLM judge, rubric, test cases, your own function) gives
+each response a score *with uncertainty*; one shared discretizer turns those uncertain scores into
+tie-grouped rewards, so responses that are not confidently different get the same reward.
+
+Public API (imported lazily, so ``import rewardplug`` stays fast and pulls in no heavy library)::
+
+    import rewardplug
+    stack = rewardplug.load_stack("stack.yaml")
+    rewards = stack.score([rewardplug.Sample(prompt="2+2?", response="4", reference="4")])
+    result = rewardplug.discretize(draws, groups, confidence=0.9, assign="mean")
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from rewardplug.hookspecs import hookimpl
+
+__version__ = "0.1.0"
+
+# name -> module that defines it; resolved on first attribute access (PEP 562).
+_LAZY = {
+    "Sample": "rewardplug.types",
+    "Score": "rewardplug.types",
+    "Reward": "rewardplug.types",
+    "RewardSource": "rewardplug.source",
+    "SourceConfig": "rewardplug.source",
+    "discretize": "rewardplug.discretize",
+    "DiscretizeResult": "rewardplug.discretize",
+    "Stack": "rewardplug.stack",
+    "load_stack": "rewardplug.stack",
+    "StackError": "rewardplug.config",
+    "get_plugin_manager": "rewardplug.plugins",
+    "read_samples": "rewardplug.io",
+    "evaluate": "rewardplug.metrics",
+}
+
+__all__ = ["__version__", "hookimpl", *_LAZY]
+
+if TYPE_CHECKING:
+    from rewardplug.config import StackError
+    from rewardplug.discretize import DiscretizeResult, discretize
+    from rewardplug.io import read_samples
+    from rewardplug.metrics import evaluate
+    from rewardplug.plugins import get_plugin_manager
+    from rewardplug.source import RewardSource, SourceConfig
+    from rewardplug.stack import Stack, load_stack
+    from rewardplug.types import Reward, Sample, Score
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'rewardplug' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -1,0 +1,261 @@
+"""The pluggy host: builds the plugin manager lazily and keeps the source and criterion registries.
+
+Nothing here runs at import time. The first call to :func:`get_plugin_manager` registers the core
+plugins, loads every ``rewardplug`` entry point one by one (so a broken plugin is recorded with its
+error while the others still load), honours ``REWARDPLUG_DISABLE_PLUGINS=a,b`` and calls
+``check_pending()`` so a misspelt hook implementation fails loudly.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import threading
+import traceback
+from dataclasses import dataclass, field
+from importlib import metadata
+from typing import Any
+
+import pluggy
+
+from rewardplug import hookspecs
+from rewardplug.hookspecs import PROJECT_NAME
+
+__all__ = [
+    "CORE_PLUGINS",
+    "PluginInfo",
+    "Registry",
+    "UnknownNameError",
+    "criteria",
+    "get_plugin_manager",
+    "import_object",
+    "plugin_report",
+    "reset",
+    "sources",
+]
+
+#: modules of the core distribution registered as plugins (like pytest's default plugins)
+CORE_PLUGINS = ("rewardplug.sources.python",)
+DISABLE_ENV = "REWARDPLUG_DISABLE_PLUGINS"
+
+
+class UnknownNameError(LookupError):
+    """A stack or rubric named a source / criterion kind that no plugin registered."""
+
+
+@dataclass
+class PluginInfo:
+    """What ``rewardplug plugins`` reports about one plugin."""
+
+    name: str
+    module: str | None = None
+    version: str | None = None
+    distribution: str | None = None
+    sources: list[str] = field(default_factory=list)
+    criteria: list[str] = field(default_factory=list)
+    error: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "module": self.module,
+            "version": self.version,
+            "distribution": self.distribution,
+            "sources": sorted(self.sources),
+            "criteria": sorted(self.criteria),
+            "error": self.error,
+        }
+
+
+class Registry:
+    """Names registered through one hook (``register_sources`` or ``register_criteria``)."""
+
+    def __init__(self, what: str, hook: str):
+        self.what = what
+        self.hook = hook
+        self.entries: dict[str, Any] = {}
+        self.owner: dict[str, str] = {}
+
+    def collect(self, pm: pluggy.PluginManager, infos: dict[str, PluginInfo]) -> None:
+        """Call the hook once per plugin so each registration is attributed to its plugin."""
+        for impl in getattr(pm.hook, self.hook).get_hookimpls():
+            plugin = impl.plugin_name
+            info = infos.setdefault(plugin, PluginInfo(name=plugin))
+
+            def register(name: str, obj: Any, _plugin: str = plugin) -> None:
+                if not isinstance(name, str) or not name:
+                    raise ValueError(f"{self.what} names must be non-empty strings, got {name!r}")
+                if name in self.entries:
+                    raise ValueError(
+                        f"{self.what} {name!r} is already registered by plugin "
+                        f"{self.owner[name]!r}; choose another name"
+                    )
+                self.entries[name] = obj
+                self.owner[name] = _plugin
+                names = info.sources if self.hook == "register_sources" else info.criteria
+                names.append(name)
+
+            try:
+                impl.function(register=register)
+            except Exception as exc:  # a broken plugin must not take the others down
+                info.error = _describe(exc)
+
+    def get(self, name: str) -> Any:
+        """The object registered as ``name``, or an error that lists the known names."""
+        try:
+            return self.entries[name]
+        except KeyError:
+            known = ", ".join(sorted(self.entries)) or "(none)"
+            hint = ""
+            broken = [i.name for i in _state().infos.values() if i.error]
+            if broken:
+                hint = f"; plugins that failed to load: {', '.join(broken)} (see `rewardplug plugins`)"
+            raise UnknownNameError(f"unknown {self.what} {name!r}; known: {known}{hint}") from None
+
+    def names(self) -> list[str]:
+        return sorted(self.entries)
+
+
+@dataclass
+class _State:
+    pm: pluggy.PluginManager
+    infos: dict[str, PluginInfo]
+    sources: Registry | None = None
+    criteria: Registry | None = None
+
+
+_lock = threading.RLock()
+_STATE: _State | None = None
+
+
+def _describe(exc: BaseException) -> str:
+    last = traceback.extract_tb(exc.__traceback__)[-1:] if exc.__traceback__ else []
+    where = f" (at {last[0].filename}:{last[0].lineno})" if last else ""
+    return f"{type(exc).__name__}: {exc}{where}"
+
+
+def _disabled() -> set[str]:
+    return {name.strip() for name in os.environ.get(DISABLE_ENV, "").split(",") if name.strip()}
+
+
+def _build() -> _State:
+    pm = pluggy.PluginManager(PROJECT_NAME)
+    pm.add_hookspecs(hookspecs)
+    infos: dict[str, PluginInfo] = {}
+    disabled = _disabled()
+    version = _version("rewardplug")
+
+    for module_name in CORE_PLUGINS:
+        name = module_name.rsplit(".", 1)[-1]
+        if name in disabled:
+            pm.set_blocked(name)
+            continue
+        info = infos[name] = PluginInfo(name, module_name, version, "rewardplug")
+        try:
+            pm.register(importlib.import_module(module_name), name=name)
+        except Exception as exc:
+            info.error = _describe(exc)
+
+    seen: set[str] = set()
+    for ep in metadata.entry_points(group=PROJECT_NAME):
+        if ep.name in seen:  # the same distribution visible twice on sys.path
+            continue
+        seen.add(ep.name)
+        if ep.name in disabled:
+            pm.set_blocked(ep.name)
+            continue
+        dist = getattr(ep, "dist", None)
+        info = infos[ep.name] = PluginInfo(
+            ep.name,
+            ep.value,
+            dist.version if dist else None,
+            dist.metadata["Name"] if dist else None,
+        )
+        try:
+            pm.register(ep.load(), name=ep.name)
+        except Exception as exc:
+            info.error = _describe(exc)
+    pm.check_pending()
+    return _State(pm, infos)
+
+
+def _version(dist: str) -> str | None:
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def _state() -> _State:
+    global _STATE
+    with _lock:
+        if _STATE is None:
+            _STATE = _build()
+        return _STATE
+
+
+def get_plugin_manager() -> pluggy.PluginManager:
+    """The process-wide plugin manager, built on first use (core plugins + entry points)."""
+    return _state().pm
+
+
+def sources() -> Registry:
+    """The registry of reward sources (``name -> RewardSource subclass``)."""
+    state = _state()
+    with _lock:
+        if state.sources is None:
+            state.sources = Registry("source", "register_sources")
+            state.sources.collect(state.pm, state.infos)
+        return state.sources
+
+
+def criteria() -> Registry:
+    """The registry of rubric criterion kinds (``kind -> Criterion subclass``)."""
+    state = _state()
+    with _lock:
+        if state.criteria is None:
+            state.criteria = Registry("criterion kind", "register_criteria")
+            state.criteria.collect(state.pm, state.infos)
+        return state.criteria
+
+
+def register(plugin: object, name: str | None = None) -> str | None:
+    """Register a plugin object at run time (tests, notebooks); registries are rebuilt."""
+    state = _state()
+    with _lock:
+        plugin_name = state.pm.register(plugin, name=name)
+        if plugin_name:
+            state.infos.setdefault(plugin_name, PluginInfo(plugin_name, getattr(plugin, "__name__", None)))
+        state.sources = state.criteria = None
+        return plugin_name
+
+
+def reset() -> None:
+    """Forget the plugin manager; the next use rebuilds it (after installing a plugin, in tests)."""
+    global _STATE
+    with _lock:
+        _STATE = None
+
+
+def plugin_report() -> list[dict[str, Any]]:
+    """One dict per plugin: name, version, registered sources and criteria, load error."""
+    sources()
+    criteria()
+    return [info.as_dict() for info in sorted(_state().infos.values(), key=lambda i: i.name)]
+
+
+def import_object(path: str) -> Any:
+    """Import ``"package.module:attr.sub"``; errors say what was wrong with the path."""
+    module_name, sep, attr = path.partition(":")
+    if not sep or not module_name or not attr:
+        raise ValueError(f"{path!r} is not an import path; write it as 'package.module:name'")
+    try:
+        obj: Any = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ValueError(f"cannot import module {module_name!r} (from {path!r}): {exc}") from exc
+    for part in attr.split("."):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError:
+            raise ValueError(f"module {module_name!r} has no attribute {attr!r} (from {path!r})") from None
+    return obj

@@ -1,0 +1,77 @@
+"""The reward-source interface every plugin implements.
+
+A source is a class with a nested pydantic ``Config`` (validated from a stack's ``with:``
+mapping, unknown keys rejected) and a batch-first ``score(samples) -> list[Score]``. Network-bound
+sources also override ``ascore`` with a native coroutine. Sources must be picklable (Ray actors,
+multiprocessing) and load heavy resources (models, clients, sandboxes) lazily, on first use.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict
+
+from rewardplug.types import Sample, Score
+
+__all__ = ["RewardSource", "SourceConfig"]
+
+
+class SourceConfig(BaseModel):
+    """Base for source configs: unknown keys are errors, so typos fail at stack load."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class RewardSource(ABC):
+    """Base class of reward sources.
+
+    Subclasses define ``Config`` (a :class:`SourceConfig` subclass) and ``score``. The instance
+    keeps the validated config in ``self.config``. Attributes listed in ``transient`` (loaded
+    models, clients, pools) are dropped when the source is pickled (they come back as None) and must
+    be re-created lazily.
+    """
+
+    Config: ClassVar[type[SourceConfig]] = SourceConfig
+    #: attribute names that are not pickled (heavy, process-local resources)
+    transient: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, config: SourceConfig | Mapping[str, Any] | None = None, **options: Any):
+        if isinstance(config, SourceConfig):
+            if options:
+                config = config.model_copy(update=options)
+            self.config = config
+        else:
+            self.config = self.Config.model_validate({**dict(config or {}), **options})
+
+    @abstractmethod
+    def score(self, samples: Sequence[Sample]) -> list[Score]:
+        """Score a batch; return exactly one :class:`Score` per sample, in order.
+
+        A sample that cannot be scored gets ``Score.abstain(reason)``; an exception for one sample
+        must not fail the others. Raising from ``score`` marks the whole batch as errored.
+        """
+
+    async def ascore(self, samples: Sequence[Sample]) -> list[Score]:
+        """Async scoring; the default runs :meth:`score` in a worker thread."""
+        return await asyncio.to_thread(self.score, samples)
+
+    def close(self) -> None:  # noqa: B027 - optional hook with a no-op default
+        """Release process-local resources (pools, servers, models). Safe to call twice."""
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        for name in self.transient:
+            state.pop(name, None)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        for name in self.transient:
+            self.__dict__.setdefault(name, None)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.config!r})"

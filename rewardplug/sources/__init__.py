@@ -1,0 +1,1 @@
+"""Reward sources shipped with the core distribution (registered like any other plugin)."""

@@ -1,0 +1,224 @@
+"""The data model every part of rewardplug speaks: ``Sample`` in, ``Score`` per source, ``Reward`` out.
+
+* ``Sample`` is one (prompt, response) pair plus whatever the dataset carries. Fields that are not
+  part of the model are kept in ``metadata`` so dataset columns (``gold``, ``answer``, ...) flow
+  through to sources and back out into output rows.
+* ``Score`` is what a reward source says about one sample: a point estimate and ``draws``, K
+  stochastic evaluations that express its uncertainty. A source that cannot score a sample says so
+  with ``status="abstain"`` and a reason; it never returns a silent 0.
+* ``Reward`` is the final, combined and discretized reward for one sample.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, computed_field, field_validator, model_validator
+
+__all__ = ["Message", "Reward", "Sample", "Score", "Status", "prompt_text"]
+
+Status = Literal["ok", "abstain", "error"]
+Message = dict[str, Any]
+
+_SAMPLE_FIELDS = ("id", "group", "prompt", "response", "reference", "tests", "rubric", "metadata")
+
+
+def _digest(value: Any, size: int = 16) -> str:
+    """A short, stable hash of a JSON-serializable value (independent of process and platform)."""
+    text = value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=size // 2).hexdigest()
+
+
+def prompt_text(prompt: str | list[Message]) -> str:
+    """Render a prompt (plain text or a chat-message list) as plain text, e.g. for judges or logs."""
+    if isinstance(prompt, str):
+        return prompt
+    return "\n\n".join(f"{m.get('role', 'user')}: {_content_text(m.get('content'))}" for m in prompt)
+
+
+def _content_text(content: Any) -> str:
+    """Text of a chat message's ``content``: a string, or the text parts of a multi-part list."""
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(p.get("text", "") if isinstance(p, dict) else str(p) for p in content)
+    return str(content)
+
+
+class Sample(BaseModel):
+    """One response to score, with its prompt and whatever the dataset carries.
+
+    ``group`` names the set of responses that are compared with each other (e.g. the G
+    generations for one prompt in GRPO); it defaults to a hash of ``prompt``. ``id`` defaults to
+    a hash of the prompt and response. Unknown fields are moved into ``metadata``.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=False)
+
+    id: str = ""
+    group: str = ""
+    prompt: str | list[Message] = ""
+    response: str
+    reference: str | None = None
+    tests: dict[str, Any] | None = None
+    rubric: str | dict[str, Any] | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _unknown_fields_to_metadata(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        extra = {k: v for k, v in data.items() if k not in _SAMPLE_FIELDS}
+        if not extra:
+            return data
+        known = {k: v for k, v in data.items() if k in _SAMPLE_FIELDS}
+        metadata = dict(known.get("metadata") or {})
+        metadata.update(extra)
+        known["metadata"] = metadata
+        return known
+
+    @field_validator("id", "group", mode="before")
+    @classmethod
+    def _ids_are_text(cls, value: Any) -> Any:
+        # Dataset ids are often integers; they are labels, so keep them as text.
+        return str(value) if isinstance(value, int | float) and not isinstance(value, bool) else value
+
+    @field_validator("response", mode="before")
+    @classmethod
+    def _chat_response_to_text(cls, value: Any) -> Any:
+        # TRL passes conversational completions as [{"role": "assistant", "content": ...}].
+        if isinstance(value, list):
+            return "".join(_content_text(m.get("content")) if isinstance(m, dict) else str(m) for m in value)
+        if isinstance(value, dict) and "content" in value:
+            return _content_text(value["content"])
+        return value
+
+    @model_validator(mode="after")
+    def _default_ids(self) -> Sample:
+        if not self.group:
+            self.group = _digest(self.prompt)
+        if not self.id:
+            self.id = _digest([self.prompt, self.response])
+        return self
+
+    @property
+    def prompt_text(self) -> str:
+        """The prompt as plain text (chat messages rendered as ``role: content`` blocks)."""
+        return prompt_text(self.prompt)
+
+    def field(self, name: str, default: Any = None) -> Any:
+        """A sample field or, failing that, a ``metadata`` entry (dataset column) called ``name``."""
+        if name in _SAMPLE_FIELDS:
+            return getattr(self, name)
+        return self.metadata.get(name, default)
+
+
+def _std(draws: list[float]) -> float:
+    """Sample standard deviation of draws (0 for a single draw)."""
+    n = len(draws)
+    if n < 2:
+        return 0.0
+    mean = sum(draws) / n
+    return math.sqrt(sum((d - mean) ** 2 for d in draws) / (n - 1))
+
+
+class Score(BaseModel):
+    """One source's verdict on one sample.
+
+    ``draws`` holds K >= 1 stochastic evaluations (K = 1 means "no uncertainty"); ``value`` is the
+    point estimate (the mean of the draws unless the source knows better, e.g. a deterministic
+    forward pass). A non-finite value or draw turns the score into an abstention with the reason,
+    so NaN never reaches a reward.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    value: float | None = None
+    draws: list[float] = Field(default_factory=list)
+    status: Status = "ok"
+    detail: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Score:
+        if self.status != "ok":
+            if not self.detail.get("reason"):
+                self.detail["reason"] = f"source reported status {self.status!r} without a reason"
+            return self
+        numbers = ([] if self.value is None else [self.value]) + list(self.draws)
+        if not numbers:
+            self.status = "abstain"
+            self.detail["reason"] = "source returned neither a value nor draws"
+            return self
+        bad = next((x for x in numbers if not math.isfinite(x)), None)
+        if bad is not None:
+            self.status = "abstain"
+            self.detail["reason"] = f"source returned a non-finite score ({bad})"
+            return self
+        if not self.draws:
+            self.draws = [float(self.value)]  # type: ignore[arg-type]
+        if self.value is None:
+            self.value = sum(self.draws) / len(self.draws)
+        return self
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def std(self) -> float | None:
+        """Standard deviation of the draws (sample std; 0 for K = 1; None when not ok)."""
+        return _std(self.draws) if self.status == "ok" else None
+
+    @property
+    def ok(self) -> bool:
+        """True when the source produced a usable score."""
+        return self.status == "ok"
+
+    @property
+    def reason(self) -> str | None:
+        """Why the source abstained or failed (``detail["reason"]``)."""
+        return self.detail.get("reason")
+
+    @classmethod
+    def of(cls, value: float | None = None, draws: list[float] | None = None, **detail: Any) -> Score:
+        """An ok score from a value and/or draws, with optional ``detail`` entries."""
+        return cls(value=value, draws=list(draws or []), detail=detail)
+
+    @classmethod
+    def abstain(cls, reason: str, **detail: Any) -> Score:
+        """The source cannot score this sample (missing reference, no tests, ...): say why."""
+        return cls(status="abstain", detail={"reason": reason, **detail})
+
+    @classmethod
+    def error(cls, reason: str, **detail: Any) -> Score:
+        """Scoring failed unexpectedly (an exception, a broken backend): say what happened."""
+        return cls(status="error", detail={"reason": reason, **detail})
+
+
+class Reward(BaseModel):
+    """The final reward for one sample, after combining sources and discretizing its group.
+
+    ``raw`` is the combined point estimate before discretizing, ``reward`` the tie-grouped value
+    that goes to the RL algorithm, ``tier`` its tier in the group (0 = best) out of ``n_tiers``.
+    ``reward`` is None when the sample abstains; ``reason`` then says why.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str
+    group: str
+    reward: float | None
+    raw: float | None
+    std: float | None
+    tier: int | None
+    n_tiers: int | None
+    status: Status
+    reason: str | None = None
+    sources: dict[str, Score] = Field(default_factory=dict)
+
+    def row_fields(self) -> dict[str, Any]:
+        """The reward's fields as a JSON-ready dict (what ``rewardplug score`` adds to each row)."""
+        return self.model_dump(mode="json")
