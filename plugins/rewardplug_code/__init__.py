@@ -1,0 +1,1 @@
+"""Built-in plugin: the `test_cases` source (sandboxed execution of model-written code)."""

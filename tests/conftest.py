@@ -1,0 +1,28 @@
+"""Shared fixtures: the real evaluation data folder and a clean plugin host per test."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = ROOT.parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """``../shared/data`` (real evaluation data); the test is skipped when it is absent."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"real evaluation data not found at {SHARED_DATA} (see DEVELOPERS docs)")
+    return SHARED_DATA
+
+
+@pytest.fixture
+def fresh_plugins():
+    """Rebuild the plugin manager before and after the test (for tests that add plugins)."""
+    from rewardplug import plugins
+
+    plugins.reset()
+    yield plugins
+    plugins.reset()
