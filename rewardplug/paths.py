@@ -1,0 +1,31 @@
+"""Where rewardplug finds its shipped files and keeps its caches."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+__all__ = ["cache_dir", "examples_dir", "project_root", "rubrics_dir"]
+
+
+def project_root() -> Path:
+    """The source checkout holding ``rubrics/`` and ``examples/`` (the package's parent folder)."""
+    return Path(__file__).resolve().parents[1]
+
+
+def rubrics_dir() -> Path:
+    """The shipped rubric library (``rubrics/``); ``REWARDPLUG_RUBRICS`` overrides it."""
+    return Path(os.environ.get("REWARDPLUG_RUBRICS") or project_root() / "rubrics")
+
+
+def examples_dir() -> Path:
+    """The bundled examples (stacks and data used by ``rewardplug demo``)."""
+    return project_root() / "examples"
+
+
+def cache_dir(*parts: str) -> Path:
+    """A cache folder (``REWARDPLUG_CACHE_DIR``, default ``~/.cache/rewardplug``), created on demand."""
+    base = Path(os.environ.get("REWARDPLUG_CACHE_DIR") or Path.home() / ".cache" / "rewardplug")
+    path = base.joinpath(*parts)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
