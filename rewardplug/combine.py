@@ -1,0 +1,130 @@
+"""Draw-wise combination of several sources' scores into one uncertain score per sample.
+
+Each source's draws are aligned to a common K -- resampled without loss where possible (every
+draw used ``K // k`` times, the remainder drawn without replacement) and shuffled with a seed
+derived from the sample's content, so the result never depends on the batch it came in -- and
+then combined draw by draw, so every source's uncertainty propagates into the combined draws:
+
+* ``weighted_sum``: ``sum_s w_s x_s``;
+* ``min``: the worst source per draw (the worst-case ensemble objective; weights only select
+  which sources take part: weight 0 = logged, not used);
+* ``mean_minus_var``: weighted mean minus ``lambda`` times the weighted variance across sources
+  (the uncertainty-weighted ensemble objective of Coste et al., 2023).
+
+Abstaining or failed sources follow the stack's ``on_abstain`` policy (see ``StackConfig``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from rewardplug.types import Sample, Score
+
+__all__ = ["Combined", "align", "combine_scores", "sample_seed"]
+
+
+@dataclass
+class Combined:
+    """Combined scores of a batch: ``raw`` (N,) point estimates, ``draws`` (N, K); NaN = none."""
+
+    raw: np.ndarray
+    draws: np.ndarray
+    reasons: list[str | None]
+    all_failed: np.ndarray
+
+    @property
+    def ok(self) -> np.ndarray:
+        return ~np.isnan(self.raw)
+
+
+def sample_seed(sample: Sample, salt: int) -> list[int]:
+    """A seed that depends only on the sample's identity and content (never on the batch)."""
+    digest = hashlib.blake2b(f"{sample.id}\x00{sample.response}".encode(), digest_size=8).digest()
+    return [salt, int.from_bytes(digest, "little")]
+
+
+def align(draws: Sequence[float], k: int, seed: list[int] | None) -> np.ndarray:
+    """``k`` draws from ``draws``: all of them ``k // len`` times plus a random remainder.
+
+    With ``seed`` the result is also shuffled, so that sources are paired at random draw by draw
+    (sources that sort their draws would otherwise be paired low-with-low).
+    """
+    src = np.asarray(draws, dtype=np.float64)
+    n = len(src)
+    if n == k and seed is None:
+        return src
+    if n == 1:
+        return np.full(k, src[0])
+    rng = np.random.default_rng(seed if seed is not None else 0)
+    idx = np.tile(np.arange(n), k // n)
+    if k % n:
+        idx = np.concatenate((idx, rng.choice(n, k % n, replace=False)))
+    if seed is not None:
+        idx = rng.permutation(idx)
+    return src[idx]
+
+
+def combine_scores(
+    samples: Sequence[Sample],
+    scores: dict[str, list[Score]],
+    weights: dict[str, float],
+    method: str = "weighted_sum",
+    lam: float = 1.0,
+    on_abstain: str = "renormalize",
+    k: int | None = None,
+    seed: int = 0,
+) -> Combined:
+    """Combine per-source scores of a batch into :class:`Combined` (see module docstring)."""
+    names = [name for name in scores if weights.get(name, 0) > 0]
+    n = len(samples)
+    if k is None:
+        k = max((len(s.draws) for name in names for s in scores[name] if s.ok), default=1)
+    shuffle = len(names) > 1
+    x = np.full((len(names), n, k), np.nan)
+    v = np.full((len(names), n), np.nan)
+    for si, name in enumerate(names):
+        for i, score in enumerate(scores[name]):
+            if score.ok:
+                x[si, i] = align(score.draws, k, sample_seed(samples[i], seed * 7919 + si) if shuffle else None)
+                v[si, i] = score.value
+    present = ~np.isnan(v)
+    w = np.array([weights[name] for name in names])[:, None] * present  # (S, N)
+
+    reasons: list[str | None] = [None] * n
+    usable = present.any(axis=0)
+    if on_abstain == "abstain":
+        usable &= present.all(axis=0)
+    for i in np.flatnonzero(~usable):
+        missing = [
+            f"{name}: {scores[name][i].reason}" for si, name in enumerate(names) if not present[si, i]
+        ]
+        reasons[i] = "sources did not score it -- " + "; ".join(missing) if missing else "no weighted source"
+    all_failed = np.array(
+        [bool(names) and all(scores[nm][i].status == "error" for nm in names) for i in range(n)], dtype=bool
+    )
+
+    with np.errstate(invalid="ignore", divide="ignore"):
+        raw = _combine(v[:, :, None], w[:, :, None], method, lam, sum(weights[nm] for nm in names))[:, 0]
+        drw = _combine(x, w[:, :, None], method, lam, sum(weights[nm] for nm in names))
+    raw[~usable] = np.nan
+    drw[~usable] = np.nan
+    return Combined(raw=raw, draws=drw, reasons=reasons, all_failed=all_failed)
+
+
+def _combine(x: np.ndarray, w: np.ndarray, method: str, lam: float, total: float) -> np.ndarray:
+    """Combine (S, N, K) values with (S, N, 1) weights (0 where absent) into (N, K)."""
+    present = w > 0
+    xz = np.where(present, x, 0.0)
+    wsum = w.sum(axis=0)
+    if method == "min":
+        return np.where(present, x, np.inf).min(axis=0)
+    if method == "mean_minus_var":
+        mean = (w * xz).sum(axis=0) / wsum
+        var = (w * (xz - mean) ** 2).sum(axis=0) / wsum
+        return mean - lam * var
+    # weighted_sum, rescaled so that missing sources' weight goes to the others
+    return (w * xz).sum(axis=0) * (total / wsum)

@@ -1,0 +1,182 @@
+"""Reward-stack configuration: the YAML/dict schema, validated with pydantic before any scoring.
+
+A stack names its sources, how their draws are combined and how the combined score is
+discretized. Every error is reported with the path to the bad key (``sources[1].with.timeout_s``),
+its line in the YAML file when there is one, and the allowed values or keys.
+"""
+
+from __future__ import annotations
+
+import typing
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+__all__ = [
+    "CombineMethod",
+    "DiscretizeConfig",
+    "SourceSpec",
+    "StackConfig",
+    "StackError",
+    "read_stack_file",
+]
+
+CombineMethod = Literal["weighted_sum", "min", "mean_minus_var"]
+
+
+class SourceSpec(BaseModel):
+    """One entry of ``sources:``."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    name: str = Field(min_length=1, description="label of this source in outputs and logs")
+    use: str = Field(min_length=1, description='registered source name, or "package.module:Class"')
+    weight: float = Field(1.0, ge=0, allow_inf_nan=False, description="weight when combining")
+    with_: dict[str, Any] = Field(default_factory=dict, alias="with", description="source config")
+
+
+class DiscretizeConfig(BaseModel):
+    """The ``discretize:`` section (see :func:`rewardplug.discretize`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = True
+    confidence: float = Field(0.9, ge=0.5, le=1.0)
+    assign: Literal["mean", "rank", "binary"] = "mean"
+    method: Literal["exact", "gaussian"] = "exact"
+    margin: float = Field(0.0, ge=0, allow_inf_nan=False)
+
+
+class StackConfig(BaseModel):
+    """A whole reward stack.
+
+    ``on_abstain`` decides what happens to a sample when some of its sources abstain or fail:
+    ``renormalize`` (default) drops those sources and rescales the remaining weights to the full
+    total (a sample abstains only when no weighted source scored it); ``abstain`` makes the sample
+    abstain as soon as any weighted source does.
+    """
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    sources: list[SourceSpec] = Field(min_length=1)
+    combine: CombineMethod = "weighted_sum"
+    lambda_: float = Field(1.0, alias="lambda", ge=0, allow_inf_nan=False)
+    on_abstain: Literal["renormalize", "abstain"] = "renormalize"
+    draws: int | None = Field(None, ge=1, le=4096, description="common K (default: largest K)")
+    seed: int = 0
+    discretize: DiscretizeConfig = Field(default_factory=DiscretizeConfig)
+
+    @field_validator("sources")
+    @classmethod
+    def _unique_names(cls, sources: list[SourceSpec]) -> list[SourceSpec]:
+        seen: set[str] = set()
+        for spec in sources:
+            if spec.name in seen:
+                raise ValueError(f"source name {spec.name!r} is used twice; names must be unique")
+            seen.add(spec.name)
+        return sources
+
+    @model_validator(mode="after")
+    def _some_weight(self) -> StackConfig:
+        if not any(s.weight > 0 for s in self.sources):
+            raise ValueError("at least one source needs a weight > 0")
+        return self
+
+
+class StackError(ValueError):
+    """An invalid stack: every problem with its key path (and YAML line), in one message."""
+
+    def __init__(self, problems: list[str], origin: str | None = None):
+        self.problems = problems
+        self.origin = origin
+        head = f"invalid reward stack{f' {origin}' if origin else ''}"
+        super().__init__(head + ":\n" + "\n".join(f"  - {p}" for p in problems))
+
+
+def read_stack_file(path: str | Path) -> tuple[dict[str, Any], yaml.Node | None]:
+    """Parse a stack file; returns the mapping and the YAML node tree (for line numbers)."""
+    path = Path(path)
+    if not path.is_file():
+        raise StackError([f"stack file {str(path)!r} does not exist"])
+    text = path.read_text(encoding="utf-8")
+    try:
+        node = yaml.compose(text)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise StackError([f"not valid YAML: {exc}"], str(path)) from exc
+    if not isinstance(data, dict):
+        raise StackError(["the file must contain a mapping with a 'sources:' list"], str(path))
+    return data, node
+
+
+def describe_errors(
+    exc: ValidationError,
+    model: type[BaseModel],
+    prefix: tuple[str | int, ...] = (),
+    node: yaml.Node | None = None,
+) -> list[str]:
+    """Readable lines for a pydantic error: path, YAML line, message, allowed keys."""
+    lines = []
+    for err in exc.errors():
+        loc = prefix + tuple(err["loc"])
+        message = err["msg"]
+        if err["type"] == "extra_forbidden":
+            allowed = _allowed_keys(model, tuple(err["loc"])[:-1])
+            if allowed:
+                message += f"; allowed keys: {', '.join(allowed)}"
+        line = _line_of(node, loc)
+        where = f" (line {line})" if line else ""
+        lines.append(f"{format_loc(loc)}{where}: {message}")
+    return lines
+
+
+def format_loc(loc: tuple[str | int, ...]) -> str:
+    """``("sources", 1, "with", "x")`` -> ``sources[1].with.x``."""
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"
+
+
+def _line_of(node: yaml.Node | None, loc: tuple[str | int, ...]) -> int | None:
+    """1-based line of the deepest YAML node along ``loc`` (None without a file)."""
+    line = None
+    for part in loc:
+        if node is None:
+            break
+        line = node.start_mark.line + 1
+        if isinstance(node, yaml.MappingNode):
+            match = [(k, v) for k, v in node.value if getattr(k, "value", None) == part]
+            node = match[0][1] if match else None
+            if match:
+                line = match[0][0].start_mark.line + 1
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            node = node.value[part]
+            line = node.start_mark.line + 1
+        else:
+            node = None
+    return line
+
+
+def _allowed_keys(model: type[BaseModel], loc: tuple[str | int, ...]) -> list[str]:
+    """The field names (aliases) a model accepts at ``loc`` -- to suggest them after a typo."""
+    current: Any = model
+    for part in loc:
+        if isinstance(part, int):
+            args = typing.get_args(current)
+            current = args[0] if args else None
+            continue
+        if not (isinstance(current, type) and issubclass(current, BaseModel)):
+            return []
+        field = next(
+            (f for n, f in current.model_fields.items() if part in (n, f.alias)),
+            None,
+        )
+        if field is None:
+            return []
+        current = field.annotation
+    if isinstance(current, type) and issubclass(current, BaseModel):
+        return [f.alias or n for n, f in current.model_fields.items()]
+    return []

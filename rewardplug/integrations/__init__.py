@@ -1,0 +1,1 @@
+"""Adapters for RL frameworks (TRL, verl, OpenRLHF); each imports its framework lazily."""

@@ -1,0 +1,206 @@
+"""A reward stack: several sources, combined draw-wise, discretized per group.
+
+``load_stack("stack.yaml")`` validates the whole stack (including every source's ``with:``)
+before anything is scored; ``Stack.score(samples)`` returns one :class:`Reward` per sample, in
+order. One failing source never fails the batch: its samples follow the ``on_abstain`` policy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydantic import ValidationError
+
+from rewardplug import plugins
+from rewardplug.combine import Combined, combine_scores
+from rewardplug.config import StackConfig, StackError, describe_errors, read_stack_file
+from rewardplug.discretize import DiscretizeResult, discretize
+from rewardplug.source import RewardSource
+from rewardplug.types import Reward, Sample, Score
+
+__all__ = ["Stack", "load_stack", "resolve_source"]
+
+
+def resolve_source(use: str) -> type[RewardSource]:
+    """The source class for ``use:``: a registered name or an import path ``pkg.mod:Class``."""
+    if ":" in use:
+        obj = plugins.import_object(use)
+        if not (isinstance(obj, type) and issubclass(obj, RewardSource)):
+            raise ValueError(f"{use!r} is not a RewardSource subclass")
+        return obj
+    return plugins.sources().get(use)
+
+
+def load_stack(stack: str | Path | Mapping[str, Any] | StackConfig) -> Stack:
+    """Build a :class:`Stack` from a YAML file path, a mapping, or a :class:`StackConfig`.
+
+    Raises :class:`StackError` listing every problem (key path, YAML line, allowed values).
+    """
+    node, origin = None, None
+    if isinstance(stack, StackConfig):
+        return Stack(stack)
+    if isinstance(stack, str | Path):
+        origin = str(stack)
+        data, node = read_stack_file(stack)
+    elif isinstance(stack, Mapping):
+        data = dict(stack)
+    else:
+        raise TypeError(f"load_stack takes a path or a mapping, not {type(stack).__name__}")
+    try:
+        config = StackConfig.model_validate(data)
+    except ValidationError as exc:
+        raise StackError(describe_errors(exc, StackConfig, node=node), origin) from None
+    return Stack(config, _node=node, _origin=origin)
+
+
+class Stack:
+    """Sources + combination + discretization, as declared by a :class:`StackConfig`."""
+
+    def __init__(self, config: StackConfig, *, _node: Any = None, _origin: str | None = None):
+        self.config = config
+        self.sources: dict[str, RewardSource] = {}
+        problems: list[str] = []
+        for i, spec in enumerate(config.sources):
+            try:
+                cls = resolve_source(spec.use)
+            except (LookupError, ValueError) as exc:
+                problems.append(f"sources[{i}].use: {exc}")
+                continue
+            try:
+                self.sources[spec.name] = cls(cls.Config.model_validate(spec.with_))
+            except ValidationError as exc:
+                problems += describe_errors(exc, cls.Config, ("sources", i, "with"), _node)
+            except (ValueError, OSError, RuntimeError) as exc:  # a source's own load-time check
+                problems.append(f"sources[{i}].with: {exc}")
+        if problems:
+            raise StackError(problems, _origin)
+        self.weights = {spec.name: spec.weight for spec in config.sources}
+
+    # -- scoring -----------------------------------------------------------------------------
+
+    def score(self, samples: Iterable[Sample | Mapping[str, Any]]) -> list[Reward]:
+        """Score a batch: one :class:`Reward` per sample, in input order."""
+        batch = _as_samples(samples)
+        if not batch:
+            return []
+        return self.finish(batch, self.score_sources(batch))
+
+    async def ascore(self, samples: Iterable[Sample | Mapping[str, Any]]) -> list[Reward]:
+        """Async :meth:`score`: the sources run concurrently with their native ``ascore``."""
+        batch = _as_samples(samples)
+        if not batch:
+            return []
+        names = list(self.sources)
+        results = await asyncio.gather(
+            *(self.sources[n].ascore(batch) for n in names), return_exceptions=True
+        )
+        scores = {n: _checked(n, r, len(batch)) for n, r in zip(names, results, strict=True)}
+        return self.finish(batch, scores)
+
+    def score_sources(self, batch: Sequence[Sample]) -> dict[str, list[Score]]:
+        """Every source's scores for the batch (sources run in parallel threads)."""
+
+        def run(name: str) -> list[Score]:
+            try:
+                result: Any = self.sources[name].score(batch)
+            except Exception as exc:
+                result = exc
+            return _checked(name, result, len(batch))
+
+        if len(self.sources) == 1:
+            return {name: run(name) for name in self.sources}
+        with ThreadPoolExecutor(max_workers=len(self.sources)) as pool:
+            return dict(zip(self.sources, pool.map(run, self.sources), strict=True))
+
+    def combine(self, batch: Sequence[Sample], scores: dict[str, list[Score]]) -> Combined:
+        """Combine the sources' scores draw-wise (see :mod:`rewardplug.combine`)."""
+        c = self.config
+        return combine_scores(batch, scores, self.weights, c.combine, c.lambda_, c.on_abstain, c.draws, c.seed)
+
+    def discretize(self, batch: Sequence[Sample], combined: Combined, **overrides: Any) -> DiscretizeResult:
+        """Tie-group the combined draws per group; ``overrides`` replace ``discretize:`` settings."""
+        d = self.config.discretize.model_copy(update=overrides)
+        return discretize(
+            combined.draws,
+            np.array([s.group for s in batch], dtype=object),
+            confidence=d.confidence,
+            assign=d.assign,
+            values=combined.raw,
+            method=d.method,
+            margin=d.margin,
+        )
+
+    def finish(self, batch: Sequence[Sample], scores: dict[str, list[Score]]) -> list[Reward]:
+        """Combine and discretize already computed source scores into rewards."""
+        combined = self.combine(batch, scores)
+        enabled = self.config.discretize.enabled
+        result = self.discretize(batch, combined) if enabled else None
+        rewards = []
+        for i, sample in enumerate(batch):
+            per_source = {name: scores[name][i] for name in scores}
+            raw = combined.raw[i]
+            if math.isnan(raw):
+                status = "error" if combined.all_failed[i] else "abstain"
+                rewards.append(Reward(id=sample.id, group=sample.group, reward=None, raw=None, std=None,
+                                      tier=None, n_tiers=None, status=status, reason=combined.reasons[i],
+                                      sources=per_source))
+                continue
+            row = combined.draws[i]
+            std = float(np.std(row, ddof=1)) if row.size > 1 else 0.0
+            if result is None:
+                reward, tier, n_tiers = float(raw), None, None
+            else:
+                reward, tier = float(result.reward[i]), int(result.tier[i])
+                n_tiers = result.n_tiers[sample.group]
+            rewards.append(Reward(id=sample.id, group=sample.group, reward=reward, raw=float(raw), std=std,
+                                  tier=tier, n_tiers=n_tiers, status="ok", sources=per_source))
+        return rewards
+
+    # -- integrations ------------------------------------------------------------------------
+
+    def as_trl_reward(self, name: str = "rewardplug") -> Callable[..., list[float | None]]:
+        """A TRL ``reward_funcs`` callable: ``fn(prompts, completions, completion_ids=None, **columns)``.
+
+        Consecutive completions of the same prompt form one group (TRL repeats each prompt
+        ``num_generations`` times in a row); dataset columns become sample fields/metadata.
+        Returns one reward per completion, in order; None where the stack abstained.
+        """
+        from rewardplug.integrations.trl import make_reward_function
+
+        return make_reward_function(self, name)
+
+    def close(self) -> None:
+        """Release every source's resources."""
+        for source in self.sources.values():
+            source.close()
+
+    def __enter__(self) -> Stack:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Stack(sources={list(self.sources)}, combine={self.config.combine!r})"
+
+
+def _as_samples(samples: Iterable[Sample | Mapping[str, Any]]) -> list[Sample]:
+    return [s if isinstance(s, Sample) else Sample.model_validate(s) for s in samples]
+
+
+def _checked(name: str, result: Any, n: int) -> list[Score]:
+    """A source's result, or per-sample errors saying what went wrong with it."""
+    if isinstance(result, BaseException):
+        reason = f"source {name!r} raised {type(result).__name__}: {result}"
+        return [Score.error(reason) for _ in range(n)]
+    if not isinstance(result, list | tuple) or len(result) != n or not all(isinstance(s, Score) for s in result):
+        got = f"{len(result)} items" if isinstance(result, list | tuple) else type(result).__name__
+        reason = f"source {name!r} returned {got}; expected a list of {n} Score objects"
+        return [Score.error(reason) for _ in range(n)]
+    return list(result)
