@@ -89,7 +89,9 @@ def combine_scores(
     for si, name in enumerate(names):
         for i, score in enumerate(scores[name]):
             if score.ok:
-                x[si, i] = align(score.draws, k, sample_seed(samples[i], seed * 7919 + si) if shuffle else None)
+                x[si, i] = align(
+                    score.draws, k, sample_seed(samples[i], seed * 7919 + si) if shuffle else None
+                )
                 v[si, i] = score.value
     present = ~np.isnan(v)
     w = np.array([weights[name] for name in names])[:, None] * present  # (S, N)
@@ -100,15 +102,22 @@ def combine_scores(
         usable &= present.all(axis=0)
     for i in np.flatnonzero(~usable):
         missing = [
-            f"{name}: {scores[name][i].reason}" for si, name in enumerate(names) if not present[si, i]
+            f"{name}: {scores[name][i].reason}"
+            for si, name in enumerate(names)
+            if not present[si, i]
         ]
-        reasons[i] = "sources did not score it -- " + "; ".join(missing) if missing else "no weighted source"
+        reasons[i] = (
+            "sources did not score it -- " + "; ".join(missing) if missing else "no weighted source"
+        )
     all_failed = np.array(
-        [bool(names) and all(scores[nm][i].status == "error" for nm in names) for i in range(n)], dtype=bool
+        [bool(names) and all(scores[nm][i].status == "error" for nm in names) for i in range(n)],
+        dtype=bool,
     )
 
     with np.errstate(invalid="ignore", divide="ignore"):
-        raw = _combine(v[:, :, None], w[:, :, None], method, lam, sum(weights[nm] for nm in names))[:, 0]
+        raw = _combine(v[:, :, None], w[:, :, None], method, lam, sum(weights[nm] for nm in names))[
+            :, 0
+        ]
         drw = _combine(x, w[:, :, None], method, lam, sum(weights[nm] for nm in names))
     raw[~usable] = np.nan
     drw[~usable] = np.nan

@@ -152,7 +152,9 @@ def _line_of(node: yaml.Node | None, loc: tuple[str | int, ...]) -> int | None:
             node = match[0][1] if match else None
             if match:
                 line = match[0][0].start_mark.line + 1
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+        elif (
+            isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value)
+        ):
             node = node.value[part]
             line = node.start_mark.line + 1
         else:

@@ -125,14 +125,25 @@ def discretize(
     for size in np.unique(sizes):
         gids = np.flatnonzero(sizes == size)
         idx = order[starts[gids][:, None] + np.arange(size)]  # (groups, size) into active arrays
-        t, r = _block(a_mat[idx], a_point[idx], a_mean[idx], spread[idx], a_k[idx],
-                      confidence, assign, method, margin)
+        t, r = _block(
+            a_mat[idx],
+            a_point[idx],
+            a_mean[idx],
+            spread[idx],
+            a_k[idx],
+            confidence,
+            assign,
+            method,
+            margin,
+        )
         s_tier[idx] = t
         s_reward[idx] = r
         n_tiers[gids] = t[:, -1] + 1
     tier[act] = s_tier
     reward[act] = s_reward
-    return DiscretizeResult(tier, reward, dict(zip(uniques.tolist(), n_tiers.tolist(), strict=True)))
+    return DiscretizeResult(
+        tier, reward, dict(zip(uniques.tolist(), n_tiers.tolist(), strict=True))
+    )
 
 
 def _weights(width: int) -> np.ndarray:

@@ -26,6 +26,7 @@ __all__ = [
     "PluginInfo",
     "Registry",
     "UnknownNameError",
+    "add_plugin_commands",
     "criteria",
     "get_plugin_manager",
     "import_object",
@@ -109,7 +110,9 @@ class Registry:
             hint = ""
             broken = [i.name for i in _state().infos.values() if i.error]
             if broken:
-                hint = f"; plugins that failed to load: {', '.join(broken)} (see `rewardplug plugins`)"
+                hint = (
+                    f"; plugins that failed to load: {', '.join(broken)} (see `rewardplug plugins`)"
+                )
             raise UnknownNameError(f"unknown {self.what} {name!r}; known: {known}{hint}") from None
 
     def names(self) -> list[str]:
@@ -225,7 +228,9 @@ def register(plugin: object, name: str | None = None) -> str | None:
     with _lock:
         plugin_name = state.pm.register(plugin, name=name)
         if plugin_name:
-            state.infos.setdefault(plugin_name, PluginInfo(plugin_name, getattr(plugin, "__name__", None)))
+            state.infos.setdefault(
+                plugin_name, PluginInfo(plugin_name, getattr(plugin, "__name__", None))
+            )
         state.sources = state.criteria = None
         return plugin_name
 
@@ -257,5 +262,18 @@ def import_object(path: str) -> Any:
         try:
             obj = getattr(obj, part)
         except AttributeError:
-            raise ValueError(f"module {module_name!r} has no attribute {attr!r} (from {path!r})") from None
+            raise ValueError(
+                f"module {module_name!r} has no attribute {attr!r} (from {path!r})"
+            ) from None
     return obj
+
+
+def add_plugin_commands(cli: Any) -> None:
+    """Call every plugin's ``register_commands(cli)``; a failing plugin is recorded, not fatal."""
+    state = _state()
+    for impl in state.pm.hook.register_commands.get_hookimpls():
+        try:
+            impl.function(cli=cli)
+        except Exception as exc:
+            info = state.infos.setdefault(impl.plugin_name, PluginInfo(impl.plugin_name))
+            info.error = _describe(exc)

@@ -121,9 +121,13 @@ class Stack:
     def combine(self, batch: Sequence[Sample], scores: dict[str, list[Score]]) -> Combined:
         """Combine the sources' scores draw-wise (see :mod:`rewardplug.combine`)."""
         c = self.config
-        return combine_scores(batch, scores, self.weights, c.combine, c.lambda_, c.on_abstain, c.draws, c.seed)
+        return combine_scores(
+            batch, scores, self.weights, c.combine, c.lambda_, c.on_abstain, c.draws, c.seed
+        )
 
-    def discretize(self, batch: Sequence[Sample], combined: Combined, **overrides: Any) -> DiscretizeResult:
+    def discretize(
+        self, batch: Sequence[Sample], combined: Combined, **overrides: Any
+    ) -> DiscretizeResult:
         """Tie-group the combined draws per group; ``overrides`` replace ``discretize:`` settings."""
         d = self.config.discretize.model_copy(update=overrides)
         return discretize(
@@ -147,9 +151,20 @@ class Stack:
             raw = combined.raw[i]
             if math.isnan(raw):
                 status = "error" if combined.all_failed[i] else "abstain"
-                rewards.append(Reward(id=sample.id, group=sample.group, reward=None, raw=None, std=None,
-                                      tier=None, n_tiers=None, status=status, reason=combined.reasons[i],
-                                      sources=per_source))
+                rewards.append(
+                    Reward(
+                        id=sample.id,
+                        group=sample.group,
+                        reward=None,
+                        raw=None,
+                        std=None,
+                        tier=None,
+                        n_tiers=None,
+                        status=status,
+                        reason=combined.reasons[i],
+                        sources=per_source,
+                    )
+                )
                 continue
             row = combined.draws[i]
             std = float(np.std(row, ddof=1)) if row.size > 1 else 0.0
@@ -158,8 +173,19 @@ class Stack:
             else:
                 reward, tier = float(result.reward[i]), int(result.tier[i])
                 n_tiers = result.n_tiers[sample.group]
-            rewards.append(Reward(id=sample.id, group=sample.group, reward=reward, raw=float(raw), std=std,
-                                  tier=tier, n_tiers=n_tiers, status="ok", sources=per_source))
+            rewards.append(
+                Reward(
+                    id=sample.id,
+                    group=sample.group,
+                    reward=reward,
+                    raw=float(raw),
+                    std=std,
+                    tier=tier,
+                    n_tiers=n_tiers,
+                    status="ok",
+                    sources=per_source,
+                )
+            )
         return rewards
 
     # -- integrations ------------------------------------------------------------------------
@@ -199,7 +225,11 @@ def _checked(name: str, result: Any, n: int) -> list[Score]:
     if isinstance(result, BaseException):
         reason = f"source {name!r} raised {type(result).__name__}: {result}"
         return [Score.error(reason) for _ in range(n)]
-    if not isinstance(result, list | tuple) or len(result) != n or not all(isinstance(s, Score) for s in result):
+    if (
+        not isinstance(result, list | tuple)
+        or len(result) != n
+        or not all(isinstance(s, Score) for s in result)
+    ):
         got = f"{len(result)} items" if isinstance(result, list | tuple) else type(result).__name__
         reason = f"source {name!r} returned {got}; expected a list of {n} Score objects"
         return [Score.error(reason) for _ in range(n)]

@@ -36,7 +36,9 @@ def prompt_text(prompt: str | list[Message]) -> str:
     """Render a prompt (plain text or a chat-message list) as plain text, e.g. for judges or logs."""
     if isinstance(prompt, str):
         return prompt
-    return "\n\n".join(f"{m.get('role', 'user')}: {_content_text(m.get('content'))}" for m in prompt)
+    return "\n\n".join(
+        f"{m.get('role', 'user')}: {_content_text(m.get('content'))}" for m in prompt
+    )
 
 
 def _content_text(content: Any) -> str:
@@ -87,14 +89,18 @@ class Sample(BaseModel):
     @classmethod
     def _ids_are_text(cls, value: Any) -> Any:
         # Dataset ids are often integers; they are labels, so keep them as text.
-        return str(value) if isinstance(value, int | float) and not isinstance(value, bool) else value
+        return (
+            str(value) if isinstance(value, int | float) and not isinstance(value, bool) else value
+        )
 
     @field_validator("response", mode="before")
     @classmethod
     def _chat_response_to_text(cls, value: Any) -> Any:
         # TRL passes conversational completions as [{"role": "assistant", "content": ...}].
         if isinstance(value, list):
-            return "".join(_content_text(m.get("content")) if isinstance(m, dict) else str(m) for m in value)
+            return "".join(
+                _content_text(m.get("content")) if isinstance(m, dict) else str(m) for m in value
+            )
         if isinstance(value, dict) and "content" in value:
             return _content_text(value["content"])
         return value
@@ -183,7 +189,9 @@ class Score(BaseModel):
         return self.detail.get("reason")
 
     @classmethod
-    def of(cls, value: float | None = None, draws: list[float] | None = None, **detail: Any) -> Score:
+    def of(
+        cls, value: float | None = None, draws: list[float] | None = None, **detail: Any
+    ) -> Score:
         """An ok score from a value and/or draws, with optional ``detail`` entries."""
         return cls(value=value, draws=list(draws or []), detail=detail)
 

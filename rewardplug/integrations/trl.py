@@ -34,17 +34,23 @@ def trl_samples(prompts: Sequence[Any], completions: Sequence[Any], **columns: A
         fields = {k: v[i] for k, v in cols.items()}
         fields.setdefault("id", str(i))
         fields["id"] = str(fields["id"]) + (f"#{i}" if "id" in cols else "")
-        samples.append(Sample.model_validate(
-            {**fields, "group": f"{run}:{key}", "prompt": prompt, "response": completion}
-        ))
+        samples.append(
+            Sample.model_validate(
+                {**fields, "group": f"{run}:{key}", "prompt": prompt, "response": completion}
+            )
+        )
     return samples
 
 
 def make_reward_function(stack: Stack, name: str = "rewardplug") -> Any:
     """Wrap ``stack`` as a TRL reward function named ``name`` (TRL logs rewards by ``__name__``)."""
 
-    def reward(prompts: Sequence[Any], completions: Sequence[Any], completion_ids: Any = None,
-               **columns: Any) -> list[float | None]:
+    def reward(
+        prompts: Sequence[Any],
+        completions: Sequence[Any],
+        completion_ids: Any = None,
+        **columns: Any,
+    ) -> list[float | None]:
         samples = trl_samples(prompts, completions, **columns)
         return [r.reward for r in stack.score(samples)]
 

@@ -70,7 +70,11 @@ class PythonSource(RewardSource):
                 return [Score.error(f"{self.config.function} raised {type(exc).__name__}: {exc}")]
             # Isolate the culprit: score the samples one by one.
             return [self.score([s])[0] for s in samples]
-        if not isinstance(results, Sequence) or isinstance(results, str) or len(results) != len(samples):
+        if (
+            not isinstance(results, Sequence)
+            or isinstance(results, str)
+            or len(results) != len(samples)
+        ):
             got = len(results) if isinstance(results, Sequence) else type(results).__name__
             reason = f"{self.config.function} returned {got} results for {len(samples)} samples"
             return [Score.error(reason) for _ in samples]
@@ -78,7 +82,10 @@ class PythonSource(RewardSource):
 
     def _call_batch(self, samples: Sequence[Sample]) -> Any:
         columns = _columns(samples)
-        kwargs = {"prompts": [s.prompt for s in samples], "completions": [s.response for s in samples]}
+        kwargs = {
+            "prompts": [s.prompt for s in samples],
+            "completions": [s.response for s in samples],
+        }
         kwargs.update(columns)
         kwargs.update(self.config.kwargs)
         return self.fn(**_accepted(self.fn, kwargs))
@@ -139,7 +146,9 @@ def to_score(result: Any, origin: str = "function") -> Score:
     tolist = getattr(result, "tolist", None)
     if callable(tolist):
         return to_score(tolist(), origin)
-    return Score.error(f"{origin} returned {type(result).__name__}, expected a float, a list of floats or None")
+    return Score.error(
+        f"{origin} returned {type(result).__name__}, expected a float, a list of floats or None"
+    )
 
 
 @hookimpl

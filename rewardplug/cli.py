@@ -1,0 +1,323 @@
+"""The ``rewardplug`` command line: a thin layer over the Python API.
+
+Plugins add sub-commands through the ``register_commands(cli)`` hook. Expected failures (an invalid
+stack, a bad input line) print a precise message and exit 1, never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import click
+
+__all__ = ["cli", "main"]
+
+
+class _Failure(click.ClickException):
+    exit_code = 1
+
+    def show(self, file: Any = None) -> None:
+        click.secho(f"error: {self.message}", err=True, fg="red")
+
+
+@contextmanager
+def _friendly_errors() -> Iterator[None]:
+    """Turn the library's user-facing errors into exit code 1 with their message."""
+    from rewardplug.config import StackError
+    from rewardplug.io import InputError
+
+    try:
+        yield
+    except (StackError, InputError, ValueError, FileNotFoundError) as exc:
+        raise _Failure(str(exc)) from None
+
+
+@contextmanager
+def _progress(label: str) -> Iterator[Callable[[int, int], None]]:
+    """A rich progress bar on stderr; yields ``update(done, total)``."""
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=Console(stderr=True), transient=False) as bar:
+        task = bar.add_task(label, total=None)
+
+        def update(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        yield update
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="rewardplug")
+def cli() -> None:
+    """Rewards you can trust for RL on language models: uncertain scores, tie-grouped rewards."""
+
+
+@cli.command("plugins")
+def plugins_cmd() -> None:
+    """List plugins as JSON: name, version, sources, criteria, load error."""
+    from rewardplug.plugins import plugin_report
+
+    click.echo(json.dumps(plugin_report(), indent=2))
+
+
+@cli.command()
+@click.argument("stack", type=click.Path(dir_okay=False))
+def validate(stack: str) -> None:
+    """Check a stack file (every source's settings included) without scoring anything."""
+    from rewardplug.stack import load_stack
+
+    with _friendly_errors():
+        loaded = load_stack(stack)
+    click.echo(
+        f"ok: {stack} ({', '.join(f'{n} ({s.use})' for n, s in zip(loaded.sources, loaded.config.sources, strict=True))})"
+    )
+
+
+@cli.command()
+@click.argument("stack", type=click.Path(dir_okay=False))
+@click.argument("input_path", metavar="INPUT.jsonl", type=click.Path(dir_okay=False))
+@click.option(
+    "-o",
+    "--output",
+    "output_path",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="Output JSONL: the input fields plus the reward fields.",
+)
+@click.option(
+    "--resume", is_flag=True, help="Continue an interrupted run (no duplicate, no lost row)."
+)
+@click.option(
+    "--skip-bad",
+    is_flag=True,
+    help="Skip malformed input lines (and count them) instead of failing.",
+)
+@click.option(
+    "--batch-size", default=256, show_default=True, help="Samples per scoring call (whole groups)."
+)
+@click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True)
+@click.option("--address", default=None, help="Ray cluster address (with --engine ray).")
+def score(
+    stack: str,
+    input_path: str,
+    output_path: str,
+    resume: bool,
+    skip_bad: bool,
+    batch_size: int,
+    engine: str,
+    address: str | None,
+) -> None:
+    """Score a JSONL file of samples with a stack."""
+    if engine == "ray":
+        if resume:
+            raise click.UsageError("--resume is not supported with --engine ray")
+        from rewardplug.ray_engine import score_file_ray
+
+        with _friendly_errors():
+            n = score_file_ray(
+                stack,
+                input_path,
+                output_path,
+                address=address,
+                batch_size=batch_size,
+                skip_bad=skip_bad,
+            )
+        click.echo(f"wrote {n} rows to {output_path}", err=True)
+        return
+    from rewardplug.runner import score_file
+    from rewardplug.stack import load_stack
+
+    with _friendly_errors():
+        loaded = load_stack(stack)
+        with loaded, _progress("scoring") as update:
+            summary = score_file(
+                loaded,
+                input_path,
+                output_path,
+                batch_size=batch_size,
+                resume=resume,
+                skip_bad=skip_bad,
+                on_progress=update,
+            )
+    for message in summary.skipped:
+        click.echo(f"skipped: {message}", err=True)
+    click.echo(
+        f"wrote {summary.written} rows to {output_path}"
+        + (f" ({summary.resumed} already there)" if summary.resumed else "")
+        + (f"; {summary.abstained} abstained" if summary.abstained else "")
+        + (f"; skipped {len(summary.skipped)} bad lines" if summary.skipped else ""),
+        err=True,
+    )
+
+
+@cli.command("eval")
+@click.argument("stack", type=click.Path(dir_okay=False))
+@click.argument("data", metavar="DATA.jsonl", type=click.Path(dir_okay=False))
+@click.option(
+    "--gold", "gold_field", required=True, help="Field holding the gold quality (number or bool)."
+)
+@click.option(
+    "--json", "json_path", type=click.Path(dir_okay=False), help="Write the report as JSON."
+)
+@click.option(
+    "--plot", "plot_path", type=click.Path(dir_okay=False), help="Write a PNG of SP vs DA."
+)
+@click.option(
+    "--bootstrap", default=1000, show_default=True, help="Bootstrap resamples for the CIs."
+)
+@click.option("--batch-size", default=256, show_default=True)
+@click.option("--skip-bad", is_flag=True, help="Skip malformed input lines instead of failing.")
+def eval_cmd(
+    stack: str,
+    data: str,
+    gold_field: str,
+    json_path: str | None,
+    plot_path: str | None,
+    bootstrap: int,
+    batch_size: int,
+    skip_bad: bool,
+) -> None:
+    """Discriminative ability, specificity and accuracy: raw vs discretized reward."""
+    from rewardplug.evaluation import evaluate_stack, plot_tradeoff
+    from rewardplug.io import load_jsonl
+    from rewardplug.stack import load_stack
+
+    with _friendly_errors():
+        loaded_stack = load_stack(stack)
+        samples = load_jsonl(data, skip_bad=skip_bad).samples
+        with loaded_stack, _progress("scoring") as update:
+            report = evaluate_stack(
+                loaded_stack,
+                samples,
+                gold_field,
+                n_boot=bootstrap,
+                batch_size=batch_size,
+                on_progress=update,
+            )
+    _print_report(report)
+    if json_path:
+        Path(json_path).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+        click.echo(f"wrote {json_path}", err=True)
+    if plot_path:
+        plot_tradeoff(report, plot_path, title=f"{Path(stack).name} on {Path(data).name}")
+        click.echo(f"wrote {plot_path}", err=True)
+
+
+def _print_report(report: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    def cell(part: dict[str, Any], key: str) -> str:
+        value = part[key]
+        if value is None:
+            return "n/a"
+        ci = (part.get("ci") or {}).get(key)
+        return f"{value:.3f}" + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "")
+
+    table = Table(title=f"gold = {report['gold_field']}  (95% bootstrap CIs over groups)")
+    table.add_column("reward")
+    for name in ("discriminative ability", "specificity", "accuracy"):
+        table.add_column(name)
+    for label in ("raw", "discretized"):
+        part = report[label]
+        table.add_row(
+            label, *(cell(part, k) for k in ("discriminative_ability", "specificity", "accuracy"))
+        )
+    console = Console()
+    console.print(table)
+    raw = report["raw"]
+    console.print(
+        f"{raw['groups']} groups, {raw['samples']} samples, {raw['pairs_gold_differs']} pairs with "
+        f"different gold, {raw['pairs_gold_equal']} with equal gold; {report['abstained']} abstained"
+    )
+
+
+@cli.command()
+@click.argument("stack", type=click.Path(dir_okay=False))
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Interface to bind (loopback by default).",
+)
+@click.option("--port", default=5000, show_default=True)
+@click.option(
+    "--max-batch", default=256, show_default=True, help="Most samples scored in one micro-batch."
+)
+@click.option(
+    "--max-wait-ms", default=5.0, show_default=True, help="How long a micro-batch waits to fill."
+)
+@click.option(
+    "--max-queue", default=4096, show_default=True, help="Queued samples before answering 503."
+)
+def serve(
+    stack: str, host: str, port: int, max_batch: int, max_wait_ms: float, max_queue: int
+) -> None:
+    """HTTP reward service (OpenRLHF remote reward protocol)."""
+    from rewardplug.server import serve as run_server
+
+    with _friendly_errors():
+        run_server(
+            stack, host, port, max_batch=max_batch, max_wait_ms=max_wait_ms, max_queue=max_queue
+        )
+
+
+@cli.command()
+@click.option(
+    "--out",
+    "out_dir",
+    default="rewardplug-demo",
+    show_default=True,
+    type=click.Path(file_okay=False),
+    help="Folder for the PNG and the scored rows.",
+)
+@click.option(
+    "--stack",
+    "stack_path",
+    default=None,
+    type=click.Path(dir_okay=False),
+    help="Use another stack instead of the bundled default.",
+)
+def demo(out_dir: str, stack_path: str | None) -> None:
+    """Score the bundled example batch offline and print the tiers."""
+    from rewardplug.demo import run_demo
+
+    with _friendly_errors():
+        run_demo(Path(out_dir), stack_path)
+
+
+_commands_added = False
+
+
+def build_cli() -> click.Group:
+    """The CLI with every plugin's commands added (once)."""
+    global _commands_added
+    if not _commands_added:
+        from rewardplug.plugins import add_plugin_commands
+
+        add_plugin_commands(cli)
+        _commands_added = True
+    return cli
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point."""
+    build_cli().main(args=argv if argv is not None else sys.argv[1:], prog_name="rewardplug")

@@ -1,0 +1,157 @@
+"""``rewardplug eval``: how well a stack separates better from worse responses, raw vs discretized.
+
+The stack scores the data once; the raw (combined, continuous) reward and the discretized reward
+are then measured with the paper's metrics (:mod:`rewardplug.metrics`). The SP-DA trade-off is
+traced by re-discretizing the same combined draws over a sweep of ``confidence`` values -- no
+source is called again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rewardplug.combine import Combined
+from rewardplug.io import group_batches
+from rewardplug.metrics import evaluate
+from rewardplug.stack import Stack
+from rewardplug.types import Sample, Score
+
+__all__ = ["DEFAULT_SWEEP", "evaluate_stack", "gold_values", "plot_tradeoff", "score_combined"]
+
+DEFAULT_SWEEP = (0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.975, 0.99, 0.995, 0.999)
+
+
+def gold_values(samples: Sequence[Sample], field: str) -> np.ndarray:
+    """The gold label of each sample as a float (bools as 0/1); NaN where missing or not numeric."""
+    out = np.full(len(samples), np.nan)
+    for i, sample in enumerate(samples):
+        value = sample.field(field)
+        if isinstance(value, bool | int | float):
+            out[i] = float(value)
+        elif isinstance(value, str):
+            try:
+                out[i] = float(value)
+            except ValueError:
+                continue
+    return out
+
+
+def score_combined(
+    stack: Stack,
+    samples: Sequence[Sample],
+    batch_size: int = 256,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> Combined:
+    """Score all samples (batches of whole groups) and combine them; no discretizing."""
+    scores: dict[str, list[Score | None]] = {name: [None] * len(samples) for name in stack.sources}
+    done = 0
+    for batch in group_batches(samples, batch_size):
+        part = stack.score_sources([samples[i] for i in batch])
+        for name, values in part.items():
+            for i, score in zip(batch, values, strict=True):
+                scores[name][i] = score
+        done += len(batch)
+        if on_progress:
+            on_progress(done, len(samples))
+    return stack.combine(samples, scores)  # type: ignore[arg-type]
+
+
+def evaluate_stack(
+    stack: Stack,
+    samples: Sequence[Sample],
+    gold_field: str,
+    *,
+    sweep: Sequence[float] = DEFAULT_SWEEP,
+    n_boot: int = 1000,
+    batch_size: int = 256,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> dict[str, Any]:
+    """Metrics of the raw and the discretized reward, plus the confidence sweep."""
+    gold = gold_values(samples, gold_field)
+    if np.isnan(gold).all():
+        raise ValueError(f"no sample has a numeric or boolean gold field {gold_field!r}")
+    groups = np.array([s.group for s in samples], dtype=object)
+    combined = score_combined(stack, samples, batch_size, on_progress)
+    raw = np.where(np.isnan(gold), np.nan, combined.raw)
+    disc = stack.discretize(samples, combined).reward
+    report: dict[str, Any] = {
+        "raw": evaluate(raw, gold, groups, n_boot=n_boot),
+        "discretized": evaluate(
+            np.where(np.isnan(gold), np.nan, disc), gold, groups, n_boot=n_boot
+        ),
+        "settings": stack.config.discretize.model_dump(),
+        "gold_field": gold_field,
+        "abstained": int(np.isnan(combined.raw).sum()),
+        "missing_gold": int(np.isnan(gold).sum()),
+    }
+    report["sweep"] = [
+        {
+            "confidence": c,
+            **_point(
+                evaluate(
+                    stack.discretize(samples, combined, confidence=c).reward, gold, groups, n_boot=0
+                )
+            ),
+        }
+        for c in sweep
+    ]
+    return report
+
+
+def _point(metrics: dict[str, Any]) -> dict[str, Any]:
+    return {k: metrics[k] for k in ("discriminative_ability", "specificity", "accuracy")}
+
+
+def plot_tradeoff(report: dict[str, Any], path: str | Path, title: str = "") -> Path:
+    """PNG of specificity against discriminative ability over the confidence sweep."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sweep = [
+        p
+        for p in report["sweep"]
+        if p["specificity"] is not None and p["discriminative_ability"] is not None
+    ]
+    fig, ax = plt.subplots(figsize=(6, 4.5), dpi=120)
+    ax.plot(
+        [p["discriminative_ability"] for p in sweep],
+        [p["specificity"] for p in sweep],
+        "o-",
+        label="discretized (confidence sweep)",
+    )
+    for p in sweep:
+        ax.annotate(
+            f"{p['confidence']:g}",
+            (p["discriminative_ability"], p["specificity"]),
+            textcoords="offset points",
+            xytext=(4, 4),
+            fontsize=7,
+        )
+    raw = report["raw"]
+    if raw["discriminative_ability"] is not None and raw["specificity"] is not None:
+        ax.plot(
+            [raw["discriminative_ability"]],
+            [raw["specificity"]],
+            "r*",
+            markersize=14,
+            label="raw reward",
+        )
+    ax.set_xlabel("discriminative ability")
+    ax.set_ylabel("specificity")
+    ax.set_xlim(-0.02, 1.02)
+    ax.set_ylim(-0.02, 1.02)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower left")
+    ax.set_title(title or "specificity vs discriminative ability")
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path

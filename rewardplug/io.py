@@ -1,0 +1,187 @@
+"""JSONL in and out: samples from files, rows back with their rewards, resumable writes.
+
+* Every input line is validated; a bad line is an :class:`InputError` naming the file and line,
+  or, with ``skip_bad``, skipped and counted.
+* Output rows are the input fields plus the :class:`Reward` fields, written one whole batch of
+  groups at a time with a single write + flush + fsync, so an interrupted run leaves at most a
+  torn tail. :func:`prepare_resume` removes that tail and every row of a group that was not
+  written completely, so a resumed run neither duplicates nor loses rows and never discretizes a
+  group in pieces.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from rewardplug.types import Reward, Sample
+
+__all__ = [
+    "InputError",
+    "Loaded",
+    "append_rows",
+    "group_batches",
+    "load_jsonl",
+    "output_row",
+    "prepare_resume",
+    "read_samples",
+]
+
+
+class InputError(ValueError):
+    """A malformed input line (the message names the file and line)."""
+
+
+@dataclass
+class Loaded:
+    """Samples read from a JSONL file, with their original rows and line numbers."""
+
+    samples: list[Sample] = field(default_factory=list)
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    lines: list[int] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+
+def _iter_lines(path: Path) -> Iterator[tuple[int, str]]:
+    with path.open("r", encoding="utf-8", errors="strict", newline="\n") as f:
+        lineno = 0
+        while True:
+            try:
+                line = f.readline()
+            except UnicodeDecodeError as exc:
+                raise InputError(f"{path}:{lineno + 1}: not valid UTF-8 ({exc.reason})") from None
+            if not line:
+                return
+            lineno += 1
+            if line.strip():
+                yield lineno, line
+
+
+def load_jsonl(path: str | Path, skip_bad: bool = False) -> Loaded:
+    """Read samples from a JSONL file (one JSON object per line; blank lines ignored).
+
+    A row without ``id`` gets its line number as id; ids must be unique (resume relies on it).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"input file {str(path)!r} does not exist")
+    out = Loaded()
+    seen: dict[str, int] = {}
+    for lineno, line in _iter_lines(path):
+        try:
+            row = json.loads(line)
+            if not isinstance(row, dict):
+                raise InputError(f"expected a JSON object, got {type(row).__name__}")
+            sample = Sample.model_validate({"id": str(lineno), **row})
+            if sample.id in seen:
+                raise InputError(f"duplicate id {sample.id!r} (first on line {seen[sample.id]})")
+        except (json.JSONDecodeError, InputError, ValidationError) as exc:
+            message = f"{path}:{lineno}: {_short(exc)}"
+            if not skip_bad:
+                raise InputError(message + " (use --skip-bad to skip bad lines)") from None
+            out.skipped.append(message)
+            continue
+        seen[sample.id] = lineno
+        out.samples.append(sample)
+        out.rows.append(row)
+        out.lines.append(lineno)
+    return out
+
+
+def read_samples(path: str | Path, skip_bad: bool = False) -> list[Sample]:
+    """The samples of a JSONL file (see :func:`load_jsonl`)."""
+    return load_jsonl(path, skip_bad).samples
+
+
+def _short(exc: Exception) -> str:
+    if isinstance(exc, ValidationError):
+        return "; ".join(
+            f"{'.'.join(map(str, e['loc'])) or 'row'}: {e['msg']}" for e in exc.errors()
+        )
+    if isinstance(exc, json.JSONDecodeError):
+        return f"invalid JSON ({exc.msg} at column {exc.colno})"
+    return str(exc)
+
+
+def group_batches(samples: Sequence[Sample], batch_size: int) -> list[list[int]]:
+    """Indices of ``samples`` in batches of whole groups (groups in order of first appearance).
+
+    A batch holds at least one group and closes once it reaches ``batch_size`` samples, so a
+    group is never split across batches.
+    """
+    members: dict[str, list[int]] = {}
+    for i, sample in enumerate(samples):
+        members.setdefault(sample.group, []).append(i)
+    batches: list[list[int]] = []
+    current: list[int] = []
+    for idx in members.values():
+        current.extend(idx)
+        if len(current) >= batch_size:
+            batches.append(current)
+            current = []
+    if current:
+        batches.append(current)
+    return batches
+
+
+def output_row(row: dict[str, Any], reward: Reward) -> dict[str, Any]:
+    """An output row: the input fields plus the reward's fields (which win on a name clash)."""
+    return {**row, **reward.row_fields()}
+
+
+def append_rows(path: Path, rows: Sequence[dict[str, Any]]) -> None:
+    """Append whole rows with one write, then flush and fsync (no half-written batch survives
+    a crash except as a torn tail, which :func:`prepare_resume` removes)."""
+    if not rows:
+        return
+    text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+    with path.open("a", encoding="utf-8") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def prepare_resume(path: Path, samples: Sequence[Sample]) -> set[str]:
+    """Make an interrupted output file consistent and return the ids already done.
+
+    Keeps only complete lines that belong to groups whose every sample was written; the file is
+    rewritten atomically when anything has to go.
+    """
+    if not path.exists():
+        return set()
+    group_of = {s.id: s.group for s in samples}
+    size: dict[str, int] = {}
+    for s in samples:
+        size[s.group] = size.get(s.group, 0) + 1
+    kept: list[tuple[str, str]] = []
+    dropped = False
+    with path.open("r", encoding="utf-8", errors="replace") as f:
+        for line in f:
+            if not line.endswith("\n"):
+                dropped = True  # torn tail of an interrupted write
+                break
+            try:
+                rid = str(json.loads(line)["id"])
+            except (json.JSONDecodeError, KeyError, TypeError):
+                dropped = True
+                continue
+            if rid in group_of:
+                kept.append((rid, line))
+            else:
+                dropped = True
+    written: dict[str, int] = {}
+    for rid, _ in kept:
+        written[group_of[rid]] = written.get(group_of[rid], 0) + 1
+    complete = {g for g, n in written.items() if n == size[g]}
+    final = [(rid, line) for rid, line in kept if group_of[rid] in complete]
+    if dropped or len(final) != len(kept):
+        tmp = path.with_name(path.name + ".resume-tmp")
+        tmp.write_text("".join(line for _, line in final), encoding="utf-8")
+        os.replace(tmp, path)
+    return {rid for rid, _ in final}
