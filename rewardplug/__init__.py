@@ -38,7 +38,23 @@ _LAZY = {
     "evaluate": "rewardplug.metrics",
 }
 
-__all__ = ["__version__", "hookimpl", *_LAZY]
+__all__ = [
+    "DiscretizeResult",
+    "Reward",
+    "RewardSource",
+    "Sample",
+    "Score",
+    "SourceConfig",
+    "Stack",
+    "StackError",
+    "__version__",
+    "discretize",
+    "evaluate",
+    "get_plugin_manager",
+    "hookimpl",
+    "load_stack",
+    "read_samples",
+]
 
 if TYPE_CHECKING:
     from rewardplug.config import StackError

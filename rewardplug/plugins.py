@@ -83,7 +83,9 @@ class Registry:
             plugin = impl.plugin_name
             info = infos.setdefault(plugin, PluginInfo(name=plugin))
 
-            def register(name: str, obj: Any, _plugin: str = plugin) -> None:
+            def register(
+                name: str, obj: Any, _plugin: str = plugin, _info: PluginInfo = info
+            ) -> None:
                 if not isinstance(name, str) or not name:
                     raise ValueError(f"{self.what} names must be non-empty strings, got {name!r}")
                 if name in self.entries:
@@ -93,7 +95,7 @@ class Registry:
                     )
                 self.entries[name] = obj
                 self.owner[name] = _plugin
-                names = info.sources if self.hook == "register_sources" else info.criteria
+                names = _info.sources if self.hook == "register_sources" else _info.criteria
                 names.append(name)
 
             try:

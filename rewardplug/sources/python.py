@@ -17,7 +17,7 @@ import numbers
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from pydantic import field_validator
+from pydantic import Field, field_validator
 
 from rewardplug.hookspecs import hookimpl
 from rewardplug.plugins import import_object
@@ -35,7 +35,7 @@ class PythonSource(RewardSource):
         """Import path ``package.module:name`` of the reward function."""
         batched: bool = True
         """True: ``fn(prompts=, completions=, **columns)`` per batch; False: once per sample."""
-        kwargs: dict[str, Any] = {}
+        kwargs: dict[str, Any] = Field(default_factory=dict)
         """Extra keyword arguments passed on every call (e.g. thresholds)."""
 
         @field_validator("function")
