@@ -172,10 +172,7 @@ def _block(
     n, g = point.shape
     if g == 1:
         return np.zeros((n, 1), dtype=np.int64), _assign(point, np.zeros((n, 1), np.int64), assign)
-    if method == "gaussian":
-        p_greater = _p_gaussian(mean, std, margin)
-    else:
-        p_greater = _p_exact(mat, k, margin)
+    p_greater = _p_gaussian(mean, std, margin) if method == "gaussian" else _p_exact(mat, k, margin)
     differ = np.maximum(p_greater, p_greater.transpose(0, 2, 1)) >= confidence
     differ &= point[:, :, None] != point[:, None, :]
     tiers = _segment(differ, point)
