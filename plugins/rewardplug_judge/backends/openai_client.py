@@ -1,0 +1,99 @@
+"""The ``openai`` backend: the official client against any OpenAI-compatible server."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from rewardplug_judge.backends.base import Choice, Client, RawReply
+from rewardplug_judge.backends.types import BackendConfig, Message, TokenLogprob
+from rewardplug_judge.retry import BadReply
+
+__all__ = ["OpenAIClient", "parse_chat_response"]
+
+
+def parse_chat_response(resp: Any) -> RawReply:
+    """Turn a chat-completions response (openai or litellm object) into a :class:`RawReply`."""
+    choices = getattr(resp, "choices", None)
+    if not isinstance(choices, list):
+        raise BadReply(f"not a chat completion: {str(resp)[:200]!r}")
+    if not choices:
+        raise BadReply("the server returned an empty `choices` list")
+    out = []
+    for choice in choices:
+        message = getattr(choice, "message", None)
+        text = getattr(message, "content", None) or ""
+        out.append(Choice(text, getattr(choice, "finish_reason", None), _tokens(choice)))
+    usage = getattr(resp, "usage", None)
+    return RawReply(
+        out,
+        prompt_tokens=int(getattr(usage, "prompt_tokens", 0) or 0),
+        completion_tokens=int(getattr(usage, "completion_tokens", 0) or 0),
+    )
+
+
+def _tokens(choice: Any) -> list[TokenLogprob] | None:
+    logprobs = getattr(choice, "logprobs", None)
+    content = getattr(logprobs, "content", None) if logprobs is not None else None
+    if not content:
+        return None
+    tokens = []
+    for item in content:
+        get = item.get if isinstance(item, dict) else lambda k, _i=item: getattr(_i, k, None)
+        top = {}
+        for alt in get("top_logprobs") or []:
+            aget = alt.get if isinstance(alt, dict) else lambda k, _a=alt: getattr(_a, k, None)
+            top[aget("token")] = float(aget("logprob"))
+        token, logprob = get("token"), float(get("logprob"))
+        top.setdefault(token, logprob)
+        tokens.append(TokenLogprob(token, logprob, top))
+    return tokens
+
+
+class OpenAIClient(Client):
+    """``openai.AsyncOpenAI`` with its own retries off (the backend retries, with a budget)."""
+
+    supports_n = True
+
+    def __init__(self, config: BackendConfig):
+        import openai
+
+        if not config.model:
+            raise ValueError("backend 'openai' needs `model` (the served model's name)")
+        self.model = config.model
+        self.client = openai.AsyncOpenAI(
+            base_url=config.base_url,
+            # Local servers accept any key; a real endpoint rejects it fast (fatal, not retried).
+            api_key=os.environ.get(config.api_key_env) or "sk-no-key-set",
+            max_retries=0,
+            timeout=config.timeout_s,
+        )
+
+    async def request(
+        self,
+        messages: list[Message],
+        *,
+        n: int,
+        temperature: float,
+        max_tokens: int,
+        top_logprobs: int,
+        seed: int,
+        timeout_s: float,
+    ) -> RawReply:
+        kwargs: dict[str, Any] = {
+            "model": self.model,
+            "messages": messages,
+            "temperature": temperature,
+            "max_tokens": max_tokens,
+            "seed": seed,
+            "timeout": timeout_s,
+        }
+        if n > 1:
+            kwargs["n"] = n
+        if top_logprobs:
+            kwargs.update(logprobs=True, top_logprobs=top_logprobs)
+        resp = await self.client.chat.completions.create(**kwargs)
+        return parse_chat_response(resp)
+
+    async def aclose(self) -> None:
+        await self.client.close()

@@ -1,0 +1,116 @@
+"""The ``transformers`` backend: a local chat model generating in-process (CPU or GPU).
+
+``n`` draws come from one ``generate`` call (``num_return_sequences``); logprobs come from the
+raw logits of each generated position. A final ``assistant`` message in ``messages`` is a prefill
+that the model continues (its text is not repeated in the completion).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from typing import Any
+
+from rewardplug_judge.backends.base import Choice, Client, RawReply
+from rewardplug_judge.backends.types import BackendConfig, Message, TokenLogprob
+from rewardplug_judge.retry import RequestRejected
+
+__all__ = ["TransformersClient"]
+
+# One model generates at a time; concurrent draws wait here rather than thrash the CPU.
+_GENERATE_LOCK = threading.Lock()
+
+
+class TransformersClient(Client):
+    """Generates with a model loaded by :func:`rewardplug_judge.local_model.load_model`."""
+
+    supports_n = True
+
+    def __init__(self, config: BackendConfig):
+        self.config = config
+
+    async def request(
+        self,
+        messages: list[Message],
+        *,
+        n: int,
+        temperature: float,
+        max_tokens: int,
+        top_logprobs: int,
+        seed: int,
+        timeout_s: float,
+    ) -> RawReply:
+        return await asyncio.to_thread(
+            self._generate, messages, n, temperature, max_tokens, top_logprobs, seed
+        )
+
+    def _generate(
+        self,
+        messages: list[Message],
+        n: int,
+        temperature: float,
+        max_tokens: int,
+        top_logprobs: int,
+        seed: int,
+    ) -> RawReply:
+        import torch
+
+        from rewardplug_judge.local_model import load_model
+
+        model, tok = load_model(self.config.model, self.config.gguf_file, self.config.device)
+        prefill = bool(messages) and messages[-1].get("role") == "assistant"
+        enc = tok.apply_chat_template(
+            messages,
+            add_generation_prompt=not prefill,
+            continue_final_message=prefill,
+            return_tensors="pt",
+            return_dict=True,
+        ).to(model.device)
+        prompt_len = int(enc["input_ids"].shape[1])
+        limit = int(getattr(model.config, "max_position_embeddings", 0) or 0)
+        if limit and prompt_len + max_tokens > limit:
+            raise RequestRejected(
+                f"prompt of {prompt_len} tokens + max_tokens {max_tokens} exceeds the model's "
+                f"context of {limit} tokens"
+            )
+        sample = temperature > 0
+        kwargs: dict[str, Any] = {
+            "max_new_tokens": max_tokens,
+            "do_sample": sample,
+            "num_return_sequences": n if sample else 1,
+            "return_dict_in_generate": True,
+            "output_logits": bool(top_logprobs),
+            "pad_token_id": tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id,
+        }
+        if sample:
+            # Plain temperature sampling: the model's generation_config may set top_p/top_k.
+            kwargs.update(temperature=temperature, top_p=1.0, top_k=0)
+        else:
+            kwargs.update(temperature=None, top_p=None, top_k=None)
+        with _GENERATE_LOCK, torch.no_grad():
+            torch.manual_seed(seed)
+            out = model.generate(**enc, **kwargs)
+        rows = out.sequences.shape[0]
+        eos = {tok.eos_token_id, tok.pad_token_id} - {None}
+        choices, generated = [], 0
+        for i in range(n):
+            row = i % rows  # greedy decoding returns one row for all n draws
+            ids = out.sequences[row, prompt_len:].tolist()
+            length = next((j for j, t in enumerate(ids) if t in eos), len(ids))
+            finish = "stop" if length < len(ids) else "length"
+            generated += length
+            tokens = None
+            if top_logprobs:
+                tokens = []
+                for step in range(length):
+                    logp = torch.log_softmax(out.logits[step][row].float(), dim=-1)
+                    values, idx = torch.topk(logp, top_logprobs)
+                    top = {tok.decode([int(t)]): float(v) for v, t in zip(values, idx, strict=True)}
+                    chosen = ids[step]
+                    text = tok.decode([chosen])
+                    tokens.append(
+                        TokenLogprob(text, float(logp[chosen]), {**top, text: float(logp[chosen])})
+                    )
+            text = tok.decode(ids[:length], skip_special_tokens=True)
+            choices.append(Choice(text, finish, tokens))
+        return RawReply(choices, prompt_tokens=prompt_len, completion_tokens=generated)

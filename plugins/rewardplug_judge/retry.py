@@ -1,0 +1,175 @@
+"""Retries, backoff and request limits for judge backends.
+
+* :func:`classify` sorts an exception from any client (openai, litellm, httpx, asyncio) into
+  *retry* (429, 5xx, timeouts, connection errors, garbage replies), *fatal* (bad key, exhausted
+  quota, unknown model: retrying thousands of times would only burn time) or *fail* (a request
+  the server rejects as invalid: only that draw is lost).
+* :func:`backoff_delay` is exponential backoff with jitter, honouring ``Retry-After``.
+* :class:`Limiter` bounds requests in flight (per event loop) and requests per second.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+import weakref
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from typing import Any, Literal
+
+__all__ = [
+    "BadReply",
+    "Limiter",
+    "RequestRejected",
+    "Verdict",
+    "backoff_delay",
+    "classify",
+    "retry_after_s",
+]
+
+Kind = Literal["retry", "fatal", "fail"]
+
+# Error codes (OpenAI and compatible servers) that mean "no money left", not "slow down".
+_QUOTA_MARKERS = (
+    "insufficient_quota",
+    "quota_exceeded",
+    "billing_hard_limit",
+    "exceeded your current quota",
+)
+
+
+class BadReply(Exception):
+    """The server answered, but not with a usable chat completion (garbage, no choices)."""
+
+
+class RequestRejected(Exception):
+    """A request that can never succeed as sent (e.g. longer than the model's context)."""
+
+
+@dataclass
+class Verdict:
+    """What to do about a failed request."""
+
+    kind: Kind
+    reason: str
+    retry_after: float | None = None
+
+
+def _status(exc: BaseException) -> int | None:
+    status = getattr(exc, "status_code", None)
+    if status is None:
+        response = getattr(exc, "response", None)
+        status = getattr(response, "status_code", None)
+    return status if isinstance(status, int) else None
+
+
+def _headers(exc: BaseException) -> Any:
+    response = getattr(exc, "response", None)
+    headers = getattr(response, "headers", None)
+    if headers is None:  # litellm keeps them apart from the response
+        headers = getattr(exc, "litellm_response_headers", None)
+    return headers
+
+
+def retry_after_s(exc: BaseException) -> float | None:
+    """Seconds the server asked us to wait (``Retry-After``: seconds or an HTTP date), if any."""
+    headers = _headers(exc)
+    if not headers:
+        return None
+    try:
+        value = headers.get("retry-after") or headers.get("Retry-After")
+    except Exception:
+        return None
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except (TypeError, ValueError):
+        pass
+    try:
+        return max(0.0, parsedate_to_datetime(str(value)).timestamp() - time.time())
+    except (TypeError, ValueError, OverflowError):
+        return None
+
+
+def classify(exc: BaseException) -> Verdict:
+    """Decide whether a failed request is retried, fails its draw, or stops the run."""
+    name = type(exc).__name__
+    text = f"{name}: {exc}"[:500]
+    status = _status(exc)
+    if isinstance(exc, RequestRejected):
+        return Verdict("fail", str(exc))
+    if isinstance(exc, BadReply):
+        return Verdict("retry", f"bad reply: {exc}")
+    if isinstance(exc, asyncio.TimeoutError | TimeoutError) or "Timeout" in name:
+        return Verdict("retry", f"timeout: {text}")
+    if status in (401, 403) or name in ("AuthenticationError", "PermissionDeniedError"):
+        return Verdict(
+            "fatal", f"authentication failed ({text}); check the API key variable and base_url"
+        )
+    lowered = str(exc).lower()
+    if status == 429 or name == "RateLimitError":
+        if any(m in lowered for m in _QUOTA_MARKERS):
+            return Verdict("fatal", f"quota exhausted ({text}); add credit or switch backend")
+        return Verdict("retry", f"rate limited: {text}", retry_after_s(exc))
+    if status == 404 or name == "NotFoundError":
+        return Verdict("fatal", f"not found ({text}); check `model` and `base_url`")
+    if status is not None and (status >= 500 or status in (408, 409)):
+        return Verdict("retry", f"server error {status}: {text}", retry_after_s(exc))
+    if "Connection" in name or isinstance(exc, ConnectionError | OSError):
+        return Verdict("retry", f"connection error: {text}")
+    if isinstance(exc, ValueError) or "Validation" in name or "JSONDecode" in name:
+        return Verdict("retry", f"bad reply: {text}")  # garbage body: a proxy hiccup, maybe
+    if status is not None and 400 <= status < 500:
+        return Verdict("fail", f"request rejected ({status}): {text}")
+    return Verdict("fail", f"unexpected error: {text}")
+
+
+def backoff_delay(attempt: int, base: float, cap: float, retry_after: float | None = None) -> float:
+    """Delay before retry ``attempt`` (0-based): ``Retry-After`` when given, else ``base * 2**attempt``
+    with +-50 % jitter (so many clients do not retry in lockstep); never more than ``cap``."""
+    if retry_after is not None:
+        return min(cap, retry_after)
+    return min(cap, base * (2**attempt) * random.uniform(0.5, 1.5))
+
+
+class Limiter:
+    """At most ``concurrency`` requests in flight and ``requests_per_s`` started per second.
+
+    asyncio semaphores belong to one event loop, and ``score()`` may run a fresh loop per batch,
+    so there is one semaphore per loop; the rate limit is shared by all loops of the process.
+    """
+
+    def __init__(self, concurrency: int, requests_per_s: float | None = None):
+        self.concurrency = concurrency
+        self.interval = 1.0 / requests_per_s if requests_per_s else 0.0
+        self._next_start = 0.0
+        self._sems: weakref.WeakKeyDictionary[Any, asyncio.Semaphore] = weakref.WeakKeyDictionary()
+
+    def _sem(self) -> asyncio.Semaphore:
+        loop = asyncio.get_running_loop()
+        sem = self._sems.get(loop)
+        if sem is None:
+            sem = self._sems[loop] = asyncio.Semaphore(self.concurrency)
+        return sem
+
+    async def __aenter__(self) -> Limiter:
+        await self._sem().acquire()
+        if self.interval:
+            now = time.monotonic()
+            start = max(now, self._next_start)
+            self._next_start = start + self.interval  # reserve the slot before sleeping
+            if start > now:
+                await asyncio.sleep(start - now)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._sem().release()
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"concurrency": self.concurrency, "interval": self.interval}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["concurrency"])  # type: ignore[misc]
+        self.interval = state["interval"]
