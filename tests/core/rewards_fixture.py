@@ -1,0 +1,44 @@
+"""Reward functions used by the core tests through ``use: python`` (real import paths)."""
+
+from __future__ import annotations
+
+CALLS: list[int] = []
+
+
+def exact_match(prompts, completions, gold, **kwargs):
+    """TRL-style batch function: 1.0 for the gold answer, 0.0 otherwise."""
+    CALLS.append(len(completions))
+    return [1.0 if c.strip() == g else 0.0 for c, g in zip(completions, gold, strict=True)]
+
+
+def noisy(prompts, completions, quality, **kwargs):
+    """Returns draws: the sample's quality with a little spread, None when quality is missing."""
+    out = []
+    for q in quality:
+        out.append(None if q is None else [q - 0.1, q, q + 0.1])
+    return out
+
+
+def strict_signature(prompts, completions):
+    """Accepts no columns: columns must not be passed to it."""
+    return [float(len(c)) for c in completions]
+
+
+def fragile(prompts, completions, **kwargs):
+    """Fails the whole batch if any completion says 'boom'."""
+    if any("boom" in c for c in completions):
+        raise RuntimeError("boom inside")
+    return [0.5 for _ in completions]
+
+
+def nan_for_empty(prompts, completions, **kwargs):
+    return [float("nan") if not c else 1.0 for c in completions]
+
+
+def one_sample(prompt, completion, gold=None):
+    """Per-sample function (``batched: false``)."""
+    return 1.0 if completion == gold else 0.0
+
+
+def wrong_length(prompts, completions, **kwargs):
+    return [1.0]

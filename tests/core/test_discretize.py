@@ -1,0 +1,198 @@
+"""The shared discretizer: agreement with the plain reference, and every property DESIGN lists."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from rewardplug import discretize
+from tests.core.reference import reference_discretize
+
+METHODS = ["exact", "gaussian"]
+
+
+def random_batch(rng, n_groups, max_size, k, spread=1.0):
+    draws, groups = [], []
+    for g in range(n_groups):
+        size = int(rng.integers(1, max_size + 1))
+        centers = rng.integers(0, 4, size=size) * spread
+        for c in centers:
+            draws.append(c + rng.normal(0, rng.uniform(0.05, 1.5), size=k))
+            groups.append(f"g{g}")
+    return np.array(draws), groups
+
+
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("assign", ["mean", "rank", "binary"])
+@pytest.mark.parametrize("seed", range(4))
+def test_fast_path_agrees_with_reference(method, assign, seed):
+    rng = np.random.default_rng(seed)
+    draws, groups = random_batch(rng, n_groups=40, max_size=9, k=int(rng.integers(1, 12)))
+    conf = float(rng.choice([0.6, 0.8, 0.9, 0.99]))
+    fast = discretize(draws, groups, confidence=conf, assign=assign, method=method)
+    tier, reward, n_tiers = reference_discretize(list(draws), groups, conf, assign, method=method)
+    np.testing.assert_array_equal(fast.tier, tier)
+    np.testing.assert_allclose(fast.reward, reward)
+    assert fast.n_tiers == n_tiers
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_margin_and_ragged_draws_agree_with_reference(method):
+    rng = np.random.default_rng(7)
+    rows = [list(rng.normal(rng.integers(0, 3), 0.5, size=int(rng.integers(1, 9)))) for _ in range(60)]
+    rows[5] = None  # abstains
+    groups = [f"g{i % 7}" for i in range(60)]
+    fast = discretize(rows, groups, confidence=0.8, method=method, margin=0.3)
+    tier, reward, n_tiers = reference_discretize(rows, groups, 0.8, method=method, margin=0.3)
+    np.testing.assert_array_equal(fast.tier, tier)
+    np.testing.assert_allclose(fast.reward, reward)
+    assert fast.n_tiers == n_tiers
+    assert fast.tier[5] == -1 and np.isnan(fast.reward[5])
+
+
+def test_exact_probability_counts_ties_as_not_greater():
+    # identical single draws: never confidently different, even at confidence 0.5
+    res = discretize([[1.0], [1.0], [0.0]], ["a"] * 3, confidence=0.5)
+    assert res.tier.tolist() == [0, 0, 1]
+
+
+def test_clear_example():
+    # two clearly separated clusters with wide noise inside each
+    rng = np.random.default_rng(0)
+    draws = np.vstack([rng.normal(m, 0.05, 32) for m in (1.0, 1.01, 0.0, 0.02)])
+    res = discretize(draws, ["q"] * 4, confidence=0.95)
+    assert res.tier.tolist() == [0, 0, 1, 1]
+    assert res.n_tiers == {"q": 2}
+    assert res.reward[0] == res.reward[1] == pytest.approx(draws[:2].mean())
+
+
+def test_rejects_bad_arguments():
+    with pytest.raises(ValueError, match="confidence"):
+        discretize([[1.0]], ["a"], confidence=0.4)
+    with pytest.raises(ValueError, match="assign"):
+        discretize([[1.0]], ["a"], assign="median")
+    with pytest.raises(ValueError, match="group labels"):
+        discretize([[1.0], [2.0]], ["a"])
+
+
+# -- properties (hypothesis) -------------------------------------------------------------------
+
+values = st.floats(-5, 5, allow_nan=False).map(lambda x: round(x, 2))
+
+
+@st.composite
+def batches(draw, max_k=6):
+    k = draw(st.integers(1, max_k))
+    n = draw(st.integers(1, 14))
+    rows = [draw(st.lists(values, min_size=k, max_size=k)) for _ in range(n)]
+    groups = [draw(st.sampled_from("abc")) for _ in range(n)]
+    conf = draw(st.sampled_from([0.5, 0.7, 0.9, 0.99, 1.0]))
+    method = draw(st.sampled_from(METHODS))
+    return np.array(rows), groups, conf, method
+
+
+SETTINGS = settings(max_examples=120, deadline=None)
+
+
+@SETTINGS
+@given(batches(), st.randoms(use_true_random=False))
+def test_rewards_do_not_depend_on_sample_order(batch, rnd):
+    draws, groups, conf, method = batch
+    perm = list(range(len(groups)))
+    rnd.shuffle(perm)
+    a = discretize(draws, groups, conf, method=method)
+    b = discretize(draws[perm], [groups[i] for i in perm], conf, method=method)
+    np.testing.assert_allclose(b.reward, a.reward[perm])
+    np.testing.assert_array_equal(b.tier, a.tier[perm])
+
+
+@SETTINGS
+@given(batches(), batches())
+def test_groups_do_not_affect_each_other(batch, other):
+    draws, groups, conf, method = batch
+    alone = discretize(draws, groups, conf, method=method)
+    o_draws, o_groups, _, _ = other
+    if o_draws.shape[1] != draws.shape[1]:
+        return
+    both = discretize(np.vstack([draws, o_draws]), groups + [f"other-{g}" for g in o_groups], conf, method=method)
+    np.testing.assert_allclose(both.reward[: len(groups)], alone.reward)
+
+
+@SETTINGS
+@given(batches(), st.sampled_from(["mean", "rank", "binary"]))
+def test_higher_mean_never_gets_lower_reward(batch, assign):
+    draws, groups, conf, method = batch
+    res = discretize(draws, groups, conf, assign=assign, method=method)
+    mean = draws.mean(axis=1)
+    for i in range(len(groups)):
+        for j in range(len(groups)):
+            if groups[i] == groups[j] and mean[i] > mean[j]:
+                assert res.reward[i] >= res.reward[j]
+                assert res.tier[i] <= res.tier[j]
+
+
+@SETTINGS
+@given(batches())
+def test_identical_draws_share_a_tier(batch):
+    draws, groups, conf, method = batch
+    draws = np.vstack([draws, draws[:1]])  # a duplicate of the first sample, same group
+    groups = [*groups, groups[0]]
+    res = discretize(draws, groups, conf, method=method)
+    assert res.tier[0] == res.tier[-1]
+    assert res.reward[0] == res.reward[-1]
+
+
+@SETTINGS
+@given(batches(max_k=1))
+def test_without_uncertainty_distinct_values_are_never_merged(batch):
+    draws, groups, conf, method = batch
+    res = discretize(draws, groups, conf, method=method)
+    for i in range(len(groups)):
+        for j in range(len(groups)):
+            if groups[i] == groups[j] and draws[i, 0] != draws[j, 0]:
+                assert res.tier[i] != res.tier[j]
+
+
+@SETTINGS
+@given(batches())
+def test_tiers_are_complete_linkage_and_contiguous(batch):
+    draws, groups, conf, method = batch
+    res = discretize(draws, groups, conf, method=method)
+    from tests.core.reference import pair_probability
+
+    mean = draws.mean(axis=1)
+    for i in range(len(groups)):
+        for j in range(len(groups)):
+            if i == j or groups[i] != groups[j]:
+                continue
+            if res.tier[i] == res.tier[j] and mean[i] != mean[j]:
+                p = max(pair_probability(draws[i], draws[j], method, 0.0),
+                        pair_probability(draws[j], draws[i], method, 0.0))
+                assert p < conf
+            if res.tier[i] < res.tier[j]:
+                assert mean[i] >= mean[j]
+
+
+@SETTINGS
+@given(st.lists(values, min_size=1, max_size=5))
+def test_a_group_of_one_is_its_own_tier(row):
+    res = discretize([row], ["solo"], 0.9)
+    assert res.tier.tolist() == [0]
+    assert res.n_tiers == {"solo": 1}
+    assert res.reward[0] == pytest.approx(np.mean(row))
+
+
+@SETTINGS
+@given(batches(), st.data())
+def test_abstaining_samples_get_none_and_do_not_affect_others(batch, data):
+    draws, groups, conf, method = batch
+    extra = data.draw(st.integers(1, 3))
+    rows = [list(r) for r in draws] + [None] * extra
+    all_groups = groups + [data.draw(st.sampled_from("abc")) for _ in range(extra)]
+    with_abstain = discretize(rows, all_groups, conf, method=method)
+    without = discretize(draws, groups, conf, method=method)
+    assert (with_abstain.tier[len(groups):] == -1).all()
+    assert np.isnan(with_abstain.reward[len(groups):]).all()
+    np.testing.assert_allclose(with_abstain.reward[: len(groups)], without.reward)

@@ -1,0 +1,165 @@
+"""Stacks: validation, draw-wise combination, abstain policy, TRL adapter."""
+
+from __future__ import annotations
+
+import asyncio
+
+import numpy as np
+import pytest
+
+import rewardplug
+from rewardplug import Sample, StackError, load_stack
+from rewardplug.combine import align
+
+FIX = "tests.core.rewards_fixture"
+
+
+def stack(*sources, **top):
+    return load_stack({"sources": list(sources), **top})
+
+
+def py(name, function, weight=1.0, **with_):
+    return {"name": name, "use": "python", "weight": weight, "with": {"function": f"{FIX}:{function}", **with_}}
+
+
+def test_score_returns_one_reward_per_sample_in_order():
+    s = stack(py("em", "exact_match"))
+    batch = [Sample(prompt="p", response=r, gold="4") for r in ("4", "5", "4")]
+    rewards = s.score(batch)
+    assert [r.id for r in rewards] == [b.id for b in batch]
+    assert [r.reward for r in rewards] == [1.0, 0.0, 1.0]
+    assert [r.tier for r in rewards] == [0, 1, 0] and rewards[0].n_tiers == 2
+    assert rewards[0].sources["em"].value == 1.0
+
+
+def test_weighted_sum_combines_draw_wise():
+    s = stack(py("em", "exact_match", weight=2.0), py("q", "noisy", weight=1.0),
+              discretize={"enabled": False})
+    r = s.score([Sample(prompt="p", response="4", gold="4", quality=0.5)])[0]
+    assert r.raw == pytest.approx(2.0 * 1.0 + 0.5)
+    assert r.reward == r.raw and r.tier is None
+    # the noisy source's spread (std 0.1 over 3 draws) propagates into the combined score
+    assert 0.05 < r.std < 0.2
+
+
+def test_min_and_mean_minus_var():
+    samples = [Sample(prompt="p", response="4", gold="4", quality=0.5)]
+    low = stack(py("em", "exact_match"), py("q", "noisy"), combine="min").score(samples)[0]
+    assert low.raw == pytest.approx(0.5)
+    mmv = stack(py("em", "exact_match"), py("q", "noisy"), combine="mean_minus_var", **{"lambda": 2.0})
+    r = mmv.score(samples)[0]
+    # mean 0.75, variance across the two sources 0.0625
+    assert r.raw == pytest.approx(0.75 - 2.0 * 0.0625)
+
+
+def test_abstaining_source_is_dropped_and_weights_renormalized():
+    s = stack(py("em", "exact_match", weight=1.0), py("q", "noisy", weight=3.0), discretize={"enabled": False})
+    batch = [Sample(prompt="p", response="4", gold="4"), Sample(prompt="p", response="4", gold="4", quality=1)]
+    r = s.score(batch)[0]  # no quality: q abstains
+    assert r.status == "ok" and r.raw == pytest.approx(4.0 * 1.0)
+    assert r.sources["q"].status == "abstain"
+
+
+def test_abstain_policy_abstain():
+    s = stack(py("em", "exact_match"), py("q", "noisy"), on_abstain="abstain")
+    batch = [Sample(prompt="p", response="4", gold="4"), Sample(prompt="p", response="4", gold="4", quality=1)]
+    r, other = s.score(batch)
+    assert r.reward is None and r.status == "abstain" and "q: tests.core" in r.reason
+    assert other.status == "ok"
+
+
+def test_all_sources_failing_is_an_error_not_a_zero():
+    s = stack(py("f", "fragile"))
+    r = s.score([Sample(prompt="p", response="boom")])[0]
+    assert r.reward is None and r.status == "error" and "boom inside" in r.reason
+
+
+class Broken(rewardplug.RewardSource):
+    """A source whose whole batch fails."""
+
+    def score(self, samples):
+        raise OSError("disk on fire")
+
+
+def test_batch_exception_becomes_per_sample_errors_and_policy_applies():
+    s = load_stack({"sources": [py("em", "exact_match"), {"name": "b", "use": f"{__name__}:Broken"}]})
+    r = s.score([Sample(prompt="p", response="4", gold="4")])[0]
+    assert r.status == "ok" and r.reward == 2.0  # em alone, rescaled to the full weight (2)
+    assert r.sources["b"].status == "error" and "disk on fire" in r.sources["b"].reason
+
+
+def test_rewards_do_not_depend_on_batch_composition():
+    s = stack(py("em", "exact_match"), py("q", "noisy"))
+    a = [Sample(prompt="p", response=str(i % 3), gold="1", quality=i / 10) for i in range(6)]
+    b = [Sample(prompt="other", response="x", gold="x", quality=0.3)]
+    alone = s.score(a)
+    mixed = s.score(b + a[::-1])[1:][::-1]
+    assert [r.reward for r in alone] == [r.reward for r in mixed]
+    assert [r.std for r in alone] == [r.std for r in mixed]
+
+
+def test_align_uses_every_draw_and_is_seeded():
+    out = align([1.0, 2.0, 3.0], 7, [0, 1])
+    assert sorted(out.tolist()).count(1.0) >= 2 and len(out) == 7
+    np.testing.assert_array_equal(out, align([1.0, 2.0, 3.0], 7, [0, 1]))
+    assert align([5.0], 4, None).tolist() == [5.0] * 4
+
+
+def test_validation_names_path_line_and_allowed_values(tmp_path):
+    path = tmp_path / "stack.yaml"
+    path.write_text(
+        "sources:\n"
+        "  - name: em\n"
+        "    use: python\n"
+        "    with:\n"
+        f"      function: {FIX}:exact_match\n"
+        "      treshold: 3\n"
+        "combine: weighted_sum\n"
+    )
+    with pytest.raises(StackError) as err:
+        load_stack(path)
+    message = str(err.value)
+    assert "sources[0].with.treshold (line 6)" in message
+    assert "allowed keys: function, batched, kwargs" in message
+
+    path.write_text("sources:\n  - {name: a, use: python, with: {function: x:y}}\ncombine: maximum\n")
+    with pytest.raises(StackError, match="combine \\(line 3\\): Input should be 'weighted_sum', 'min' or 'mean_minus_var'"):
+        load_stack(path)
+
+
+def test_unknown_source_lists_the_known_ones():
+    with pytest.raises(StackError, match=r"unknown source 'pyton'; known: .*python"):
+        stack({"name": "a", "use": "pyton"})
+
+
+def test_duplicate_names_and_zero_weights_are_rejected():
+    with pytest.raises(StackError, match="used twice"):
+        stack(py("a", "exact_match"), py("a", "exact_match"))
+    with pytest.raises(StackError, match="weight > 0"):
+        stack(py("a", "exact_match", weight=0))
+
+
+def test_missing_file_is_a_clear_error(tmp_path):
+    with pytest.raises(StackError, match="does not exist"):
+        load_stack(tmp_path / "nope.yaml")
+
+
+def test_ascore_matches_score():
+    s = stack(py("em", "exact_match"), py("q", "noisy"))
+    batch = [Sample(prompt="p", response=r, gold="4", quality=q) for r, q in (("4", 0.2), ("3", 0.9))]
+    assert [r.reward for r in asyncio.run(s.ascore(batch))] == [r.reward for r in s.score(batch)]
+
+
+def test_as_trl_reward_groups_consecutive_prompts_and_passes_columns():
+    fn = stack(py("em", "exact_match")).as_trl_reward()
+    assert fn.__name__ == "rewardplug"
+    prompts = ["a", "a", "b", "b"]
+    completions = [[{"role": "assistant", "content": c}] for c in ("1", "2", "1", "1")]
+    out = fn(prompts=prompts, completions=completions, completion_ids=[[1]] * 4,
+             gold=["1", "1", "1", "1"], trainer_state=object())
+    assert out == [1.0, 0.0, 1.0, 1.0]
+
+
+def test_as_trl_reward_returns_none_for_abstentions():
+    fn = stack(py("q", "noisy")).as_trl_reward()
+    assert fn(prompts=["a", "a"], completions=["x", "y"], quality=[0.5, None]) == [pytest.approx(0.5), None]

@@ -1,0 +1,57 @@
+"""Sample / Score / Reward: the data contract."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from pydantic import ValidationError
+
+from rewardplug import Sample, Score
+
+
+def test_unknown_fields_go_to_metadata_and_back():
+    s = Sample(prompt="2+2?", response="4", gold=4, difficulty="easy")
+    assert s.metadata == {"gold": 4, "difficulty": "easy"}
+    assert s.field("gold") == 4 and s.field("response") == "4"
+
+
+def test_group_defaults_to_prompt_hash_and_ids_are_stable():
+    a = Sample(prompt="p", response="x")
+    b = Sample(prompt="p", response="y")
+    c = Sample(prompt="q", response="x")
+    assert a.group == b.group != c.group
+    assert a.id != b.id and a.id == Sample(prompt="p", response="x").id
+    chat = [{"role": "user", "content": "p"}]
+    assert Sample(prompt=chat, response="x").group == Sample(prompt=list(chat), response="z").group
+
+
+def test_chat_completion_becomes_text_and_int_ids_become_strings():
+    s = Sample(id=7, prompt="p", response=[{"role": "assistant", "content": "hello"}])
+    assert s.response == "hello" and s.id == "7"
+
+
+def test_response_is_required():
+    with pytest.raises(ValidationError, match="response"):
+        Sample(prompt="p")
+
+
+def test_score_draws_value_and_std():
+    s = Score.of(draws=[1.0, 2.0, 3.0])
+    assert s.value == 2.0 and s.std == pytest.approx(1.0)
+    single = Score.of(0.7)
+    assert single.draws == [0.7] and single.std == 0.0
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
+def test_non_finite_scores_abstain_with_reason(bad):
+    s = Score.of(value=bad)
+    assert s.status == "abstain" and "non-finite" in s.reason
+    s = Score.of(draws=[0.1, bad])
+    assert s.status == "abstain"
+
+
+def test_abstain_needs_no_value_and_keeps_reason():
+    s = Score.abstain("no reference", hint="add one")
+    assert s.value is None and s.reason == "no reference" and s.detail["hint"] == "add one"
+    assert Score(status="error").reason  # a reason is always filled in
