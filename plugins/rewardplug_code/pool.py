@@ -1,0 +1,180 @@
+"""A pool of warm sandboxed workers, one per core, each hosting a pre-imported zygote.
+
+Each :class:`Worker` is one sandbox (bubblewrap or the fallback) running ``zygote.py``; it serves
+one submission at a time by forking a fresh child. The pool runs a batch of jobs on all workers
+from threads (the parent only waits on pipes, so threads are enough). A worker that stops
+answering is killed with its whole process group and replaced; its job is retried once, then
+reported as a machinery failure (the sample abstains, it is never scored).
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import os
+import queue
+import select
+import signal
+import struct
+import subprocess
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from rewardplug_code import sandbox
+
+__all__ = ["Pool", "Worker", "WorkerError"]
+
+_REPLY_CAP = 256 * 2**20
+_START_TIMEOUT = 30.0
+
+
+class WorkerError(RuntimeError):
+    """The sandbox machinery failed (start-up, a dead or unresponsive worker, a broken reply)."""
+
+
+class Worker:
+    """One warm sandbox process running the zygote; not thread-safe (one job at a time)."""
+
+    def __init__(self, level: str, limits: sandbox.Limits, tmp_mb: int = 16):
+        self.level = level
+        self.limits = limits
+        self.tmp_mb = tmp_mb
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        """Start the sandbox and wait for the zygote's ready message."""
+        if self.level == sandbox.LEVEL_BWRAP:
+            cmd, opts = sandbox.bwrap_command(self.tmp_mb), {"env": {}}
+        else:
+            cmd, opts = sandbox.fallback_command()
+        bpf = sandbox.seccomp_bpf(self.level != sandbox.LEVEL_BWRAP)
+        try:
+            self.proc = subprocess.Popen(
+                cmd,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,  # so the whole sandbox dies with one killpg
+                **opts,  # type: ignore[arg-type]
+            )
+            init = {"limits": self.limits.as_dict(), "bpf": base64.b64encode(bpf or b"").decode()}
+            self._send(init)
+            reply = self._recv(time.monotonic() + _START_TIMEOUT)
+        except (OSError, WorkerError) as exc:
+            self.kill()
+            raise WorkerError(f"the sandbox worker did not start: {exc}") from exc
+        if not reply.get("ready"):
+            self.kill()
+            raise WorkerError(f"the sandbox worker sent {reply!r} instead of ready")
+
+    def run(self, job: dict[str, Any], backstop_s: float) -> dict[str, Any]:
+        """Send one job and wait for its reply, at most ``backstop_s`` seconds."""
+        if self.proc is None or self.proc.poll() is not None:
+            self.start()
+        try:
+            self._send(job)
+            reply = self._recv(time.monotonic() + backstop_s)
+        except (OSError, WorkerError) as exc:
+            self.kill()
+            raise WorkerError(f"sandbox worker failed during a job: {exc}") from exc
+        if reply.get("id") != job["id"]:
+            self.kill()
+            raise WorkerError("sandbox worker answered a different job")
+        return reply
+
+    def kill(self) -> None:
+        """SIGKILL the worker's whole process group (the sandbox and everything in it)."""
+        proc, self.proc = self.proc, None
+        if proc is None:
+            return
+        with contextlib.suppress(OSError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        for stream in (proc.stdin, proc.stdout):
+            with contextlib.suppress(OSError):
+                stream.close()  # type: ignore[union-attr]
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=5)
+
+    def _send(self, obj: dict[str, Any]) -> None:
+        assert self.proc is not None and self.proc.stdin is not None
+        body = json.dumps(obj).encode()
+        self.proc.stdin.write(struct.pack(">I", len(body)) + body)
+        self.proc.stdin.flush()
+
+    def _recv(self, deadline: float) -> dict[str, Any]:
+        assert self.proc is not None and self.proc.stdout is not None
+        fd = self.proc.stdout.fileno()
+        head = self._read(fd, 4, deadline)
+        size = struct.unpack(">I", head)[0]
+        if size > _REPLY_CAP:
+            raise WorkerError(f"reply of {size} bytes exceeds the cap")
+        reply = json.loads(self._read(fd, size, deadline))
+        if not isinstance(reply, dict):
+            raise WorkerError("malformed reply")
+        return reply
+
+    @staticmethod
+    def _read(fd: int, n: int, deadline: float) -> bytes:
+        chunks: list[bytes] = []
+        got = 0
+        while got < n:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([fd], [], [], left)[0]:
+                raise WorkerError("timed out waiting for the sandbox worker")
+            data = os.read(fd, min(n - got, 1 << 20))
+            if not data:
+                raise WorkerError("the sandbox worker exited")
+            chunks.append(data)
+            got += len(data)
+        return b"".join(chunks)
+
+
+class Pool:
+    """``size`` warm workers; :meth:`run` spreads a batch of jobs over all of them."""
+
+    def __init__(self, level: str, limits: sandbox.Limits, size: int, tmp_mb: int = 16):
+        self.level = level
+        self.workers = [Worker(level, limits, tmp_mb) for _ in range(max(1, size))]
+        self._lock = threading.Lock()
+
+    def run(self, jobs: Sequence[dict[str, Any]], backstop: Sequence[float]) -> list[Any]:
+        """Run every job; each entry is the worker's reply dict or a :class:`WorkerError`."""
+        results: list[Any] = [None] * len(jobs)
+        todo: queue.SimpleQueue[int] = queue.SimpleQueue()
+        for i in range(len(jobs)):
+            todo.put(i)
+
+        def drain(worker: Worker) -> None:
+            while True:
+                try:
+                    i = todo.get_nowait()
+                except queue.Empty:
+                    return
+                results[i] = self._run_one(worker, jobs[i], backstop[i])
+
+        with self._lock:  # one batch at a time per pool: workers are single-job
+            busy = self.workers[: max(1, min(len(self.workers), len(jobs)))]
+            threads = [threading.Thread(target=drain, args=(w,), daemon=True) for w in busy]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+        return results
+
+    @staticmethod
+    def _run_one(worker: Worker, job: dict[str, Any], backstop: float) -> Any:
+        error: WorkerError | None = None
+        for _ in range(2):  # a fresh worker gets one more try
+            try:
+                return worker.run(job, backstop)
+            except WorkerError as exc:
+                error = exc
+        return error
+
+    def close(self) -> None:
+        """Kill every worker."""
+        for w in self.workers:
+            w.kill()

@@ -1,0 +1,308 @@
+"""The ``test_cases`` source: the pass rate of model-written code on test cases, with a Beta posterior.
+
+Per sample: extract the code (:mod:`.extract`), parse ``Sample.tests`` (:mod:`.formats`), run the
+cases in the sandbox pool (:mod:`.pool`, :mod:`.sandbox`), and decide every case here, in the
+trusted parent, by strict comparison of decoded plain values (:mod:`.protocol`).
+
+``value`` = passed / total; ``draws`` are K samples from Beta(passed + 1/2, failed + 1/2) with a
+seed derived from the sample id, so a sample's draws never depend on the rest of its batch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import os
+from collections.abc import Sequence
+from typing import Any, Literal
+
+from pydantic import Field
+
+from rewardplug.source import RewardSource, SourceConfig
+from rewardplug.types import Sample, Score
+from rewardplug_code import protocol, sandbox
+from rewardplug_code.extract import CodeError, extract_code
+from rewardplug_code.formats import Case, Plan, TestsError, parse_tests
+from rewardplug_code.pool import Pool, WorkerError
+
+log = logging.getLogger(__name__)
+
+__all__ = ["TestCasesSource", "beta_draws"]
+
+_MAX_FAILURES_SHOWN = 5
+_warned: set[str] = set()
+
+
+def beta_draws(passed: int, failed: int, k: int, seed: int, key: str) -> list[float]:
+    """K draws from Beta(passed + 1/2, failed + 1/2), seeded by ``seed`` and ``key`` only."""
+    import numpy as np
+
+    digest = hashlib.blake2b(f"{seed}\x00{key}".encode("utf-8", "surrogatepass"), digest_size=8)
+    rng = np.random.default_rng(int.from_bytes(digest.digest(), "big"))
+    return [float(x) for x in rng.beta(passed + 0.5, failed + 0.5, size=k)]
+
+
+class TestCasesSource(RewardSource):
+    """Run the response's Python code against ``Sample.tests`` in a sandbox; reward = pass rate."""
+
+    class Config(SourceConfig):
+        timeout_s: float = Field(5.0, gt=0, le=600)
+        """Wall-clock limit per case (seconds); a case that runs longer fails."""
+        total_timeout_s: float = Field(60.0, gt=0, le=3600)
+        """Wall-clock budget per submission; cases not run when it is spent fail."""
+        memory_mb: int = Field(1024, ge=64)
+        """Address-space limit of the process running the code (MiB)."""
+        output_bytes: int = Field(1_000_000, ge=1024)
+        """Cap on one case's returned value or printed output (bytes); larger fails the case."""
+        max_code_bytes: int = Field(200_000, ge=1024)
+        """Responses whose code is larger fail without running."""
+        workers: int | None = Field(None, ge=1)
+        """Warm sandbox workers (default: the number of usable cores)."""
+        draws: int = Field(32, ge=1, le=10_000)
+        """K, the number of posterior draws per sample."""
+        seed: int = 0
+        """Seed of the posterior draws (combined with each sample's id)."""
+        prepend_prompt: bool = False
+        """Run prompt + response (completions that continue the prompt, as in HumanEval)."""
+        stop: list[str] = Field(default_factory=list)
+        """Truncate the response at the first of these strings (raw completions)."""
+        isolation: Literal["auto", "bwrap", "rlimits+seccomp"] = "auto"
+        """``auto`` uses bubblewrap when it works, else rlimits + seccomp (with a warning)."""
+
+    transient = ("_pool",)
+
+    def __init__(self, config: Any = None, **options: Any):
+        super().__init__(config, **options)
+        self._pool: Pool | None = None
+
+    # ------------------------------------------------------------------ resources
+
+    @property
+    def pool(self) -> Pool:
+        """The warm worker pool, started on first use."""
+        if self._pool is None:
+            cfg = self.config
+            level = sandbox.isolation_level(cfg.isolation)
+            if level != sandbox.LEVEL_BWRAP and level not in _warned:
+                _warned.add(level)
+                log.warning("test_cases runs candidate code with isolation level %r", level)
+            limits = sandbox.Limits(
+                cfg.memory_mb,
+                int(cfg.total_timeout_s) + 2,
+                cfg.output_bytes,
+            )
+            size = cfg.workers or len(os.sched_getaffinity(0))
+            self._pool = Pool(level, limits, size)
+        return self._pool
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
+
+    def __del__(self) -> None:
+        with contextlib.suppress(Exception):
+            self.close()
+
+    # ------------------------------------------------------------------ scoring
+
+    def score(self, samples: Sequence[Sample]) -> list[Score]:
+        scores: list[Score | None] = [None] * len(samples)
+        prepared: list[tuple[int, Plan, str]] = []
+        for i, sample in enumerate(samples):
+            try:
+                plan = parse_tests(sample.tests)
+            except TestsError as exc:
+                scores[i] = Score.abstain(str(exc))
+                continue
+            if plan.total == 0:
+                scores[i] = Score.abstain("the tests hold zero cases")
+                continue
+            try:
+                code = extract_code(
+                    sample.response,
+                    sample.prompt if isinstance(sample.prompt, str) else None,
+                    prepend_prompt=self.config.prepend_prompt,
+                    stop=self.config.stop,
+                    max_bytes=self.config.max_code_bytes,
+                )
+            except CodeError as exc:
+                scores[i] = self._verdicts(sample, plan, [str(exc)] * plan.total, code_error=True)
+                continue
+            prepared.append((i, plan, code))
+        if prepared:
+            try:
+                pool = self.pool
+            except Exception as exc:  # the sandbox cannot start at all
+                reason = f"the sandbox is unavailable: {type(exc).__name__}: {exc}"
+                for i, _, _ in prepared:
+                    scores[i] = Score.abstain(reason)
+                return scores  # type: ignore[return-value]
+            self._run(samples, prepared, pool, scores)
+        return scores  # type: ignore[return-value]
+
+    def _run(
+        self,
+        samples: Sequence[Sample],
+        prepared: list[tuple[int, Plan, str]],
+        pool: Pool,
+        scores: list[Score | None],
+    ) -> None:
+        jobs: list[dict[str, Any]] = []
+        owners: list[int] = []
+        for slot, (i, plan, code) in enumerate(prepared):
+            for job in self._jobs(plan, code, samples[i]):
+                job["id"] = len(jobs)
+                jobs.append(job)
+                owners.append(slot)
+        backstop = [j["total_timeout"] + j["load_timeout"] + 15.0 for j in jobs]
+        replies = pool.run(jobs, backstop)
+        per_sample: dict[int, list[Any]] = {}
+        for slot, reply in zip(owners, replies, strict=True):
+            per_sample.setdefault(slot, []).append(reply)
+        for slot, (i, plan, _) in enumerate(prepared):
+            got = per_sample.get(slot, [])
+            broken = [r for r in got if not isinstance(r, dict) or "machinery" in r]
+            if broken:
+                why = broken[0] if isinstance(broken[0], WorkerError) else broken[0]["machinery"]
+                scores[i] = Score.abstain(f"sandbox machinery failed: {why}", isolation=pool.level)
+                continue
+            outcomes = self._decide(plan, got)
+            scores[i] = self._verdicts(samples[i], plan, outcomes, isolation=pool.level)
+
+    def _jobs(self, plan: Plan, code: str, sample: Sample) -> list[dict[str, Any]]:
+        cfg = self.config
+        base = {
+            "code": code,
+            "entry_point": plan.entry_point,
+            "timeout": cfg.timeout_s,
+            "load_timeout": cfg.timeout_s,
+            "result_bytes": cfg.output_bytes,
+        }
+        jobs = []
+        if plan.cases and plan.kind == "stdio":
+            n = len(plan.cases)
+            jobs.append(
+                {
+                    **base,
+                    "mode": "stdio",
+                    "n": n,
+                    "cases": [],
+                    "stdin": [c.stdin for c in plan.cases],
+                    "total_timeout": cfg.total_timeout_s,
+                }
+            )
+        elif plan.cases:
+            cases = [protocol.encode_args(c.args, c.kwargs) for c in plan.cases]
+            jobs.append(
+                {
+                    **base,
+                    "mode": "call",
+                    "n": len(cases),
+                    "cases": cases,
+                    "total_timeout": cfg.total_timeout_s,
+                }
+            )
+        if plan.check_code:
+            prelude = sample.prompt if cfg.prepend_prompt and isinstance(sample.prompt, str) else ""
+            jobs.append(
+                {
+                    **base,
+                    "mode": "check",
+                    "n": 1,
+                    "cases": [],
+                    "check_code": prelude + "\n\n" + plan.check_code,
+                    "timeout": cfg.total_timeout_s,
+                    "total_timeout": cfg.total_timeout_s,
+                }
+            )
+        return jobs
+
+    def _decide(self, plan: Plan, replies: list[dict[str, Any]]) -> list[str | None]:
+        """Per case: None when it passed, else why it failed. Decided here, nowhere else."""
+        pending = list(replies)
+        outcomes: list[str | None] = []
+        n_cases = len(plan.cases)
+        if n_cases:
+            outcomes += self._compare_cases(plan, pending.pop(0), n_cases)
+        if plan.check_code:
+            outcomes += self._compare_check(pending.pop(0))
+        return outcomes
+
+    def _compare_cases(self, plan: Plan, reply: dict[str, Any], n: int) -> list[str | None]:
+        if reply.get("violation"):
+            return [f"protocol violation: {reply['violation']}"] * n
+        results, faults = reply.get("results"), reply.get("faults")
+        if not isinstance(results, list) or not isinstance(faults, list) or len(results) != n:
+            return ["protocol violation: wrong number of results"] * n
+        out: list[str | None] = []
+        for case, raw, fault in zip(plan.cases, results, faults, strict=True):
+            if fault:
+                out.append(str(fault)[:300])
+                continue
+            got = protocol.decode(raw)
+            if not got.ok:
+                out.append(got.error)
+                continue
+            out.append(None if _passes(case, got.value, plan.atol) else "wrong answer")
+        return out
+
+    @staticmethod
+    def _compare_check(reply: dict[str, Any]) -> list[str | None]:
+        if reply.get("violation"):
+            return [f"protocol violation: {reply['violation']}"]
+        results, faults = reply.get("results") or [None], reply.get("faults") or [None]
+        if faults[0]:
+            return [f"hardened check: {faults[0]}"]
+        got = protocol.decode(results[0])
+        if not got.ok:
+            return [got.error]
+        return [None if got.value is True else "hardened check: malformed verdict"]
+
+    def _verdicts(
+        self,
+        sample: Sample,
+        plan: Plan,
+        outcomes: list[str | None],
+        *,
+        isolation: str | None = None,
+        code_error: bool = False,
+    ) -> Score:
+        total = len(outcomes)
+        passed = sum(o is None for o in outcomes)
+        failures = [{"case": i, "reason": o} for i, o in enumerate(outcomes) if o is not None][
+            :_MAX_FAILURES_SHOWN
+        ]
+        detail: dict[str, Any] = {
+            "passed": passed,
+            "total": total,
+            "kind": plan.kind,
+            "failures": failures,
+        }
+        if isolation:
+            detail["isolation"] = isolation
+        if code_error:
+            detail["reason"] = outcomes[0]
+        if plan.check_code:
+            detail["hardened"] = (
+                f"{plan.unconverted} assert(s) could not be converted to cases; they ran as one "
+                "hardened case (test code in a trusted checker, candidate answering over a pipe)"
+            )
+            detail["converted"] = len(plan.cases)
+        draws = beta_draws(passed, total - passed, self.config.draws, self.config.seed, sample.id)
+        return Score(value=passed / total, draws=draws, detail=detail)
+
+
+def _passes(case: Case, value: Any, atol: float) -> bool:
+    if case.compare == "eq":
+        return protocol.equal(value, case.expected, atol)
+    if case.compare == "tol":
+        return protocol.within(value, case.expected, case.tol, case.inclusive)
+    if case.compare == "truthy":
+        return bool(value)
+    if case.compare == "falsy":
+        return not value
+    if case.compare == "stdout":
+        return type(value) is str and protocol.stdout_equal(value, case.expected)
+    return False

@@ -1,0 +1,511 @@
+# ruff: noqa: SIM105, SIM115, UP031  (sandbox-side code: plain stdlib idioms, no contextlib)
+"""The warm worker that runs inside the sandbox (stdlib only; never imported by the scorer).
+
+The scorer starts this file as ``python -I -S -B -c <source>`` inside bubblewrap (or, in the
+fallback, as a plain child with a cleared environment). It reads one init message, pre-imports
+common modules, then serves jobs read from fd 0 and answers on fd 1, one at a time.
+
+Per job it forks a *child* that hardens itself (process group, fds, rlimits, seccomp) and runs
+the candidate. The child only reports *values* in frames on a private pipe; this zygote enforces
+wall-clock deadlines (SIGKILL of the child's process group), caps output, and relays the raw
+frames. It never sees expected values and decides nothing: the trusted parent does.
+
+Frames (child -> zygote): 4-byte big-endian length, 1-byte marker, payload.
+``L`` candidate loaded; ``P`` one case's result, child goes on; ``F`` one case's result, child
+exits (a fresh child takes the next case); ``A`` every remaining case fails with this payload.
+"""
+
+import base64
+import ctypes
+import json
+import os
+import pickle
+import resource
+import select
+import signal
+import struct
+import sys
+import time
+
+PRELOAD = [
+    "math",
+    "re",
+    "collections",
+    "itertools",
+    "functools",
+    "heapq",
+    "bisect",
+    "string",
+    "typing",
+    "random",
+    "fractions",
+    "decimal",
+    "statistics",
+    "hashlib",
+    "operator",
+    "copy",
+    "array",
+    "datetime",
+    "io",
+]
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_libc.prctl.argtypes = [
+    ctypes.c_int,
+    ctypes.c_ulong,
+    ctypes.c_ulong,
+    ctypes.c_ulong,
+    ctypes.c_ulong,
+]
+PR_SET_DUMPABLE = 4
+PR_SET_NO_NEW_PRIVS = 38
+PR_SET_SECCOMP = 22
+SECCOMP_MODE_FILTER = 2
+MAX_ERROR = 300
+
+
+class _SockFprog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+
+
+# ---------------------------------------------------------------- framing
+
+
+def read_msg(fd):
+    head = _read_exact(fd, 4)
+    if head is None:
+        return None
+    body = _read_exact(fd, struct.unpack(">I", head)[0])
+    return json.loads(body)
+
+
+def _read_exact(fd, n):
+    chunks, got = [], 0
+    while got < n:
+        data = os.read(fd, n - got)
+        if not data:
+            return None
+        chunks.append(data)
+        got += len(data)
+    return b"".join(chunks)
+
+
+def write_all(fd, data):
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def send_msg(fd, obj):
+    body = json.dumps(obj).encode()
+    write_all(fd, struct.pack(">I", len(body)) + body)
+
+
+def frame(marker, payload):
+    body = marker + payload
+    return struct.pack(">I", len(body)) + body
+
+
+# ---------------------------------------------------------------- hardening (in the child)
+
+
+def harden(limits, bpf):
+    """Apply rlimits and the seccomp filter to the current process (irreversible)."""
+    mem = limits["memory_bytes"]
+    for name, value in (
+        ("RLIMIT_AS", mem),
+        ("RLIMIT_DATA", mem),
+        ("RLIMIT_CPU", limits["cpu_seconds"]),
+        ("RLIMIT_FSIZE", limits["file_bytes"]),
+        ("RLIMIT_NOFILE", limits["open_files"]),
+        ("RLIMIT_CORE", 0),
+        ("RLIMIT_NPROC", limits["processes"]),
+    ):
+        try:
+            resource.setrlimit(getattr(resource, name), (value, value))
+        except (ValueError, OSError):
+            pass  # e.g. NPROC above the hard limit: the other layers still hold
+    # Oversized writes must fail with EFBIG instead of killing the harness mid-report.
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    if bpf:
+        prog = ctypes.create_string_buffer(bpf)
+        fprog = _SockFprog(len(bpf) // 8, ctypes.addressof(prog))
+        if _libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
+            raise OSError(ctypes.get_errno(), "PR_SET_NO_NEW_PRIVS failed")
+        if _libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.addressof(fprog), 0, 0) != 0:
+            raise OSError(ctypes.get_errno(), "seccomp filter install failed")
+
+
+def isolate_fds(keep):
+    """stdin/stdout/stderr to /dev/null; close every other fd except ``keep``."""
+    null = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(null, fd)
+    keep = sorted({0, 1, 2, *keep})
+    start = 3
+    for fd in keep:
+        if fd >= start:
+            os.closerange(start, fd)
+            start = fd + 1
+    os.closerange(start, 4096)
+
+
+# ---------------------------------------------------------------- child-side harness
+
+
+def plain(value, depth=0):
+    """Strict conversion to JSON data: exact builtin types only (subclasses are not data)."""
+    if depth > 100:
+        raise TypeError("value nested too deeply")
+    t = type(value)
+    if value is None or t is bool or t is str or t is int or t is float:
+        return value
+    if t is list or t is tuple:
+        return [plain(v, depth + 1) for v in value]
+    if t is dict:
+        out = {}
+        for k, v in dict.items(value):
+            if type(k) is not str:
+                raise TypeError("dict key of type %s is not plain data" % type(k).__name__)
+            out[k] = plain(v, depth + 1)
+        return out
+    raise TypeError("returned %s, which is not plain data" % t.__name__)
+
+
+def describe(exc):
+    try:
+        text = "%s: %s" % (type(exc).__name__, exc)
+    except BaseException:
+        text = "exception of a type whose message cannot be shown"
+    return text[:MAX_ERROR]
+
+
+def ok_payload(value, cap):
+    data = json.dumps({"value": plain(value)}, ensure_ascii=True).encode()
+    if len(data) > cap:
+        raise ValueError("result larger than %d bytes" % cap)
+    return data
+
+
+def err_payload(text):
+    return json.dumps({"error": text}, ensure_ascii=True).encode()
+
+
+def load_candidate(job, name):
+    namespace = {"__name__": name, "__builtins__": __builtins__}
+    code = compile(job["code"], "<candidate>", "exec")
+    exec(code, namespace)
+    return namespace
+
+
+def child_call(job, start, wfd):
+    cases = [pickle.loads(base64.b64decode(c)) for c in job["cases"]]
+    cap = job["result_bytes"]
+    try:
+        namespace = load_candidate(job, "__candidate__")
+        fn = namespace.get(job["entry_point"])
+        if not callable(fn):
+            raise NameError("entry point %r is not defined as a function" % job["entry_point"])
+    except BaseException as exc:
+        write_all(wfd, frame(b"A", err_payload("loading the code failed: " + describe(exc))))
+        os._exit(0)
+    write_all(wfd, frame(b"L", b""))
+    for i in range(start, len(cases)):
+        args, kwargs = cases[i]
+        try:
+            payload, marker = ok_payload(fn(*args, **kwargs), cap), b"P"
+        except BaseException as exc:
+            payload, marker = err_payload(describe(exc)), b"F"
+        write_all(wfd, frame(marker, payload))
+        if marker == b"F":
+            os._exit(0)
+    os._exit(0)
+
+
+def child_stdio(job, start, wfd):
+    stdin = job["stdin"][start].encode()
+    cap = job["result_bytes"]
+    in_fd = os.memfd_create("stdin")
+    write_all(in_fd, stdin)
+    os.lseek(in_fd, 0, 0)
+    out_fd = os.memfd_create("stdout")
+    os.dup2(in_fd, 0)
+    os.dup2(out_fd, 1)
+    sys.stdin = open(0, closefd=False)
+    sys.stdout = open(1, "w", closefd=False)
+    keep = os.dup(out_fd)
+    error = None
+    try:
+        code = compile(job["code"], "<candidate>", "exec")
+    except BaseException as exc:
+        write_all(wfd, frame(b"A", err_payload("compiling the code failed: " + describe(exc))))
+        os._exit(0)
+    try:
+        exec(code, {"__name__": "__main__", "__builtins__": __builtins__})
+    except SystemExit as exc:
+        if exc.code not in (None, 0):
+            error = "program exited with status %r" % (exc.code,)
+    except BaseException as exc:
+        error = describe(exc)
+    try:
+        sys.stdout.flush()
+    except BaseException:
+        pass
+    if error is not None:
+        write_all(wfd, frame(b"F", err_payload(error)))
+        os._exit(0)
+    size = os.lseek(keep, 0, 2)
+    if size > cap:
+        write_all(wfd, frame(b"F", err_payload("output larger than %d bytes" % cap)))
+        os._exit(0)
+    out = os.pread(keep, size, 0).decode("utf-8", "replace")
+    write_all(wfd, frame(b"P", json.dumps({"value": out}, ensure_ascii=True).encode()))
+    os._exit(0)
+
+
+def child_check(job, start, wfd, limits, bpf):
+    """Trusted checker: runs the test code; the candidate lives in a separate grandchild.
+
+    Every ``candidate(...)`` call crosses a strict JSON boundary, so the test code compares plain
+    data the candidate cannot forge, and the candidate never sees the test code or its values.
+    """
+    req_r, req_w = os.pipe()
+    resp_r, resp_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        isolate_fds((req_r, resp_w))
+        harden(limits, bpf)
+        serve_candidate(job, req_r, resp_w)
+        os._exit(0)
+    os.close(req_r)
+    os.close(resp_w)
+    harden(limits, bpf)
+    timeout = job["timeout"]
+
+    def candidate(*args, **kwargs):
+        try:
+            body = pickle.dumps((args, kwargs), protocol=4)
+        except Exception as exc:
+            raise RuntimeError("arguments cannot be sent to the candidate: %s" % exc) from None
+        write_all(req_w, struct.pack(">I", len(body)) + body)
+        reply = read_reply(resp_r, time.monotonic() + timeout, job["result_bytes"])
+        if "error" in reply:
+            raise RuntimeError("candidate failed: %s" % str(reply["error"])[:MAX_ERROR])
+        return reply["value"]
+
+    namespace = {"__name__": "__check__", "__builtins__": __builtins__}
+    try:
+        exec(compile(job["check_code"], "<tests>", "exec"), namespace)
+        namespace["check"](candidate)
+        payload = json.dumps({"value": True}).encode()
+    except BaseException as exc:
+        payload = err_payload("check failed: " + describe(exc))
+    write_all(wfd, frame(b"P", payload))
+    os._exit(0)
+
+
+def read_reply(fd, deadline, cap):
+    head = b""
+    body = b""
+    need = 4
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("candidate call timed out")
+        ready, _, _ = select.select([fd], [], [], left)
+        if not ready:
+            continue
+        data = os.read(fd, 65536)
+        if not data:
+            raise RuntimeError("candidate process died")
+        if len(head) < 4:
+            head += data
+            if len(head) < 4:
+                continue
+            data, head = head[4:], head[:4]
+            need = struct.unpack(">I", head)[0]
+            if need > cap:
+                raise RuntimeError("candidate reply too large")
+        body += data
+        if len(body) >= need:
+            value = json.loads(body[:need])
+            if type(value) is not dict:
+                raise RuntimeError("malformed candidate reply")
+            return value
+
+
+def serve_candidate(job, req_r, resp_w):
+    cap = job["result_bytes"]
+    try:
+        namespace = load_candidate(job, "__candidate__")
+        fn = namespace.get(job["entry_point"])
+        if not callable(fn):
+            raise NameError("entry point %r is not defined as a function" % job["entry_point"])
+        load_error = None
+    except BaseException as exc:
+        load_error = "loading the code failed: " + describe(exc)
+    while True:
+        head = _read_exact(req_r, 4)
+        if head is None:
+            os._exit(0)
+        args, kwargs = pickle.loads(_read_exact(req_r, struct.unpack(">I", head)[0]))
+        if load_error is not None:
+            payload = err_payload(load_error)
+        else:
+            try:
+                payload = ok_payload(fn(*args, **kwargs), cap)
+            except BaseException as exc:
+                payload = err_payload(describe(exc))
+        write_all(resp_w, struct.pack(">I", len(payload)) + payload)
+
+
+# ---------------------------------------------------------------- zygote side
+
+
+def spawn(job, start, limits, bpf):
+    rfd, wfd = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.setpgid(0, 0)
+            isolate_fds((wfd,))
+            if job["mode"] == "check":
+                child_check(job, start, wfd, limits, bpf)
+            harden(limits, bpf)
+            if job["mode"] == "call":
+                child_call(job, start, wfd)
+            else:
+                child_stdio(job, start, wfd)
+        finally:
+            os._exit(0)
+    os.close(wfd)
+    try:
+        os.setpgid(pid, pid)
+    except OSError:
+        pass  # the child already did it (or is gone)
+    return pid, rfd
+
+
+def kill(pid, rfd):
+    for target in (lambda: os.killpg(pid, signal.SIGKILL), lambda: os.kill(pid, signal.SIGKILL)):
+        try:
+            target()
+        except OSError:
+            pass
+    try:
+        _, status = os.waitpid(pid, 0)
+    except ChildProcessError:
+        status = 0
+    os.close(rfd)
+    return status
+
+
+def exit_text(status):
+    if os.WIFSIGNALED(status):
+        sig = os.WTERMSIG(status)
+        name = {9: "SIGKILL (memory or CPU limit?)", 11: "SIGSEGV (crash, e.g. deep recursion)"}
+        return "child died by signal %s" % name.get(sig, sig)
+    return "child exited (status %d) before returning a result" % os.WEXITSTATUS(status)
+
+
+def run_job(job, limits, bpf):
+    n = job["n"]
+    results = [None] * n
+    faults = [None] * n
+    per_case = job["timeout"]
+    total_deadline = time.monotonic() + job["total_timeout"]
+    cap = job["result_bytes"] + 16
+    one_per_child = job["mode"] != "call"
+    i = 0
+    while i < n:
+        if time.monotonic() >= total_deadline:
+            for k in range(i, n):
+                faults[k] = "not run: the submission's total time budget was spent"
+            break
+        pid, rfd = spawn(job, i, limits, bpf)
+        k, buf, loaded, restart_at = i, b"", job["mode"] != "call", None
+        deadline = min(time.monotonic() + per_case + job["load_timeout"], total_deadline)
+        while restart_at is None:
+            left = deadline - time.monotonic()
+            ready = select.select([rfd], [], [], max(left, 0))[0] if left > 0 else []
+            if not ready:
+                faults[k] = "timeout" if deadline < total_deadline else "total time budget spent"
+                if not loaded:  # a program that hangs while loading hangs every time
+                    for j in range(k, n):
+                        faults[j] = "timeout while loading the code"
+                    restart_at = n
+                else:
+                    restart_at = k + 1
+                kill(pid, rfd)
+                break
+            data = os.read(rfd, 1 << 16)
+            if not data:
+                status = kill(pid, rfd)
+                if not loaded:
+                    for j in range(k, n):
+                        faults[j] = "crashed while loading the code: " + exit_text(status)
+                    restart_at = n
+                else:
+                    faults[k] = exit_text(status)
+                    restart_at = k + 1
+                break
+            buf += data
+            while len(buf) >= 4 and restart_at is None:
+                size = struct.unpack(">I", buf[:4])[0]
+                if size > cap or size == 0:
+                    return {"violation": "oversized or empty frame from the child"}, pid, rfd
+                if len(buf) < 4 + size:
+                    break
+                marker, payload, buf = buf[4:5], buf[5 : 4 + size], buf[4 + size :]
+                if marker == b"L" and not loaded:
+                    loaded = True
+                    deadline = min(time.monotonic() + per_case, total_deadline)
+                    continue
+                if marker not in (b"P", b"F", b"A") or k >= n:
+                    return {"violation": "unexpected frame from the child"}, pid, rfd
+                if marker == b"A":
+                    for j in range(k, n):
+                        results[j] = payload.decode("ascii", "replace")
+                    restart_at = n
+                    break
+                results[k] = payload.decode("ascii", "replace")
+                k += 1
+                deadline = min(time.monotonic() + per_case, total_deadline)
+                if marker == b"F" or one_per_child or k == n:
+                    restart_at = k
+            if restart_at is not None:
+                kill(pid, rfd)
+        i = restart_at
+    return {"results": results, "faults": faults}, None, None
+
+
+def main():
+    # Non-dumpable: children cannot open /proc/<zygote>/mem or its fds to forge replies.
+    _libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
+    inp, out = os.dup(0), os.dup(1)
+    isolate_fds((inp, out))
+    init = read_msg(inp)
+    limits = init["limits"]
+    bpf = base64.b64decode(init["bpf"]) if init.get("bpf") else b""
+    for name in PRELOAD:
+        try:
+            __import__(name)
+        except ImportError:
+            pass
+    send_msg(out, {"ready": True, "pid": os.getpid()})
+    while True:
+        job = read_msg(inp)
+        if job is None:
+            return
+        try:
+            reply, pid, rfd = run_job(job, limits, bpf)
+            if pid is not None:
+                kill(pid, rfd)
+        except Exception as exc:  # machinery failure: the parent makes the sample abstain
+            reply = {"machinery": describe(exc)}
+        reply["id"] = job["id"]
+        send_msg(out, reply)
+
+
+if __name__ == "__main__":
+    main()
