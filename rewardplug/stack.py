@@ -201,6 +201,13 @@ class Stack:
 
         return make_reward_function(self, name)
 
+    def as_async_trl_reward(self, name: str = "rewardplug") -> Callable[..., Any]:
+        """The async TRL reward function (``async def``): sources score concurrently through
+        their native ``ascore`` -- use it for network-bound stacks (judges behind an API)."""
+        from rewardplug.integrations.trl import make_async_reward_function
+
+        return make_async_reward_function(self, name)
+
     def close(self) -> None:
         """Release every source's resources."""
         for source in self.sources.values():
