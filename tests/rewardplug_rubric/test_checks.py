@@ -6,14 +6,18 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
-
-from rewardplug.types import Sample
 from rewardplug_rubric import checks
 from rewardplug_rubric.checks import BUILTIN_KINDS
 
+from rewardplug.types import Sample
+
 
 def run(kind: str, response: str, **fields) -> bool | float | None:
-    return BUILTIN_KINDS[kind].model_validate({"kind": kind, **fields}).check(Sample(response=response))
+    return (
+        BUILTIN_KINDS[kind]
+        .model_validate({"kind": kind, **fields})
+        .check(Sample(response=response))
+    )
 
 
 def test_counters():
@@ -78,7 +82,9 @@ def test_case_and_affixes():
     assert run("lowercase", "Not all lower") is False
     assert run("lowercase", "123") is False  # no letters: not "written in lowercase"
     assert run("uppercase", "SHOUT 1!") is True
-    assert run("ends_with", "Thanks. Any other questions?  \n", value="Any other questions?") is True
+    assert (
+        run("ends_with", "Thanks. Any other questions?  \n", value="Any other questions?") is True
+    )
     assert run("ends_with", "Any other questions? Bye", value="Any other questions?") is False
     assert run("starts_with", "  Dear Sir, hi", value="Dear Sir") is True
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from rewardplug_rubric.model import CATEGORY_WEIGHTS, RubricError, available_rubrics, load_rubric
 
 CAPITAL = {
@@ -129,13 +128,15 @@ def test_loading_from_file_name_and_text(tmp_path, monkeypatch):
 def test_bad_yaml_file_names_the_file(tmp_path):
     path = tmp_path / "broken.yaml"
     path.write_text("criteria: [\n", encoding="utf-8")
-    with pytest.raises(RubricError, match="broken.yaml is not valid YAML"):
+    with pytest.raises(RubricError, match=r"broken\.yaml is not valid YAML"):
         load_rubric(path)
 
 
 def test_file_errors_name_the_file(tmp_path):
     path = tmp_path / "bad.yaml"
-    path.write_text("criteria:\n  - {id: z, check: {kind: regex, pattern: '['}}\n", encoding="utf-8")
+    path.write_text(
+        "criteria:\n  - {id: z, check: {kind: regex, pattern: '['}}\n", encoding="utf-8"
+    )
     with pytest.raises(RubricError) as info:
         load_rubric(path)
     text = str(info.value)

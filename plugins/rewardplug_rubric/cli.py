@@ -1,0 +1,131 @@
+"""``rewardplug rubric ...`` commands, added to the CLI through the ``register_commands`` hook.
+
+* ``rewardplug rubric check FILE...`` validates rubric files (or library names) and prints a
+  summary; exit status 1 with the precise errors when one is invalid.
+* ``rewardplug rubric generate PROMPTS.jsonl -o RUBRICS.jsonl`` writes a per-prompt checklist for
+  every prompt with a judge backend (see :mod:`rewardplug_rubric.generate`).
+* ``rewardplug rubric list`` names the rubrics in the shipped library.
+
+The commands are thin: the work is done by :func:`~rewardplug_rubric.model.load_rubric` and
+:func:`~rewardplug_rubric.generate.generate_rubrics`, which Python users call directly.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import click
+
+from rewardplug_rubric.model import RubricError, available_rubrics, load_rubric
+
+
+@click.group("rubric")
+def rubric() -> None:
+    """Rubrics: validate rubric files and generate per-prompt checklists."""
+
+
+@rubric.command("check")
+@click.argument("files", nargs=-1, required=True)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON summary per rubric.")
+def check(files: tuple[str, ...], as_json: bool) -> None:
+    """Validate rubric FILES (paths or names in the rubric library)."""
+    failed = 0
+    for spec in files:
+        try:
+            r = load_rubric(spec)
+        except RubricError as exc:
+            failed += 1
+            click.echo(f"error: {exc}", err=True)
+            continue
+        summary = {
+            "file": spec,
+            "name": r.name,
+            "aggregate": r.aggregate,
+            "criteria": len(r.criteria),
+            "kinds": sorted({c.kind for c in r.criteria}),
+            "needs_judge": r.has_judged,
+            "total_weight": round(sum(c.effective_weight for c in r.criteria), 6),
+        }
+        if as_json:
+            click.echo(json.dumps(summary))
+        else:
+            judge = "needs a judge" if r.has_judged else "programmatic"
+            click.echo(
+                f"ok: {spec}: rubric {r.name!r}, {len(r.criteria)} criteria "
+                f"({', '.join(summary['kinds'])}), {r.aggregate}, {judge}"
+            )
+    if failed:
+        sys.exit(1)
+
+
+@rubric.command("list")
+def list_rubrics() -> None:
+    """Name the rubrics of the shipped library (``rewardplug.paths.rubrics_dir()``)."""
+    for name in available_rubrics():
+        try:
+            description = load_rubric(name).description.strip().split("\n", 1)[0]
+        except RubricError as exc:
+            description = f"INVALID: {str(exc).splitlines()[0]}"
+        click.echo(f"{name}: {description}")
+
+
+@rubric.command("generate")
+@click.argument("prompts_file", type=click.Path(exists=True, dir_okay=False))
+@click.option(
+    "-o", "--output", required=True, type=click.Path(dir_okay=False), help="RUBRICS.jsonl"
+)
+@click.option("--backend", default=None, help="Judge backend: openai | litellm | transformers.")
+@click.option("--model", default=None, help="Judge model (name, folder or .gguf file).")
+@click.option("--base-url", default=None, help="Server URL for the openai backend.")
+@click.option("--judge-config", default=None, help="JSON/YAML mapping of judge backend settings.")
+@click.option("--prompt-field", default="prompt", show_default=True, help="Column with the prompt.")
+@click.option(
+    "--reference-field",
+    "reference_fields",
+    multiple=True,
+    help="Column(s) with reference responses shown to the writer (repeatable).",
+)
+@click.option("--max-criteria", default=8, show_default=True, type=click.IntRange(1, 30))
+@click.option("--aggregate", default="weighted_mean", show_default=True)
+def generate(
+    prompts_file: str,
+    output: str,
+    backend: str | None,
+    model: str | None,
+    base_url: str | None,
+    judge_config: str | None,
+    prompt_field: str,
+    reference_fields: tuple[str, ...],
+    max_criteria: int,
+    aggregate: str,
+) -> None:
+    """Write a per-prompt checklist (``rubric`` column) for every row of PROMPTS_FILE."""
+    import yaml
+
+    from rewardplug_rubric.generate import generate_file
+
+    settings: dict[str, Any] = yaml.safe_load(judge_config) if judge_config else {}
+    if not isinstance(settings, dict):
+        raise click.BadParameter("must be a mapping", param_hint="--judge-config")
+    for key, value in (("backend", backend), ("model", model), ("base_url", base_url)):
+        if value is not None:
+            settings[key] = value
+    try:
+        stats = generate_file(
+            prompts_file,
+            output,
+            judge=settings,
+            prompt_field=prompt_field,
+            reference_fields=list(reference_fields),
+            max_criteria=max_criteria,
+            aggregate=aggregate,
+        )
+    except (ValueError, RubricError) as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(
+        f"wrote {stats['written']} rubrics to {output} "
+        f"({stats['failed']} prompts without a usable checklist)",
+        err=True,
+    )

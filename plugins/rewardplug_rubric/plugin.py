@@ -1,0 +1,37 @@
+"""Plugin registration for the ``rubric`` source, its check kinds and its CLI commands.
+
+Imported when the plugin host loads entry points, so it stays cheap: the source, the check kinds
+and the commands are imported inside the hooks, and nothing here touches a judge backend.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from rewardplug.hookspecs import hookimpl
+
+if TYPE_CHECKING:
+    import click
+
+
+@hookimpl
+def register_sources(register: Callable[[str, type[Any]], None]) -> None:
+    from rewardplug_rubric.source import RubricSource
+
+    register("rubric", RubricSource)
+
+
+@hookimpl
+def register_criteria(register: Callable[[str, type[Any]], None]) -> None:
+    from rewardplug_rubric.checks import BUILTIN_KINDS
+
+    for kind, criterion_class in BUILTIN_KINDS.items():
+        register(kind, criterion_class)
+
+
+@hookimpl
+def register_commands(cli: click.Group) -> None:
+    from rewardplug_rubric.cli import rubric
+
+    cli.add_command(rubric)
