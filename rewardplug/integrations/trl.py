@@ -18,6 +18,7 @@ are there the adapter logs, next to TRL's own ``rewards/<name>/mean``:
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -38,6 +39,7 @@ def trl_samples(prompts: Sequence[Any], completions: Sequence[Any], **columns: A
 
     Columns that are lists with one entry per completion become sample fields (``reference``,
     ``tests``, ``rubric``, ``id``) or metadata; anything else (TRL's own helpers) is ignored.
+    A ``tests`` column may hold JSON strings (nested specs do not fit Arrow schemas well).
     """
     n = len(completions)
     if len(prompts) != n:
@@ -53,6 +55,9 @@ def trl_samples(prompts: Sequence[Any], completions: Sequence[Any], **columns: A
         if key != previous:
             run, previous = run + 1, key
         fields = {k: v[i] for k, v in cols.items()}
+        if isinstance(fields.get("tests"), str):
+            # Nested test specs are awkward in Arrow-backed datasets: a JSON string is accepted.
+            fields["tests"] = _json_object(fields["tests"], "tests", i)
         fields.setdefault("id", str(i))
         fields["id"] = str(fields["id"]) + (f"#{i}" if "id" in cols else "")
         samples.append(
@@ -61,6 +66,13 @@ def trl_samples(prompts: Sequence[Any], completions: Sequence[Any], **columns: A
             )
         )
     return samples
+
+
+def _json_object(text: str, column: str, index: int) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"column {column!r}, row {index}: not a JSON object ({exc})") from None
 
 
 def _mean(values: Sequence[float]) -> float | None:
@@ -95,7 +107,9 @@ def log_to_trl(
         tiers = {r.group: r.n_tiers for r in rewards if r.n_tiers is not None}
         if tiers:
             log_metric(f"rewards/{name}/n_tiers/mean", sum(tiers.values()) / len(tiers))
-        log_metric(f"rewards/{name}/abstained", sum(r.reward is None for r in rewards) / len(rewards))
+        log_metric(
+            f"rewards/{name}/abstained", sum(r.reward is None for r in rewards) / len(rewards)
+        )
     if log_extra is not None:
         for s, values in per_source.items():
             log_extra(f"{name}/{s}", values)

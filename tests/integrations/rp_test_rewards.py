@@ -34,3 +34,13 @@ def contains_reference(
     return [
         None if r is None else float(r in c) for c, r in zip(completions, reference, strict=True)
     ]
+
+
+#: prompts of every call to :func:`recording_length` (the TRL test checks the grouping)
+CALLS: list[list[str]] = []
+
+
+def recording_length(prompts: Sequence[str], completions: Sequence[str], **_: Any) -> list[float]:
+    """Like :func:`length`, and records the prompts of each call."""
+    CALLS.append(list(prompts))
+    return [float(len(c)) for c in completions]
