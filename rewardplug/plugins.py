@@ -180,8 +180,22 @@ def _build() -> _State:
             pm.register(ep.load(), name=ep.name)
         except Exception as exc:
             info.error = _describe(exc)
-    pm.check_pending()
+    _check_pending(pm, infos)
     return _State(pm, infos)
+
+
+def _check_pending(pm: pluggy.PluginManager, infos: dict[str, PluginInfo]) -> None:
+    """``check_pending()``, but a plugin with an unknown hook is unregistered and reported
+    (a typo in one plugin must not take the whole host down)."""
+    while True:
+        try:
+            pm.check_pending()
+            return
+        except pluggy.PluginValidationError as exc:
+            name = pm.get_name(exc.plugin)
+            pm.unregister(exc.plugin)
+            info = infos.setdefault(str(name), PluginInfo(str(name)))
+            info.error = f"{exc} (is the hook name misspelt? see docs/plugin-hooks.md)"
 
 
 def _version(dist: str) -> str | None:

@@ -25,11 +25,17 @@ def pair_probability(x: np.ndarray, y: np.ndarray, method: str, margin: float) -
     return 0.5 * (1 + math.erf(diff / scale / math.sqrt(2)))
 
 
-def reference_discretize(draws, groups, confidence=0.9, assign="mean", values=None, method="exact", margin=0.0):
+def reference_discretize(
+    draws, groups, confidence=0.9, assign="mean", values=None, method="exact", margin=0.0
+):
     """Tiers and rewards, one group at a time (same contract as ``rewardplug.discretize``)."""
     rows = [np.asarray([] if d is None else d, dtype=float) for d in draws]
     rows = [r[~np.isnan(r)] for r in rows]
-    point = [float(np.mean(r)) if len(r) else math.nan for r in rows] if values is None else list(values)
+    point = (
+        [float(np.mean(r)) if len(r) else math.nan for r in rows]
+        if values is None
+        else list(values)
+    )
     n = len(rows)
     tier = np.full(n, -1)
     reward = np.full(n, np.nan)
@@ -41,7 +47,7 @@ def reference_discretize(draws, groups, confidence=0.9, assign="mean", values=No
     for group, idx in members.items():
         idx = sorted(idx, key=lambda i: -point[i])
         tiers: list[list[int]] = [[idx[0]]]
-        for p, i in enumerate(idx[1:], start=1):
+        for i in idx[1:]:
             conflict = False
             for j in tiers[-1]:
                 pij = pair_probability(rows[i], rows[j], method, margin)

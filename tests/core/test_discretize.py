@@ -41,7 +41,9 @@ def test_fast_path_agrees_with_reference(method, assign, seed):
 @pytest.mark.parametrize("method", METHODS)
 def test_margin_and_ragged_draws_agree_with_reference(method):
     rng = np.random.default_rng(7)
-    rows = [list(rng.normal(rng.integers(0, 3), 0.5, size=int(rng.integers(1, 9)))) for _ in range(60)]
+    rows = [
+        list(rng.normal(rng.integers(0, 3), 0.5, size=int(rng.integers(1, 9)))) for _ in range(60)
+    ]
     rows[5] = None  # abstains
     groups = [f"g{i % 7}" for i in range(60)]
     fast = discretize(rows, groups, confidence=0.8, method=method, margin=0.3)
@@ -116,7 +118,9 @@ def test_groups_do_not_affect_each_other(batch, other):
     o_draws, o_groups, _, _ = other
     if o_draws.shape[1] != draws.shape[1]:
         return
-    both = discretize(np.vstack([draws, o_draws]), groups + [f"other-{g}" for g in o_groups], conf, method=method)
+    both = discretize(
+        np.vstack([draws, o_draws]), groups + [f"other-{g}" for g in o_groups], conf, method=method
+    )
     np.testing.assert_allclose(both.reward[: len(groups)], alone.reward)
 
 
@@ -168,8 +172,10 @@ def test_tiers_are_complete_linkage_and_contiguous(batch):
             if i == j or groups[i] != groups[j]:
                 continue
             if res.tier[i] == res.tier[j] and mean[i] != mean[j]:
-                p = max(pair_probability(draws[i], draws[j], method, 0.0),
-                        pair_probability(draws[j], draws[i], method, 0.0))
+                p = max(
+                    pair_probability(draws[i], draws[j], method, 0.0),
+                    pair_probability(draws[j], draws[i], method, 0.0),
+                )
                 assert p < conf
             if res.tier[i] < res.tier[j]:
                 assert mean[i] >= mean[j]
@@ -193,6 +199,14 @@ def test_abstaining_samples_get_none_and_do_not_affect_others(batch, data):
     all_groups = groups + [data.draw(st.sampled_from("abc")) for _ in range(extra)]
     with_abstain = discretize(rows, all_groups, conf, method=method)
     without = discretize(draws, groups, conf, method=method)
-    assert (with_abstain.tier[len(groups):] == -1).all()
-    assert np.isnan(with_abstain.reward[len(groups):]).all()
+    assert (with_abstain.tier[len(groups) :] == -1).all()
+    assert np.isnan(with_abstain.reward[len(groups) :]).all()
     np.testing.assert_allclose(with_abstain.reward[: len(groups)], without.reward)
+
+
+def test_package_level_function_works_in_any_import_order():
+    import rewardplug
+    import rewardplug.discretize as module
+
+    res = rewardplug.discretize([[1.0], [0.0]], ["g", "g"], confidence=0.9, assign="mean")
+    assert res.tier.tolist() == [0, 1] and module.discretize is not None

@@ -19,7 +19,12 @@ def stack(*sources, **top):
 
 
 def py(name, function, weight=1.0, **with_):
-    return {"name": name, "use": "python", "weight": weight, "with": {"function": f"{FIX}:{function}", **with_}}
+    return {
+        "name": name,
+        "use": "python",
+        "weight": weight,
+        "with": {"function": f"{FIX}:{function}", **with_},
+    }
 
 
 def test_score_returns_one_reward_per_sample_in_order():
@@ -33,8 +38,11 @@ def test_score_returns_one_reward_per_sample_in_order():
 
 
 def test_weighted_sum_combines_draw_wise():
-    s = stack(py("em", "exact_match", weight=2.0), py("q", "noisy", weight=1.0),
-              discretize={"enabled": False})
+    s = stack(
+        py("em", "exact_match", weight=2.0),
+        py("q", "noisy", weight=1.0),
+        discretize={"enabled": False},
+    )
     r = s.score([Sample(prompt="p", response="4", gold="4", quality=0.5)])[0]
     assert r.raw == pytest.approx(2.0 * 1.0 + 0.5)
     assert r.reward == r.raw and r.tier is None
@@ -46,15 +54,24 @@ def test_min_and_mean_minus_var():
     samples = [Sample(prompt="p", response="4", gold="4", quality=0.5)]
     low = stack(py("em", "exact_match"), py("q", "noisy"), combine="min").score(samples)[0]
     assert low.raw == pytest.approx(0.5)
-    mmv = stack(py("em", "exact_match"), py("q", "noisy"), combine="mean_minus_var", **{"lambda": 2.0})
+    mmv = stack(
+        py("em", "exact_match"), py("q", "noisy"), combine="mean_minus_var", **{"lambda": 2.0}
+    )
     r = mmv.score(samples)[0]
     # mean 0.75, variance across the two sources 0.0625
     assert r.raw == pytest.approx(0.75 - 2.0 * 0.0625)
 
 
 def test_abstaining_source_is_dropped_and_weights_renormalized():
-    s = stack(py("em", "exact_match", weight=1.0), py("q", "noisy", weight=3.0), discretize={"enabled": False})
-    batch = [Sample(prompt="p", response="4", gold="4"), Sample(prompt="p", response="4", gold="4", quality=1)]
+    s = stack(
+        py("em", "exact_match", weight=1.0),
+        py("q", "noisy", weight=3.0),
+        discretize={"enabled": False},
+    )
+    batch = [
+        Sample(prompt="p", response="4", gold="4"),
+        Sample(prompt="p", response="4", gold="4", quality=1),
+    ]
     r = s.score(batch)[0]  # no quality: q abstains
     assert r.status == "ok" and r.raw == pytest.approx(4.0 * 1.0)
     assert r.sources["q"].status == "abstain"
@@ -62,7 +79,10 @@ def test_abstaining_source_is_dropped_and_weights_renormalized():
 
 def test_abstain_policy_abstain():
     s = stack(py("em", "exact_match"), py("q", "noisy"), on_abstain="abstain")
-    batch = [Sample(prompt="p", response="4", gold="4"), Sample(prompt="p", response="4", gold="4", quality=1)]
+    batch = [
+        Sample(prompt="p", response="4", gold="4"),
+        Sample(prompt="p", response="4", gold="4", quality=1),
+    ]
     r, other = s.score(batch)
     assert r.reward is None and r.status == "abstain" and "q: tests.core" in r.reason
     assert other.status == "ok"
@@ -82,7 +102,9 @@ class Broken(rewardplug.RewardSource):
 
 
 def test_batch_exception_becomes_per_sample_errors_and_policy_applies():
-    s = load_stack({"sources": [py("em", "exact_match"), {"name": "b", "use": f"{__name__}:Broken"}]})
+    s = load_stack(
+        {"sources": [py("em", "exact_match"), {"name": "b", "use": f"{__name__}:Broken"}]}
+    )
     r = s.score([Sample(prompt="p", response="4", gold="4")])[0]
     assert r.status == "ok" and r.reward == 2.0  # em alone, rescaled to the full weight (2)
     assert r.sources["b"].status == "error" and "disk on fire" in r.sources["b"].reason
@@ -122,8 +144,13 @@ def test_validation_names_path_line_and_allowed_values(tmp_path):
     assert "sources[0].with.treshold (line 6)" in message
     assert "allowed keys: function, batched, kwargs" in message
 
-    path.write_text("sources:\n  - {name: a, use: python, with: {function: x:y}}\ncombine: maximum\n")
-    with pytest.raises(StackError, match="combine \\(line 3\\): Input should be 'weighted_sum', 'min' or 'mean_minus_var'"):
+    path.write_text(
+        "sources:\n  - {name: a, use: python, with: {function: x:y}}\ncombine: maximum\n"
+    )
+    with pytest.raises(
+        StackError,
+        match="combine \\(line 3\\): Input should be 'weighted_sum', 'min' or 'mean_minus_var'",
+    ):
         load_stack(path)
 
 
@@ -146,7 +173,9 @@ def test_missing_file_is_a_clear_error(tmp_path):
 
 def test_ascore_matches_score():
     s = stack(py("em", "exact_match"), py("q", "noisy"))
-    batch = [Sample(prompt="p", response=r, gold="4", quality=q) for r, q in (("4", 0.2), ("3", 0.9))]
+    batch = [
+        Sample(prompt="p", response=r, gold="4", quality=q) for r, q in (("4", 0.2), ("3", 0.9))
+    ]
     assert [r.reward for r in asyncio.run(s.ascore(batch))] == [r.reward for r in s.score(batch)]
 
 
@@ -155,11 +184,19 @@ def test_as_trl_reward_groups_consecutive_prompts_and_passes_columns():
     assert fn.__name__ == "rewardplug"
     prompts = ["a", "a", "b", "b"]
     completions = [[{"role": "assistant", "content": c}] for c in ("1", "2", "1", "1")]
-    out = fn(prompts=prompts, completions=completions, completion_ids=[[1]] * 4,
-             gold=["1", "1", "1", "1"], trainer_state=object())
+    out = fn(
+        prompts=prompts,
+        completions=completions,
+        completion_ids=[[1]] * 4,
+        gold=["1", "1", "1", "1"],
+        trainer_state=object(),
+    )
     assert out == [1.0, 0.0, 1.0, 1.0]
 
 
 def test_as_trl_reward_returns_none_for_abstentions():
     fn = stack(py("q", "noisy")).as_trl_reward()
-    assert fn(prompts=["a", "a"], completions=["x", "y"], quality=[0.5, None]) == [pytest.approx(0.5), None]
+    assert fn(prompts=["a", "a"], completions=["x", "y"], quality=[0.5, None]) == [
+        pytest.approx(0.5),
+        None,
+    ]

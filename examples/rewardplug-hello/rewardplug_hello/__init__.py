@@ -29,7 +29,10 @@ class HelloSource(RewardSource):
                 scores.append(Score.abstain("empty response"))
                 continue
             # draw k: does the response use a greeting from the list without its k-th entry?
-            draws = [float(any(w in text for j, w in enumerate(words) if j != k)) for k in range(len(words))]
+            draws = [
+                float(any(w in text for j, w in enumerate(words) if j != k))
+                for k in range(len(words))
+            ]
             scores.append(Score.of(value=float(any(w in text for w in words)), draws=draws))
         return scores
 

@@ -1,0 +1,216 @@
+"""verl adapter: a stack as a verl custom reward function.
+
+verl loads a custom reward function from a file (``custom_reward_function.path`` and ``.name``;
+``reward.custom_reward_function.*`` in newer configs) and passes every entry of
+``custom_reward_function.reward_kwargs`` to it as keyword arguments. Point the path at this
+module's file (``python -c "import rewardplug.integrations.verl as m; print(m.__file__)"``) and
+give the stack with ``+custom_reward_function.reward_kwargs.stack=/path/to/stack.yaml``:
+
+* ``compute_score`` (verl's default ``naive`` reward manager) scores one response at a time. A
+  response alone is its own group, so its reward is the combined raw score (no tie-grouping).
+* ``compute_score_batch`` (``reward_manager.name=batch``) scores a whole batch; responses to the
+  same prompt form a group and are tie-grouped -- the mode to use for GRPO. verl does not pass
+  the prompt itself, so groups are found from ``extra_info``: runs of consecutive samples with the
+  same ``extra_info["uid"]``, ``["group"]``, ``["index"]``, ``["prompt"]`` or ``["question"]``
+  (the first present), else the same ``(data_source, ground_truth)``; or, with
+  ``group_size=N`` (verl's ``rollout.n``), every N consecutive samples.
+
+``ground_truth`` becomes ``Sample.reference``; ``extra_info`` entries ``prompt``/``question``,
+``tests`` (a mapping or a JSON string) and ``rubric`` become sample fields, the rest metadata.
+Both functions return a dict per sample: ``score`` (the reward) and, for verl's
+``reward_extra_info`` logs, ``raw``, ``tier``, ``n_tiers``, ``abstained`` and one ``src/<name>``
+per source -- the same keys for every sample, as verl requires. A sample the stack abstains on
+scores ``abstain_reward`` (0.0 by default) with ``abstained = 1.0``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from rewardplug.types import Reward, Sample, _digest
+
+if TYPE_CHECKING:
+    from rewardplug.stack import Stack
+
+__all__ = ["clear_cache", "compute_score", "compute_score_batch", "get_stack", "verl_samples"]
+
+STACK_ENV = "REWARDPLUG_STACK"
+_GROUP_KEYS = ("uid", "group", "index", "prompt", "question")
+_cache: dict[str, Stack] = {}
+_lock = threading.Lock()
+
+
+def get_stack(path: str | os.PathLike[str] | None = None) -> Stack:
+    """The stack at ``path`` (default: ``$REWARDPLUG_STACK``), loaded once per process and path."""
+    from rewardplug.stack import load_stack
+
+    if path is None:
+        path = os.environ.get(STACK_ENV)
+        if not path:
+            raise ValueError(
+                "no reward stack given: add +custom_reward_function.reward_kwargs.stack=STACK.yaml "
+                f"to the verl config, or set {STACK_ENV}"
+            )
+    key = str(Path(path).resolve())
+    with _lock:  # verl may call from several threads; load each stack once
+        if key not in _cache:
+            _cache[key] = load_stack(key)
+        return _cache[key]
+
+
+def clear_cache() -> None:
+    """Close and forget every cached stack."""
+    with _lock:
+        for stack in _cache.values():
+            stack.close()
+        _cache.clear()
+
+
+def _fields(extra_info: Any) -> dict[str, Any]:
+    """Sample fields from verl's ``extra_info`` (see module docstring)."""
+    if not isinstance(extra_info, dict):
+        return {}
+    fields: dict[str, Any] = {}
+    metadata: dict[str, Any] = {}
+    for key, value in extra_info.items():
+        if key in ("prompt", "question") and "prompt" not in fields and value is not None:
+            fields["prompt"] = value if isinstance(value, str | list) else str(value)
+        elif key == "tests" and value is not None:
+            fields["tests"] = json.loads(value) if isinstance(value, str) else value
+        elif key == "rubric" and value is not None:
+            fields["rubric"] = value
+        else:
+            metadata[key] = _plain(value)
+    fields["metadata"] = metadata
+    return fields
+
+
+def _plain(value: Any) -> Any:
+    """numpy scalars/arrays (verl's non-tensor batch) as plain Python values."""
+    tolist = getattr(value, "tolist", None)
+    return tolist() if callable(tolist) else value
+
+
+def _group_key(data_source: Any, ground_truth: Any, extra_info: Any) -> str:
+    if isinstance(extra_info, dict):
+        for key in _GROUP_KEYS:
+            if extra_info.get(key) is not None:
+                return _digest([key, _plain(extra_info[key])])
+    return _digest(["gt", str(data_source), _plain(ground_truth)])
+
+
+def verl_samples(
+    data_sources: Sequence[Any],
+    solution_strs: Sequence[str],
+    ground_truths: Sequence[Any],
+    extra_infos: Sequence[Any] | None = None,
+    group_size: int | None = None,
+) -> list[Sample]:
+    """Samples for a verl batch; groups as described in the module docstring."""
+    n = len(solution_strs)
+    extras = list(extra_infos) if extra_infos is not None else [None] * n
+    if not (len(data_sources) == len(ground_truths) == len(extras) == n):
+        raise ValueError(
+            f"verl passed {len(data_sources)} data sources, {n} solutions, {len(ground_truths)} "
+            f"ground truths and {len(extras)} extra_infos; they must match"
+        )
+    if group_size is not None and (group_size < 1 or n % group_size):
+        raise ValueError(f"group_size={group_size} does not divide the batch of {n} samples")
+    samples, run, previous = [], -1, None
+    for i in range(n):
+        ds, gt, extra = data_sources[i], _plain(ground_truths[i]), extras[i]
+        if group_size:
+            group = f"{i // group_size}"
+        else:
+            key = _group_key(ds, gt, extra)
+            if key != previous:
+                run, previous = run + 1, key
+            group = f"{run}:{key}"
+        fields = _fields(extra)
+        fields["metadata"]["data_source"] = _plain(ds)
+        reference = None if gt is None else (gt if isinstance(gt, str) else json.dumps(gt))
+        samples.append(
+            Sample.model_validate(
+                {
+                    **fields,
+                    "id": str(i),
+                    "group": group,
+                    "response": solution_strs[i],
+                    "reference": reference,
+                }
+            )
+        )
+    return samples
+
+
+def _number(value: float | None, fill: float) -> float:
+    return fill if value is None or not math.isfinite(value) else float(value)
+
+
+def _result(reward: Reward, names: Sequence[str], fill: float) -> dict[str, float]:
+    out = {
+        "score": _number(reward.reward, fill),
+        "raw": _number(reward.raw, fill),
+        "tier": float(reward.tier) if reward.tier is not None else -1.0,
+        "n_tiers": float(reward.n_tiers) if reward.n_tiers is not None else 0.0,
+        "abstained": 1.0 if reward.reward is None else 0.0,
+    }
+    for name in names:
+        s = reward.sources.get(name)
+        out[f"src/{name}"] = _number(s.value if s is not None and s.ok else None, fill)
+    return out
+
+
+def compute_score_batch(
+    data_sources: Sequence[Any],
+    solution_strs: Sequence[str],
+    ground_truths: Sequence[Any],
+    extra_infos: Sequence[Any] | None = None,
+    *,
+    stack: str | None = None,
+    group_size: int | None = None,
+    abstain_reward: float = 0.0,
+    **_: Any,
+) -> list[dict[str, float]]:
+    """verl batch reward function (``reward_manager.name=batch``): one dict per sample.
+
+    :param stack: path of the stack YAML (from ``reward_kwargs``; default ``$REWARDPLUG_STACK``).
+    :param group_size: samples per group (verl's ``rollout.n``) when ``extra_info`` has no key.
+    :param abstain_reward: the score of a sample the stack abstains on.
+    """
+    st = get_stack(stack)
+    samples = verl_samples(data_sources, solution_strs, ground_truths, extra_infos, group_size)
+    rewards = st.score(samples)
+    names = list(st.sources)
+    return [_result(r, names, float(abstain_reward)) for r in rewards]
+
+
+def compute_score(
+    data_source: Any,
+    solution_str: str,
+    ground_truth: Any,
+    extra_info: Any = None,
+    *,
+    stack: str | None = None,
+    abstain_reward: float = 0.0,
+    **_: Any,
+) -> dict[str, float]:
+    """verl per-sample reward function (the default ``naive`` reward manager).
+
+    One response is its own group, so ``score`` is the stack's combined raw score; use
+    :func:`compute_score_batch` to get tie-grouped rewards.
+    """
+    return compute_score_batch(
+        [data_source],
+        [solution_str],
+        [ground_truth],
+        [extra_info],
+        stack=stack,
+        abstain_reward=abstain_reward,
+    )[0]

@@ -1,0 +1,206 @@
+"""`rewardplug score / eval / validate` and JSONL handling: bad input, resume, output rows."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from rewardplug.cli import cli
+from rewardplug.io import InputError, load_jsonl, prepare_resume
+from rewardplug.runner import score_file
+
+STACK = """\
+sources:
+  - name: em
+    use: python
+    with: {function: "tests.core.rewards_fixture:exact_match"}
+  - name: q
+    use: python
+    with: {function: "tests.core.rewards_fixture:noisy"}
+"""
+
+
+@pytest.fixture
+def stack_file(tmp_path):
+    path = tmp_path / "stack.yaml"
+    path.write_text(STACK)
+    return path
+
+
+def write_jsonl(path, rows, extra_lines=()):
+    lines = [json.dumps(r) for r in rows] + list(extra_lines)
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def rows_for(n_groups=5, per_group=4):
+    return [
+        {
+            "id": f"{g}-{i}",
+            "prompt": f"question {g}",
+            "response": str(i % 2),
+            "gold": "1",
+            "quality": round(0.1 * i, 2),
+            "source_dataset": "toy",
+        }
+        for g in range(n_groups)
+        for i in range(per_group)
+    ]
+
+
+def run(*args):
+    return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
+
+
+def test_score_writes_input_fields_plus_reward_fields(tmp_path, stack_file):
+    inp = write_jsonl(tmp_path / "in.jsonl", rows_for(2, 3))
+    out = tmp_path / "out.jsonl"
+    result = run("score", stack_file, inp, "-o", out)
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["id"] for r in rows] == [r["id"] for r in rows_for(2, 3)]
+    first = rows[0]
+    assert first["source_dataset"] == "toy" and first["gold"] == "1"
+    for key in ("reward", "raw", "std", "tier", "n_tiers", "status", "sources"):
+        assert key in first
+    assert set(first["sources"]) == {"em", "q"}
+
+
+def test_malformed_line_names_file_and_line(tmp_path, stack_file):
+    inp = write_jsonl(tmp_path / "in.jsonl", rows_for(1, 2), ['{"prompt": "p", "response": '])
+    result = run("score", stack_file, inp, "-o", tmp_path / "o.jsonl")
+    assert result.exit_code == 1
+    assert f"{inp}:3: invalid JSON" in result.output and "--skip-bad" in result.output
+
+
+def test_missing_response_names_the_field(tmp_path):
+    inp = write_jsonl(tmp_path / "in.jsonl", [{"prompt": "p"}])
+    with pytest.raises(InputError, match=r"in.jsonl:1: response: Field required"):
+        load_jsonl(inp)
+
+
+def test_skip_bad_skips_and_counts(tmp_path, stack_file):
+    inp = write_jsonl(tmp_path / "in.jsonl", rows_for(1, 2), ["not json", "[1, 2]"])
+    out = tmp_path / "o.jsonl"
+    result = run("score", stack_file, inp, "-o", out, "--skip-bad")
+    assert result.exit_code == 0
+    assert "skipped 2 bad lines" in result.output
+    assert len(out.read_text().splitlines()) == 2
+
+
+def test_duplicate_ids_are_rejected(tmp_path):
+    inp = write_jsonl(
+        tmp_path / "in.jsonl", [{"id": 1, "response": "a"}, {"id": "1", "response": "b"}]
+    )
+    with pytest.raises(InputError, match="duplicate id '1' \\(first on line 1\\)"):
+        load_jsonl(inp)
+
+
+def test_empty_input_gives_empty_output(tmp_path, stack_file):
+    inp = tmp_path / "empty.jsonl"
+    inp.write_text("")
+    out = tmp_path / "o.jsonl"
+    result = run("score", stack_file, inp, "-o", out)
+    assert result.exit_code == 0 and out.read_text() == ""
+
+
+def test_sample_without_group_is_grouped_by_prompt(tmp_path):
+    inp = write_jsonl(
+        tmp_path / "in.jsonl",
+        [
+            {"prompt": "a", "response": "x"},
+            {"prompt": "a", "response": "y"},
+            {"prompt": "b", "response": "z"},
+        ],
+    )
+    samples = load_jsonl(inp).samples
+    assert samples[0].group == samples[1].group != samples[2].group
+    assert [s.id for s in samples] == ["1", "2", "3"]
+
+
+def test_resume_after_a_crash_loses_and_duplicates_nothing(tmp_path, stack_file):
+    from tests.core import rewards_fixture
+
+    inp = write_jsonl(tmp_path / "in.jsonl", rows_for(6, 4))
+    full = tmp_path / "full.jsonl"
+    score_file(str(stack_file), inp, full, batch_size=4)
+    expected = full.read_text().splitlines()
+
+    crashed = tmp_path / "crashed.jsonl"
+    crashed.write_text("\n".join(expected[:10]) + "\n" + expected[10][:25])
+    rewards_fixture.CALLS.clear()
+    result = run("score", stack_file, inp, "-o", crashed, "--resume", "--batch-size", 4)
+    assert result.exit_code == 0, result.output
+    assert "8 already there" in result.output
+    assert crashed.read_text().splitlines() == expected
+    # groups 0-1 were not scored again; the partial group 2 was rescored whole
+    assert sum(rewards_fixture.CALLS) == 16
+
+
+def test_prepare_resume_is_a_no_op_on_a_complete_file(tmp_path, stack_file):
+    inp = write_jsonl(tmp_path / "in.jsonl", rows_for(2, 2))
+    out = tmp_path / "o.jsonl"
+    score_file(str(stack_file), inp, out)
+    before = out.read_text()
+    assert prepare_resume(out, load_jsonl(inp).samples) == {r["id"] for r in rows_for(2, 2)}
+    assert out.read_text() == before
+
+
+def test_validate_exit_codes(tmp_path, stack_file):
+    assert run("validate", stack_file).exit_code == 0
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(STACK.replace("use: python", "use: pyhton", 1))
+    result = run("validate", bad)
+    assert result.exit_code == 1
+    assert "sources[0].use: unknown source 'pyhton'; known:" in result.output
+
+
+def test_eval_writes_json_and_plot(tmp_path, stack_file):
+    rows = []
+    for g in range(12):
+        for i in range(4):
+            good = i < 2
+            rows.append(
+                {
+                    "prompt": f"q{g}",
+                    "response": "1" if good else "0",
+                    "gold": "1",
+                    "quality": 0.5 + (0.01 * i if good else 0.0),
+                    "label": int(good),
+                }
+            )
+    inp = write_jsonl(tmp_path / "d.jsonl", rows)
+    report_path, plot = tmp_path / "r.json", tmp_path / "p.png"
+    result = run(
+        "eval",
+        stack_file,
+        inp,
+        "--gold",
+        "label",
+        "--json",
+        report_path,
+        "--plot",
+        plot,
+        "--bootstrap",
+        200,
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads(report_path.read_text())
+    for part in ("raw", "discretized"):
+        assert set(report[part]) >= {"discriminative_ability", "specificity", "accuracy"}
+    # the raw reward separates the two good answers by noise (0.01), the discretized one ties them
+    assert report["raw"]["specificity"] < report["discretized"]["specificity"] == 1.0
+    assert report["discretized"]["discriminative_ability"] == 1.0
+    assert len(report["sweep"]) >= 5
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_eval_without_gold_field_fails_clearly(tmp_path, stack_file):
+    inp = write_jsonl(tmp_path / "d.jsonl", rows_for(1, 2))
+    result = run("eval", stack_file, inp, "--gold", "nope")
+    assert (
+        result.exit_code == 1
+        and "no sample has a numeric or boolean gold field 'nope'" in result.output
+    )
