@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+from pydantic import Field
+
 import rewardplug
 from rewardplug import RewardSource, Sample, Score, SourceConfig
 
@@ -17,7 +19,9 @@ class HelloSource(RewardSource):
     """1.0 when the response greets (``hello``, ``hi``, ...), else 0.0; abstains on empty text."""
 
     class Config(SourceConfig):
-        greetings: list[str] = ["hello", "hi", "hey", "greetings", "good morning"]
+        greetings: list[str] = Field(
+            default_factory=lambda: ["hello", "hi", "hey", "greetings", "good morning"]
+        )
         """Words that count as a greeting (case-insensitive)."""
 
     def score(self, samples: Sequence[Sample]) -> list[Score]:
