@@ -229,11 +229,20 @@ def fallback_command() -> tuple[list[str], dict[str, object]]:
     """argv and Popen options for a worker without bubblewrap (cleared env, empty cwd)."""
     cwd = tempfile.mkdtemp(prefix="rewardplug-sandbox-")
     opts: dict[str, object] = {"env": {"PATH": "/usr/bin:/bin"}, "cwd": cwd}
-    if os.geteuid() == 0:
-        # Root would own every file; nobody owns none of them.
+    if os.geteuid() == 0 and _world_executable(_python()):
+        # Root would own every file (and read every /proc/<pid>/environ); nobody owns none.
         os.chmod(cwd, 0o777)
         opts.update(user=65534, group=65534, extra_groups=[])
     return [_python(), "-I", "-S", "-B", "-c", worker_source()], opts
+
+
+def _world_executable(path: str) -> bool:
+    """Whether any user can run ``path`` (every parent folder searchable by others)."""
+    p = Path(path)
+    try:
+        return bool(p.stat().st_mode & 0o001) and all(d.stat().st_mode & 0o001 for d in p.parents)
+    except OSError:
+        return False
 
 
 _probe_lock = threading.Lock()

@@ -461,7 +461,8 @@ def run_job(job, limits, bpf):
                     loaded = True
                     deadline = min(time.monotonic() + per_case, total_deadline)
                     continue
-                if marker not in (b"P", b"F", b"A") or k >= n:
+                if marker not in (b"P", b"F", b"A") or k >= n or (marker != b"A" and not loaded):
+                    # Results before the harness has loaded the code were not made by it.
                     return {"violation": "unexpected frame from the child"}, pid, rfd
                 if marker == b"A":
                     for j in range(k, n):
