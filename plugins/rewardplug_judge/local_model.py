@@ -104,13 +104,13 @@ def resolve(model: str | None, gguf_file: str | None) -> tuple[str, bool]:
 
 def load_model(model: str | None = None, gguf_file: str | None = None, device: str | None = None):
     """``(model, tokenizer)``, loaded once per process and shared by every source using them."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    with _LOCK:  # also serializes the first transformers import (lazy imports race in threads)
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    if device is None:
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    key = (f"{model}|{gguf_file}", device)
-    with _LOCK:
+        if device is None:
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        key = (f"{model}|{gguf_file}", device)
         if key not in _LOADED:
             folder, _ = resolve(model, gguf_file)
             tokenizer = AutoTokenizer.from_pretrained(folder)

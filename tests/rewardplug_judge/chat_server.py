@@ -63,7 +63,10 @@ class ChatServer:
                     err = reply.error or {"message": f"status {reply.status}", "type": "error"}
                     payload, ctype = json.dumps({"error": err}).encode(), "application/json"
                 else:
-                    payload, ctype = json.dumps(_completion(body, reply)).encode(), "application/json"
+                    payload, ctype = (
+                        json.dumps(_completion(body, reply)).encode(),
+                        "application/json",
+                    )
                 try:
                     self.send_response(reply.status)
                     self.send_header("content-type", ctype)

@@ -1,0 +1,19 @@
+"""Plugin entry point of ``rewardplug_judge`` (entry point ``judge``): registers ``llm_judge``.
+
+Imports nothing heavy: the source class itself only imports a client or a model when it first
+scores.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from rewardplug.hookspecs import hookimpl
+
+
+@hookimpl
+def register_sources(register: Callable[[str, type], None]) -> None:
+    """Register the ``llm_judge`` source."""
+    from rewardplug_judge.source import JudgeSource
+
+    register("llm_judge", JudgeSource)

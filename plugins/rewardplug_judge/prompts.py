@@ -1,0 +1,96 @@
+"""Judge prompt templates: find them, and fill them safely into chat messages.
+
+A template is a Markdown file (shipped ones live in ``rubrics/prompts/``; select by name or give a
+path). Markers split it into chat messages: ``<!-- system -->``, ``<!-- user -->`` and
+``<!-- assistant -->`` (a prefill the judge continues, e.g. ``Rating:``); text before any marker
+belongs to the user message. Other HTML comments are notes for humans and are dropped.
+
+Placeholders are ``{prompt}``, ``{response}``, ``{reference}``, ``{responses}`` (groupwise: every
+response, numbered), ``{count}``, ``{scale_min}`` and ``{scale_max}``. Filling is one pass over the
+*template*: text inserted from a response is never scanned again, so braces or ``{response}``
+inside a response stay as they are. ``<!-- if reference -->...<!-- endif -->`` keeps its body only
+when the sample has a reference.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["Template", "fill", "load_template", "truncate"]
+
+_MARKER = re.compile(r"<!--\s*(system|user|assistant)\s*-->", re.IGNORECASE)
+_IF_BLOCK = re.compile(r"<!--\s*if\s+(\w+)\s*-->(.*?)<!--\s*endif\s*-->", re.DOTALL | re.IGNORECASE)
+_COMMENT = re.compile(r"<!--(?!\s*(?:system|user|assistant|if\s|endif)).*?-->", re.DOTALL)
+_PLACEHOLDER = re.compile(r"\{(\w+)\}")
+
+
+@dataclass(frozen=True)
+class Template:
+    """A parsed judge template: its source and the raw text of each message part."""
+
+    name: str
+    text: str
+
+    def render(self, **values: str | int | None) -> list[dict[str, str]]:
+        """Chat messages with the placeholders filled (see :func:`fill`)."""
+        body = _COMMENT.sub("", self.text)
+        body = _IF_BLOCK.sub(lambda m: m.group(2) if values.get(m.group(1)) else "", body)
+        body = re.sub(r"\n{3,}", "\n\n", body)  # removed blocks leave blank runs
+        parts = _MARKER.split(body)
+        messages: list[dict[str, str]] = []
+        head = parts[0].strip()
+        if head:
+            messages.append({"role": "user", "content": fill(head, values)})
+        for role, chunk in zip(parts[1::2], parts[2::2], strict=True):
+            content = fill(chunk.strip(), values)
+            if content or role.lower() == "assistant":
+                messages.append({"role": role.lower(), "content": content})
+        if not any(m["role"] == "user" for m in messages):
+            raise ValueError(f"judge template {self.name!r} has no user message")
+        return messages
+
+
+def fill(text: str, values: dict[str, str | int | None]) -> str:
+    """Replace ``{name}`` for known names in one pass; unknown ``{...}`` are left untouched."""
+
+    def sub(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name not in values:
+            return match.group(0)
+        value = values[name]
+        return "" if value is None else str(value)
+
+    return _PLACEHOLDER.sub(sub, text)
+
+
+def load_template(name_or_path: str) -> Template:
+    """A template by name (``pointwise`` -> ``rubrics/prompts/pointwise.md``) or by file path."""
+    from rewardplug.paths import rubrics_dir
+
+    path = Path(name_or_path)
+    candidates = [path] if path.suffix else []
+    candidates.append(rubrics_dir() / "prompts" / f"{name_or_path}.md")
+    for candidate in candidates:
+        if candidate.is_file():
+            return Template(str(candidate), candidate.read_text(encoding="utf-8"))
+    shipped = sorted(p.stem for p in (rubrics_dir() / "prompts").glob("*.md"))
+    raise FileNotFoundError(
+        f"judge prompt {name_or_path!r} not found; give a file path or one of {shipped}"
+    )
+
+
+def truncate(text: str, limit: int) -> tuple[str, dict[str, int] | None]:
+    """Cut ``text`` to about ``limit`` characters, keeping its start and its end.
+
+    The end is kept because answers often conclude there (a final result, ``A: 18``). Returns the
+    text and, when it was cut, ``{"original_chars", "kept_chars"}`` for ``Score.detail``.
+    """
+    if len(text) <= limit:
+        return text, None
+    head = (limit * 2) // 3
+    tail = limit - head
+    cut = len(text) - head - tail
+    kept = text[:head] + f"\n\n[... {cut} characters cut by the judge ...]\n\n" + text[-tail:]
+    return kept, {"original_chars": len(text), "kept_chars": head + tail}
