@@ -75,20 +75,27 @@ def clear_cache() -> None:
 def _fields(extra_info: Any) -> dict[str, Any]:
     """Sample fields from verl's ``extra_info`` (see module docstring)."""
     if not isinstance(extra_info, dict):
-        return {}
+        return {"metadata": {}}
     fields: dict[str, Any] = {}
     metadata: dict[str, Any] = {}
     for key, value in extra_info.items():
         if key in ("prompt", "question") and "prompt" not in fields and value is not None:
             fields["prompt"] = value if isinstance(value, str | list) else str(value)
         elif key == "tests" and value is not None:
-            fields["tests"] = json.loads(value) if isinstance(value, str) else value
+            fields["tests"] = _json_object(value) if isinstance(value, str) else value
         elif key == "rubric" and value is not None:
             fields["rubric"] = value
         else:
             metadata[key] = _plain(value)
     fields["metadata"] = metadata
     return fields
+
+
+def _json_object(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"extra_info['tests'] is a string but not JSON ({exc})") from None
 
 
 def _plain(value: Any) -> Any:
