@@ -31,7 +31,9 @@ def make_attention(original: str) -> Callable[..., Any]:
     """The wrapper attention function for a model whose implementation was ``original``."""
     fallback: list[Callable[..., Any]] = []
 
-    def attention(module: Any, query: Any, key: Any, value: Any, attention_mask: Any, **kwargs: Any):
+    def attention(
+        module: Any, query: Any, key: Any, value: Any, attention_mask: Any, **kwargs: Any
+    ):
         if not fallback:
             fallback.append(_original(original))
         ctrl = getattr(module, "_rp_controller", None)
@@ -97,7 +99,9 @@ def eager_attention(
     else:
         causal = is_causal if is_causal is not None else getattr(module, "is_causal", False)
         if causal and q_len > 1:
-            allowed = torch.ones(q_len, k_len, dtype=torch.bool, device=scores.device).tril(k_len - q_len)
+            allowed = torch.ones(q_len, k_len, dtype=torch.bool, device=scores.device).tril(
+                k_len - q_len
+            )
             scores = scores.masked_fill(~allowed, torch.finfo(scores.dtype).min)
     probs = torch.softmax(scores, dim=-1, dtype=torch.float32).to(query.dtype)
     if keys is not None and rate > 0.0:

@@ -31,7 +31,12 @@ from rewardplug_neural.masks import dropout_by_key
 
 __all__ = ["MCController", "prepare"]
 
-_ATTN_RATE_KEYS = ("attention_probs_dropout_prob", "attention_dropout", "attn_pdrop", "attn_dropout")
+_ATTN_RATE_KEYS = (
+    "attention_probs_dropout_prob",
+    "attention_dropout",
+    "attn_pdrop",
+    "attn_dropout",
+)
 _REGISTER_LOCK = threading.Lock()
 
 
@@ -51,6 +56,7 @@ class MCController:
     layers_attr: str
     n_layers: int
     sites: list[dict[str, Any]] = field(default_factory=list)
+    site_modules: list[Any] = field(default_factory=list)
     attention_rate: float = 0.0
     attention_routed: bool = False
     state: _State = field(default_factory=_State)
@@ -133,11 +139,11 @@ def _find_layers(base: Any) -> tuple[Any, str, Any]:
 
     best: tuple[int, str] | None = None
     for name, module in base.named_modules():
-        if isinstance(module, torch.nn.ModuleList) and len(module) > 0:
-            if len({type(m) for m in module}) == 1:
-                size = sum(p.numel() for p in module.parameters())
-                if best is None or size > best[0]:
-                    best = (size, name)
+        uniform = isinstance(module, torch.nn.ModuleList) and len({type(m) for m in module}) == 1
+        if uniform:
+            size = sum(p.numel() for p in module.parameters())
+            if best is None or size > best[0]:
+                best = (size, name)
     if best is None or not best[1]:
         raise ValueError(f"cannot find the transformer layers of {type(base).__name__}")
     parent_name, _, attr = best[1].rpartition(".")
@@ -201,6 +207,7 @@ def prepare(model: Any, dropout_rate: float | None) -> MCController:
         kind = _site_kind(d, ctrl.n_layers, type(owner).__name__, leaf)
         site = cls(ctrl, len(ctrl.sites), d, rate, kind)
         setattr(owner, leaf, site)
+        ctrl.site_modules.append(site)
         ctrl.sites.append({"name": name, "kind": kind, "depth": d, "rate": rate})
 
     # 2. Inject where the architecture has no dropout at all (only when a rate is given).
@@ -219,6 +226,7 @@ def _inject(model: Any, ctrl: MCController, cls: type, layers: Any, base: Any, r
     def add_site(name: str, d: int, kind: str) -> Any:
         site = cls(ctrl, len(ctrl.sites), d, rate, kind)
         ctrl.sites.append({"name": name, "kind": kind, "depth": d, "rate": rate, "injected": True})
+        ctrl.site_modules.append(site)
         return site
 
     for i, layer in enumerate(layers):

@@ -66,7 +66,9 @@ class EmbeddingSimilaritySource(RewardSource):
                 pooling = cfg.pooling
             ctrl = prepare(model, cfg.dropout_rate)
             engine = MCEngine(model, ctrl, _pooler(pooling))
-            self._loaded = Loaded(model, tokenizer, ctrl, engine, model.device, {"pooling": pooling})
+            self._loaded = Loaded(
+                model, tokenizer, ctrl, engine, model.device, {"pooling": pooling}
+            )
         return self._loaded
 
     def score(self, samples: Sequence[Sample]) -> list[Score]:
@@ -84,7 +86,9 @@ class EmbeddingSimilaritySource(RewardSource):
         out: list[Score] = []
         for s, ref in zip(samples, refs, strict=True):
             if ref is None:
-                out.append(Score.abstain(f"sample has no reference ({cfg.reference_field!r} is empty)"))
+                out.append(
+                    Score.abstain(f"sample has no reference ({cfg.reference_field!r} is empty)")
+                )
                 continue
             r, g = texts[s.response], texts[ref]
             if isinstance(values.get(r), str) or isinstance(values.get(g), str):
@@ -116,9 +120,13 @@ class EmbeddingSimilaritySource(RewardSource):
         with loaded.lock:
             for chunk in buckets([len(e.input_ids) for e in encoded], cfg.batch_size):
                 try:
-                    batch = collate([encoded[i] for i in chunk], loaded.tokenizer.pad_token_id, loaded.device)
+                    batch = collate(
+                        [encoded[i] for i in chunk], loaded.tokenizer.pad_token_id, loaded.device
+                    )
                     keys = [sample_key(texts[i]) for i in chunk]
-                    res = loaded.engine.run(batch, keys, cfg.mc_samples, cfg.seed, cfg.mc_layers, rows)
+                    res = loaded.engine.run(
+                        batch, keys, cfg.mc_samples, cfg.seed, cfg.mc_layers, rows
+                    )
                 except Exception as exc:
                     for i in chunk:
                         values[i] = f"encoder forward failed: {type(exc).__name__}: {exc}"

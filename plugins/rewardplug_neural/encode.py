@@ -60,7 +60,9 @@ def encode_chat(tokenizer: Any, prompt: Any, response: str, max_length: int) -> 
         bos = getattr(tokenizer, "bos_token_id", None)
         head = [ids[0]] if bos is not None and ids and ids[0] == bos else []
         enc.input_ids = head + ids[len(ids) - (max_length - len(head)) :]
-        enc.truncated = "prompt" if _response_fits(tokenizer, response, max_length) else "prompt+response"
+        enc.truncated = (
+            "prompt" if _response_fits(tokenizer, response, max_length) else "prompt+response"
+        )
     return enc
 
 
@@ -95,7 +97,11 @@ def encode_text(tokenizer: Any, text: str, max_length: int) -> Encoded:
     enc = Encoded(list(full["input_ids"]), _types(full), "text", len(full["input_ids"]))
     if len(enc.input_ids) > max_length:
         cut = tokenizer(text, truncation=True, max_length=max_length)
-        enc.input_ids, enc.token_type_ids, enc.truncated = list(cut["input_ids"]), _types(cut), "text"
+        enc.input_ids, enc.token_type_ids, enc.truncated = (
+            list(cut["input_ids"]),
+            _types(cut),
+            "text",
+        )
     return enc
 
 

@@ -81,7 +81,9 @@ class MCEngine:
             per = max(1, rows_per_forward or rows)
             rep = {name: t.repeat_interleave(k, dim=0) for name, t in batch.items()}
             hidden = cache["hidden"].repeat_interleave(k, dim=0) if "hidden" in cache else None
-            all_keys = row_keys([x for x in keys for _ in range(k)], list(range(k)) * len(keys), seed)
+            all_keys = row_keys(
+                [x for x in keys for _ in range(k)], list(range(k)) * len(keys), seed
+            )
             key_t = torch.tensor(all_keys, dtype=torch.int64, device=batch["input_ids"].device)
             min_depth = self.ctrl.n_layers - n_top if cut else -1
             outs: list[Any] = []

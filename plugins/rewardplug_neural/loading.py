@@ -75,7 +75,12 @@ def read_config(name: str) -> dict[str, Any] | None:
             raise ValueError(f"{folder} is not a Hugging Face model folder: it has no config.json")
         return json.loads(config.read_text(encoding="utf-8"))
     cached = _hub_cached_config(path)
-    if cached is None and os.environ.get("HF_HUB_OFFLINE", "").lower() in {"1", "true", "yes", "on"}:
+    if cached is None and os.environ.get("HF_HUB_OFFLINE", "").lower() in {
+        "1",
+        "true",
+        "yes",
+        "on",
+    }:
         raise ValueError(
             f"model {name!r} is neither a local folder nor in the Hugging Face cache, and "
             "HF_HUB_OFFLINE is set: download it first or give a local path"

@@ -55,7 +55,10 @@ def sample_key(*parts: str) -> int:
 def row_keys(keys: list[int], draws: list[int], seed: int) -> list[int]:
     """Per-row mask keys for rows ``(keys[i], draws[i])`` under ``seed``."""
     base = _mix_int(seed * 0x9E3779B97F4A7C15 + 0x632BE59BD9B4E019)
-    return [_mix_int(_mix_int(k ^ base) + (d + 1) * 0x9E3779B97F4A7C15) for k, d in zip(keys, draws, strict=True)]
+    return [
+        _mix_int(_mix_int(k ^ base) + (d + 1) * 0x9E3779B97F4A7C15)
+        for k, d in zip(keys, draws, strict=True)
+    ]
 
 
 def mix64(z: Any) -> Any:

@@ -15,7 +15,14 @@ from pydantic import Field, model_validator
 from rewardplug.source import RewardSource
 from rewardplug.types import Sample, Score
 from rewardplug_neural.common import Loaded, MCConfig
-from rewardplug_neural.encode import Encoded, buckets, collate, encode_chat, encode_pair, has_chat_template
+from rewardplug_neural.encode import (
+    Encoded,
+    buckets,
+    collate,
+    encode_chat,
+    encode_pair,
+    has_chat_template,
+)
 from rewardplug_neural.loading import check_model, load_classifier
 from rewardplug_neural.masks import sample_key
 
@@ -102,7 +109,9 @@ class NeuralRMSource(RewardSource):
         with loaded.lock:
             for chunk in buckets([len(encoded[i].input_ids) for i in idx], cfg.batch_size):
                 members = [idx[j] for j in chunk]
-                for i, score in zip(members, self._score_batch(loaded, samples, encoded, members), strict=True):
+                for i, score in zip(
+                    members, self._score_batch(loaded, samples, encoded, members), strict=True
+                ):
                     results[i] = score
         return [r if r is not None else Score.error("not scored") for r in results]
 
@@ -113,24 +122,36 @@ class NeuralRMSource(RewardSource):
         return encode_pair(tok, sample.prompt_text, sample.response, limit)
 
     def _score_batch(
-        self, loaded: Loaded, samples: Sequence[Sample], encoded: dict[int, Encoded], members: list[int]
+        self,
+        loaded: Loaded,
+        samples: Sequence[Sample],
+        encoded: dict[int, Encoded],
+        members: list[int],
     ) -> list[Score]:
         cfg = self.config
         try:
-            batch = collate([encoded[i] for i in members], loaded.tokenizer.pad_token_id, loaded.device)
+            batch = collate(
+                [encoded[i] for i in members], loaded.tokenizer.pad_token_id, loaded.device
+            )
             keys = [sample_key(samples[i].prompt_text, samples[i].response) for i in members]
             result = loaded.engine.run(
                 batch, keys, cfg.mc_samples, cfg.seed, cfg.mc_layers, self._rows_per_forward()
             )
         except Exception as exc:
             if len(members) > 1:  # isolate the culprit
-                return [s for i in members for s in self._score_batch(loaded, samples, encoded, [i])]
+                return [
+                    s for i in members for s in self._score_batch(loaded, samples, encoded, [i])
+                ]
             return [Score.error(f"forward pass failed: {type(exc).__name__}: {exc}")]
         scores = []
         for row, i in enumerate(members):
             value = float(result.values[row, 0])
             draws = [float(x) for x in result.draws[row, :, 0]]
-            detail = {**encoded[i].detail(), "mc_samples": cfg.mc_samples, "mc_layers": cfg.mc_layers}
+            detail = {
+                **encoded[i].detail(),
+                "mc_samples": cfg.mc_samples,
+                "mc_layers": cfg.mc_layers,
+            }
             if samples[i].response == "":
                 detail["empty_response"] = True
             bad = sum(not math.isfinite(x) for x in draws)

@@ -1,0 +1,75 @@
+"""Keyed dropout masks: right rate, reproducible, independent of batch position and padding."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from rewardplug_neural.masks import dropout_by_key, row_keys, sample_key
+
+
+def test_plugin_import_does_not_load_torch():
+    code = (
+        "import sys, rewardplug_neural.plugin as p; "
+        "assert 'torch' not in sys.modules and 'transformers' not in sys.modules, 'heavy import'; "
+        "print('ok')"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "ok"
+
+
+def test_sources_are_registered(fresh_plugins):
+    registry = fresh_plugins.sources()
+    assert registry.get("neural_rm").__name__ == "NeuralRMSource"
+    assert registry.get("embedding_similarity").__name__ == "EmbeddingSimilaritySource"
+
+
+@pytest.mark.parametrize("rate", [0.02, 0.1, 0.5])
+def test_drop_fraction_and_scaling(rate):
+    x = torch.ones(8, 64, 128)
+    keys = torch.tensor(row_keys(list(range(8)), [0] * 8, seed=3))
+    y = dropout_by_key(x, rate, keys, site=5)
+    dropped = (y == 0).float().mean().item()
+    assert abs(dropped - rate) < 0.01 + rate * 0.05
+    kept = y[y != 0]
+    assert torch.allclose(kept, torch.full_like(kept, 1 / (1 - rate)))
+
+
+def test_sites_seeds_and_draws_give_different_masks():
+    x = torch.ones(1, 32, 64)
+    k0 = torch.tensor(row_keys([7], [0], seed=0))
+    masks = [
+        dropout_by_key(x, 0.3, k0, site=0),
+        dropout_by_key(x, 0.3, k0, site=1),
+        dropout_by_key(x, 0.3, torch.tensor(row_keys([7], [1], seed=0)), site=0),
+        dropout_by_key(x, 0.3, torch.tensor(row_keys([7], [0], seed=1)), site=0),
+    ]
+    for i in range(len(masks)):
+        for j in range(i + 1, len(masks)):
+            assert not torch.equal(masks[i], masks[j])
+    assert torch.equal(masks[0], dropout_by_key(x, 0.3, k0, site=0))  # reproducible
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    rows=st.integers(1, 5),
+    length=st.integers(1, 12),
+    pad=st.integers(0, 6),
+    hidden=st.integers(1, 9),
+    rate=st.floats(0.05, 0.9),
+    perm_seed=st.integers(0, 1000),
+)
+def test_mask_of_a_row_ignores_batch_order_and_padding(rows, length, pad, hidden, rate, perm_seed):
+    keys = torch.tensor(row_keys([sample_key(str(i)) for i in range(rows)], [0] * rows, seed=11))
+    x = torch.randn(rows, length + pad, hidden, generator=torch.Generator().manual_seed(perm_seed))
+    full = dropout_by_key(x, rate, keys, site=2)
+    perm = torch.randperm(rows, generator=torch.Generator().manual_seed(perm_seed))
+    shuffled = dropout_by_key(x[perm], rate, keys[perm], site=2)
+    assert torch.equal(shuffled, full[perm])
+    unpadded = dropout_by_key(x[:, :length].contiguous(), rate, keys, site=2)
+    assert torch.equal(unpadded, full[:, :length])
