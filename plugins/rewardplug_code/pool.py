@@ -21,6 +21,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Sequence
+from concurrent.futures import Future
 from typing import Any
 
 from rewardplug_code import sandbox
@@ -133,36 +134,50 @@ class Worker:
 
 
 class Pool:
-    """``size`` warm workers; :meth:`run` spreads a batch of jobs over all of them."""
+    """``size`` warm workers; :meth:`run` spreads a batch of jobs over all of them.
+
+    Each worker is owned by one long-lived daemon thread that starts its sandbox and runs its
+    jobs: bubblewrap's ``--die-with-parent`` follows the *thread* that started it, so a sandbox
+    started from a short-lived thread would die with that thread.
+    """
 
     def __init__(self, level: str, limits: sandbox.Limits, size: int, tmp_mb: int = 16):
         self.level = level
         self.workers = [Worker(level, limits, tmp_mb) for _ in range(max(1, size))]
+        self._todo: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
+        self._closed = False
+
+    def _ensure_threads(self) -> None:
+        with self._lock:
+            if self._closed:
+                raise WorkerError("the pool is closed")
+            if not self._threads:
+                for w in self.workers:
+                    t = threading.Thread(target=self._serve, args=(w,), daemon=True)
+                    t.start()
+                    self._threads.append(t)
+
+    def _serve(self, worker: Worker) -> None:
+        while True:
+            item = self._todo.get()
+            if item is None:  # close(): stop and take the sandbox down
+                worker.kill()
+                return
+            job, backstop, future = item
+            try:
+                future.set_result(self._run_one(worker, job, backstop))
+            except BaseException as exc:  # never lose a job: report it as a machinery failure
+                future.set_result(WorkerError(f"{type(exc).__name__}: {exc}"))
 
     def run(self, jobs: Sequence[dict[str, Any]], backstop: Sequence[float]) -> list[Any]:
         """Run every job; each entry is the worker's reply dict or a :class:`WorkerError`."""
-        results: list[Any] = [None] * len(jobs)
-        todo: queue.SimpleQueue[int] = queue.SimpleQueue()
-        for i in range(len(jobs)):
-            todo.put(i)
-
-        def drain(worker: Worker) -> None:
-            while True:
-                try:
-                    i = todo.get_nowait()
-                except queue.Empty:
-                    return
-                results[i] = self._run_one(worker, jobs[i], backstop[i])
-
-        with self._lock:  # one batch at a time per pool: workers are single-job
-            busy = self.workers[: max(1, min(len(self.workers), len(jobs)))]
-            threads = [threading.Thread(target=drain, args=(w,), daemon=True) for w in busy]
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join()
-        return results
+        self._ensure_threads()
+        futures = [Future() for _ in jobs]  # type: ignore[var-annotated]
+        for job, limit, future in zip(jobs, backstop, futures, strict=True):
+            self._todo.put((job, limit, future))
+        return [f.result() for f in futures]
 
     @staticmethod
     def _run_one(worker: Worker, job: dict[str, Any], backstop: float) -> Any:
@@ -175,6 +190,13 @@ class Pool:
         return error
 
     def close(self) -> None:
-        """Kill every worker."""
+        """Stop the worker threads and kill every sandbox."""
+        with self._lock:
+            self._closed = True
+            threads, self._threads = self._threads, []
+        for _ in threads:
+            self._todo.put(None)
+        for t in threads:
+            t.join(timeout=10)
         for w in self.workers:
             w.kill()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from rewardplug_code.source import TestCasesSource
 
 FAST = {"timeout_s": 2.0, "total_timeout_s": 8.0, "workers": 2, "memory_mb": 512}

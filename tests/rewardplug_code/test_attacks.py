@@ -7,6 +7,7 @@ checked to pass, so a test failing here means the defence (not the harness) brok
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -16,7 +17,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from codehelpers import call_tests, sample
 
 TOKEN = "tok_" + secrets.token_hex(8)
@@ -152,10 +152,8 @@ def test_network_connections_fail(source):
     accepted: list[object] = []
 
     def accept():
-        try:
+        with contextlib.suppress(OSError):
             accepted.append(server.accept())
-        except OSError:
-            pass
 
     t = threading.Thread(target=accept)
     t.start()
