@@ -193,33 +193,52 @@ def _p_gaussian(mean: np.ndarray, std: np.ndarray, margin: float) -> np.ndarray:
 def _p_exact(mat: np.ndarray, k: np.ndarray, margin: float) -> np.ndarray:
     """``P(R_i - R_j > margin)`` counted over all draw pairs, for all pairs of each group.
 
-    Per group the draws of every sample (as values, labelled j) and the draws minus the margin
-    (as queries, labelled i) are sorted together; a stable sort puts a query before equal values,
-    so the running count of each label's values in front of a query is ``#{b: y_jb < x_ia - m}``.
+    Per group, the draws (and, with a margin, the draws minus the margin as queries) are ranked
+    together, equal values sharing a rank. With ``Q[i, r]`` = how many of sample i's queries have
+    rank r and ``B[j, r]`` = how many of sample j's draws rank strictly below r, the count of draw
+    pairs with ``x_ia - margin > y_jb`` is ``(Q @ B.T)[i, j]`` -- one batched matrix product per
+    chunk of groups instead of a loop over pairs.
     """
     n, g, width = mat.shape
     m = g * width
-    chunk = max(1, _EXACT_CHUNK_CELLS // (2 * m * g))
+    pooled_len = 2 * m if margin else m
+    chunk = max(1, _EXACT_CHUNK_CELLS // (g * pooled_len * 4))
     counts = np.empty((n, g, g), dtype=np.float64)
-    label = np.repeat(np.arange(g), width)
     for lo in range(0, n, chunk):
         x = mat[lo : lo + chunk].reshape(-1, m)
         rows = x.shape[0]
-        pooled = np.concatenate((x - margin, x), axis=1)  # queries first: ties sort before values
-        order = np.argsort(pooled, axis=1, kind="stable")
-        is_value = order >= m
-        onehot = np.zeros((rows, 2 * m, g), dtype=np.int32)
-        r, c = np.nonzero(is_value)
-        onehot[r, c, label[order[r, c] - m]] = 1
-        before = np.cumsum(onehot, axis=1)  # values of each label at or before each position
-        where = np.empty_like(order)
-        np.put_along_axis(where, order, np.arange(2 * m)[None, :], axis=1)
-        at_query = np.take_along_axis(before, where[:, :m, None], axis=1)  # (rows, m, g)
-        valid = ~np.isnan(x)
-        at_query = np.where(valid[:, :, None], at_query, 0)
-        counts[lo : lo + rows] = at_query.reshape(rows, g, width, g).sum(axis=2)
+        pooled = np.concatenate((x - margin, x), axis=1) if margin else x
+        rank = _dense_rank(pooled)
+        valid = (~np.isnan(x)).astype(np.float64)
+        base = (
+            np.arange(rows)[:, None] * (g * pooled_len)
+            + np.repeat(np.arange(g), width)[None, :] * pooled_len
+        )
+        size = rows * g * pooled_len
+        q_rank = rank[:, :m]
+        v_rank = rank[:, m:] if margin else rank
+        queries = np.bincount((base + q_rank).ravel(), valid.ravel(), size).reshape(
+            rows, g, pooled_len
+        )
+        values = np.bincount((base + v_rank).ravel(), valid.ravel(), size).reshape(
+            rows, g, pooled_len
+        )
+        below = np.cumsum(values, axis=2) - values  # draws of j strictly below each rank
+        counts[lo : lo + rows] = queries @ below.transpose(0, 2, 1)
     kk = k.astype(np.float64)
     return counts / (kk[:, :, None] * kk[:, None, :])
+
+
+def _dense_rank(x: np.ndarray) -> np.ndarray:
+    """Row-wise dense ranks (equal values share a rank; NaN ranks after every number)."""
+    order = np.argsort(x, axis=1)
+    ordered = np.take_along_axis(x, order, axis=1)
+    step = np.ones_like(ordered, dtype=np.int64)
+    step[:, 0] = 0
+    step[:, 1:] = ordered[:, 1:] != ordered[:, :-1]
+    ranks = np.empty_like(order)
+    np.put_along_axis(ranks, order, np.cumsum(step, axis=1), axis=1)
+    return ranks
 
 
 def _segment(differ: np.ndarray, point: np.ndarray) -> np.ndarray:
