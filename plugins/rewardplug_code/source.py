@@ -46,6 +46,8 @@ def beta_draws(passed: int, failed: int, k: int, seed: int, key: str) -> list[fl
 class TestCasesSource(RewardSource):
     """Run the response's Python code against ``Sample.tests`` in a sandbox; reward = pass rate."""
 
+    __test__ = False  # not a pytest test class, despite the name
+
     class Config(SourceConfig):
         timeout_s: float = Field(5.0, gt=0, le=600)
         """Wall-clock limit per case (seconds); a case that runs longer fails."""
