@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import time
 import weakref
@@ -64,23 +65,26 @@ def _status(exc: BaseException) -> int | None:
     return status if isinstance(status, int) else None
 
 
-def _headers(exc: BaseException) -> Any:
+def _header_sources(exc: BaseException) -> list[Any]:
     response = getattr(exc, "response", None)
-    headers = getattr(response, "headers", None)
-    if headers is None:  # litellm keeps them apart from the response
-        headers = getattr(exc, "litellm_response_headers", None)
-    return headers
+    # litellm keeps the real headers apart from the (header-less) response it attaches
+    return [
+        getattr(response, "headers", None),
+        getattr(exc, "litellm_response_headers", None),
+        getattr(exc, "headers", None),
+    ]
 
 
 def retry_after_s(exc: BaseException) -> float | None:
     """Seconds the server asked us to wait (``Retry-After``: seconds or an HTTP date), if any."""
-    headers = _headers(exc)
-    if not headers:
-        return None
-    try:
-        value = headers.get("retry-after") or headers.get("Retry-After")
-    except Exception:
-        return None
+    value = None
+    for headers in _header_sources(exc):
+        try:
+            value = headers.get("retry-after") or headers.get("Retry-After") if headers else None
+        except Exception:
+            value = None
+        if value is not None:
+            break
     if value is None:
         return None
     try:
@@ -108,7 +112,14 @@ def classify(exc: BaseException) -> Verdict:
         return Verdict(
             "fatal", f"authentication failed ({text}); check the API key variable and base_url"
         )
-    lowered = str(exc).lower()
+    # The error code may sit in the message, the parsed body or attributes, depending on client.
+    lowered = " ".join(
+        str(x)
+        for x in (exc, getattr(exc, "code", ""), getattr(exc, "type", ""), getattr(exc, "body", ""))
+    ).lower()
+    if "insufficient_quota" not in lowered:
+        with contextlib.suppress(Exception):  # a streamed or closed response has no text
+            lowered += " " + str(getattr(getattr(exc, "response", None), "text", "")).lower()
     if status == 429 or name == "RateLimitError":
         if any(m in lowered for m in _QUOTA_MARKERS):
             return Verdict("fatal", f"quota exhausted ({text}); add credit or switch backend")

@@ -135,3 +135,19 @@ def _completion(body: dict[str, Any], reply: Reply) -> dict[str, Any]:
             "total_tokens": prompt_chars // 4 + 5 * len(choices),
         },
     }
+
+
+def http_options(kind: str, server: ChatServer, tmp_path: Any, **extra) -> dict:
+    """``with:`` options for a judge talking to ``server`` with ``kind``'s client."""
+    model = "judge" if kind == "openai" else "openai/judge"
+    options = {
+        "backend": kind,
+        "model": model,
+        "base_url": server.base_url,
+        "cache_dir": str(tmp_path / "cache"),
+        "backoff_s": 0.01,
+        "backoff_max_s": 2.0,
+        "timeout_s": 10.0,
+    }
+    options.update(extra)
+    return options
