@@ -109,6 +109,8 @@ def score_file_ray(
         return 0
 
     started = False
+    ctx: Any = None
+    saved: tuple[bool, bool] = (False, True)
     if not ray.is_initialized():
         ray.init(address=address, include_dashboard=False, log_to_driver=False)
         started = True
@@ -133,7 +135,10 @@ def score_file_ray(
         env_vars.setdefault("PYTHONPATH", _import_path())
         env["env_vars"] = env_vars
         ctx = ray.data.DataContext.get_current()
+        saved = (ctx.execution_options.preserve_order, ctx.enable_progress_bars)
         ctx.execution_options.preserve_order = True
+        if on_progress is not None:  # the caller shows its own progress
+            ctx.enable_progress_bars = False
         ds = ray.data.from_items(items, override_num_blocks=len(items))
         ds = ds.map_batches(
             _StackScorer,
@@ -160,5 +165,7 @@ def score_file_ray(
             raise RuntimeError(f"Ray returned {next_index} of {len(batches)} batches")
         return written
     finally:
+        if ctx is not None:
+            ctx.execution_options.preserve_order, ctx.enable_progress_bars = saved
         if started:
             ray.shutdown()
