@@ -16,9 +16,10 @@ import math
 import pickle
 from typing import Any
 
-__all__ = ["Decoded", "decode", "encode_args", "equal", "stdout_equal", "to_plain"]
+__all__ = ["Decoded", "decode", "encode_args", "equal", "loads", "stdout_equal", "to_plain"]
 
 _MISSING = object()
+BIGINT = "__bigint__"
 
 
 class Decoded:
@@ -47,7 +48,7 @@ def decode(raw: Any) -> Decoded:
     if not isinstance(raw, str):
         return Decoded(error="malformed result")
     try:
-        obj = json.loads(raw)
+        obj = json.loads(raw, object_hook=_bigint_hook)
     except (ValueError, RecursionError):
         return Decoded(error="malformed result")
     if type(obj) is not dict or len(obj) != 1:
@@ -58,6 +59,23 @@ def decode(raw: Any) -> Decoded:
     if "value" in obj:
         return Decoded(value=obj["value"])
     return Decoded(error="malformed result")
+
+
+def _bigint_hook(obj: dict[str, Any]) -> Any:
+    """Huge ints travel as ``{"__bigint__": "0x..."}`` (decimal parsing of them is quadratic)."""
+    if len(obj) == 1 and type(obj.get(BIGINT)) is str:
+        text = obj[BIGINT]
+        if len(text) <= 2 * 2**20:
+            try:
+                return int(text, 16)
+            except ValueError:
+                pass
+    return obj
+
+
+def loads(text: str) -> Any:
+    """``json.loads`` that understands the big-int encoding."""
+    return json.loads(text, object_hook=_bigint_hook)
 
 
 def to_plain(value: Any) -> Any:

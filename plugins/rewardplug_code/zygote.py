@@ -62,6 +62,8 @@ PR_SET_NO_NEW_PRIVS = 38
 PR_SET_SECCOMP = 22
 SECCOMP_MODE_FILTER = 2
 MAX_ERROR = 300
+BIG = 10**4000
+BIGINT = "__bigint__"
 
 
 class _SockFprog(ctypes.Structure):
@@ -158,8 +160,11 @@ def plain(value, depth=0):
     if depth > 100:
         raise TypeError("value nested too deeply")
     t = type(value)
-    if value is None or t is bool or t is str or t is int or t is float:
+    if value is None or t is bool or t is str or t is float:
         return value
+    if t is int:
+        # Decimal conversion of huge ints is quadratic (and capped by Python); hex is linear.
+        return value if -BIG < value < BIG else {BIGINT: hex(value)}
     if t is list or t is tuple:
         return [plain(v, depth + 1) for v in value]
     if t is dict:

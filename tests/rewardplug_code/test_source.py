@@ -26,7 +26,9 @@ def test_pass_rate_is_the_fraction_of_cases(source):
 def test_cases_after_a_failure_still_run_in_a_fresh_child(source):
     # The first case poisons the module state and raises; later cases must not see the poison.
     code = "poisoned = []\ndef f(a, b):\n    if poisoned:\n        return -999\n"
-    code += "    if a == 1:\n        poisoned.append(1)\n        raise RuntimeError\n    return a + b"
+    code += (
+        "    if a == 1:\n        poisoned.append(1)\n        raise RuntimeError\n    return a + b"
+    )
     score = source.score([sample(code, ADD)])[0]
     assert score.value == 0.75
 

@@ -1,0 +1,116 @@
+"""Real data: HumanEval+ canonical solutions, and agreement with HumanEval's own ``check``.
+
+Reads ``../shared/data/humaneval`` (skipped when absent). Sized to stay fast on 2 cores: the first
+50 HumanEval+ inputs of every problem, and a fixed sample of CodeT completions.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import random
+import subprocess
+import sys
+
+import pytest
+from rewardplug_code import humaneval as H
+from rewardplug_code.source import TestCasesSource
+
+from rewardplug.types import Sample
+
+PLUS_LIMIT = 50
+
+
+@pytest.fixture(scope="module")
+def he_folder(shared_data):
+    return shared_data / "humaneval"
+
+
+@pytest.fixture(scope="module")
+def problems(he_folder):
+    return H.load_plus(he_folder)
+
+
+@pytest.fixture(scope="module")
+def humaneval_source():
+    src = TestCasesSource(timeout_s=5, total_timeout_s=60, prepend_prompt=True, workers=2)
+    yield src
+    src.close()
+
+
+def test_every_canonical_solution_scores_one_on_humaneval_plus(
+    problems, humaneval_source, tmp_path
+):
+    expected = H.expected_outputs(problems, "plus_input", limit=PLUS_LIMIT, cache=tmp_path)
+    samples = []
+    for p in problems:
+        outs = expected[p["task_id"]]
+        assert all("value" in o for o in outs), p["task_id"]  # canonical runs cleanly
+        inputs = p["plus_input"][:PLUS_LIMIT]
+        samples.append(
+            H.to_sample(p, p["prompt"], p["canonical_solution"], inputs, [o["value"] for o in outs])
+        )
+    scores = humaneval_source.score(samples)
+    below = {
+        p["task_id"]: s.detail for p, s in zip(problems, scores, strict=True) if s.value != 1.0
+    }
+    assert not below
+    assert sum(s.detail["total"] for s in scores) == sum(
+        len(p["plus_input"][:PLUS_LIMIT]) for p in problems
+    )
+
+
+def _check_passes(program: str, timeout: float = 10.0) -> bool:
+    """HumanEval's own verdict: run prompt + completion + test + check() in a plain subprocess."""
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-I", "-c", program], capture_output=True, timeout=timeout
+        )
+    except subprocess.TimeoutExpired:
+        return False
+    return proc.returncode == 0
+
+
+def _truncate(text: str) -> str:
+    cut = min((i for s in H.CODET_STOP if (i := text.find(s)) >= 0), default=len(text))
+    return text[:cut]
+
+
+def test_codet_verdicts_agree_with_humaneval_check(he_folder):
+    with gzip.open(he_folder / "HumanEval.jsonl.gz", "rt") as fh:
+        original = {row["task_id"]: row for row in map(json.loads, fh)}
+    codet = H.codet_samples(he_folder, per_problem=100)
+    rng = random.Random(7)
+    tasks = rng.sample(sorted(original), 16)
+    samples, verdicts = [], []
+    for task in tasks:
+        prob, entry = original[task], codet[task]
+        for completion in rng.sample(entry["samples"], 4):
+            tests = {"kind": "assert", "entry_point": prob["entry_point"], "code": prob["test"]}
+            samples.append(
+                Sample(prompt=entry["prompt"], response=completion, tests=tests, group=task)
+            )
+            program = (
+                entry["prompt"]
+                + _truncate(completion)
+                + "\n\n"
+                + prob["test"]
+                + f"\n\ncheck({prob['entry_point']})\n"
+            )
+            verdicts.append(_check_passes(program))
+    src = TestCasesSource(
+        timeout_s=5, total_timeout_s=30, prepend_prompt=True, stop=H.CODET_STOP, workers=2
+    )
+    try:
+        scores = src.score(samples)
+    finally:
+        src.close()
+    ours = [s.value == 1.0 for s in scores]
+    assert all(s.status == "ok" for s in scores)
+    agree = sum(a == b for a, b in zip(ours, verdicts, strict=True))
+    assert 0 < sum(verdicts) < len(verdicts)  # the sample holds both passing and failing code
+    assert agree / len(ours) >= 0.95, [
+        (s.group, a, b) for s, a, b in zip(samples, ours, verdicts, strict=True) if a != b
+    ]
+    # Our verdict never passes code that HumanEval's check fails.
+    assert not any(a and not b for a, b in zip(ours, verdicts, strict=True))
