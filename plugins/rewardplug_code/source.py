@@ -60,7 +60,8 @@ class TestCasesSource(RewardSource):
         max_code_bytes: int = Field(200_000, ge=1024)
         """Responses whose code is larger fail without running."""
         workers: int | None = Field(None, ge=1)
-        """Warm sandbox workers (default: the number of usable cores)."""
+        """Warm sandbox workers (default: twice the usable cores, as each waits on pipes part of
+        the time)."""
         draws: int = Field(32, ge=1, le=10_000)
         """K, the number of posterior draws per sample."""
         seed: int = 0
@@ -94,7 +95,7 @@ class TestCasesSource(RewardSource):
                 int(cfg.total_timeout_s) + 2,
                 cfg.output_bytes,
             )
-            size = cfg.workers or len(os.sched_getaffinity(0))
+            size = cfg.workers or 2 * len(os.sched_getaffinity(0))
             self._pool = Pool(level, limits, size)
         return self._pool
 

@@ -391,18 +391,32 @@ def spawn(job, start, limits, bpf):
     return pid, rfd
 
 
-def kill(pid, rfd):
+def kill(pid, rfd, wait=True):
+    """SIGKILL the child's process group; reap it now (``wait``) or later (:func:`reap`)."""
     for target in (lambda: os.killpg(pid, signal.SIGKILL), lambda: os.kill(pid, signal.SIGKILL)):
         try:
             target()
         except OSError:
             pass
+    os.close(rfd)
+    if not wait:
+        return 0
     try:
         _, status = os.waitpid(pid, 0)
     except ChildProcessError:
         status = 0
-    os.close(rfd)
     return status
+
+
+def reap():
+    """Collect children killed without waiting (their teardown overlapped the reply)."""
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
 
 
 def exit_text(status):
@@ -480,7 +494,7 @@ def run_job(job, limits, bpf):
                 if marker == b"F" or one_per_child or k == n:
                     restart_at = k
             if restart_at is not None:
-                kill(pid, rfd)
+                kill(pid, rfd, wait=False)  # its verdict is in; no need to wait for teardown
         i = restart_at
     return {"results": results, "faults": faults}, None, None
 
@@ -503,6 +517,7 @@ def main():
         job = read_msg(inp)
         if job is None:
             return
+        reap()
         try:
             reply, pid, rfd = run_job(job, limits, bpf)
             if pid is not None:
