@@ -269,3 +269,20 @@ def test_source_pickles_and_async_ascore(serve, tmp_path):
     clone = pickle.loads(pickle.dumps(src))
     scores = asyncio.run(clone.ascore([Sample(prompt="q", response="r")]))
     assert scores[0].detail["grades"] == [7, 7]
+
+
+def test_stack_uses_llm_judge_by_name(serve, tmp_path):
+    import rewardplug
+
+    server = serve(lambda body, s: Reply(texts=[f"Rating: {3 + i}" for i in range(body["n"])]))
+    options = http_options("openai", server, tmp_path, samples=3)
+    stack = rewardplug.load_stack(
+        {"sources": [{"name": "judge", "use": "llm_judge", "with": options}]}
+    )
+    rewards = stack.score([Sample(prompt="q", response="a"), Sample(prompt="q", response="b")])
+    assert [r.status for r in rewards] == ["ok", "ok"]
+    assert rewards[0].sources["judge"].detail["grades"] == [3, 4, 5]
+    with pytest.raises(Exception, match="samplez"):
+        rewardplug.load_stack(
+            {"sources": [{"name": "j", "use": "llm_judge", "with": {**options, "samplez": 3}}]}
+        )
