@@ -50,6 +50,7 @@ def _same(out: Any, exp: Any, atol: float) -> bool:
 def _child(program: str, entry: str, inputs: list, expected: list, atol: float, sink: Any) -> None:
     """Runs in the child: executes the code and decides the verdict itself (the weak pattern)."""
     passed = 0
+    sys.stdout = sys.stderr = open(os.devnull, "w")  # noqa: SIM115 - the child exits right after
     try:
         ns: dict[str, Any] = {}
         exec(program, ns)
