@@ -17,6 +17,8 @@ from rewardplug.types import Message, Sample
 from rewardplug_rubric.model import Rubric, RubricCriterion
 
 __all__ = [
+    "CRITERIA_PREFILL",
+    "IMPLICIT_PREFILL",
     "criteria_messages",
     "implicit_messages",
     "parse_criteria_reply",
@@ -28,10 +30,10 @@ SYSTEM = (
     "independently and literally, without rewarding length or style unless a criterion asks for it."
 )
 
-_LINE = re.compile(
-    r"^[\s>*_#-]*(?:criterion\s*)?(\d{1,3})\s*[:.)\]]?[\s*_]*[:\-–—]?[\s*_]*"
-    r"(yes|no|true|false|pass|fail|met|unmet|\d{1,3}(?:\.\d+)?)\b[\s*_]*(?:/\s*100)?"
-    r"[\s*_]*(?:[-–—:,.]\s*(.*))?$",
+_LINE = re.compile(  # [ \t] rather than \s: an answer never continues on the next line
+    r"^[ \t>*_#-]*(?:criterion[ \t]*)?(\d{1,3})[ \t]*[:.)\]]?[ \t*_]*[:\-–—]?[ \t*_]*"
+    r"(yes|no|true|false|pass|fail|met|unmet|\d{1,3}(?:\.\d+)?)\b[ \t*_]*(?:/[ \t]*100)?"
+    r"[ \t*_]*(?:[-–—:,.]?[ \t]*(.*))?$",
     re.IGNORECASE | re.MULTILINE,
 )
 _GRADE = re.compile(r"grade\s*[:=]?\s*\**\s*(\d{1,3}(?:\.\d+)?)", re.IGNORECASE)
@@ -54,8 +56,19 @@ def _question(c: RubricCriterion, scale: str) -> str:
     return f"({answer}) {c.text.strip()}"
 
 
-def criteria_messages(sample: Sample, items: list[tuple[RubricCriterion, str]]) -> list[Message]:
-    """Chat messages asking about ``items`` (criterion, scale) at once, numbered from 1."""
+#: what a prefilled reply starts with (see ``prefill`` on the rubric source)
+CRITERIA_PREFILL = "1:"
+IMPLICIT_PREFILL = "GRADE:"
+
+
+def criteria_messages(
+    sample: Sample, items: list[tuple[RubricCriterion, str]], prefill: bool = False
+) -> list[Message]:
+    """Chat messages asking about ``items`` (criterion, scale) at once, numbered from 1.
+
+    With ``prefill`` the assistant's reply is started with ``"1:"``, which keeps small local
+    models on the answer format; prepend it to the completion before parsing.
+    """
     questions = "\n".join(f"{i}. {_question(c, scale)}" for i, (c, scale) in enumerate(items, 1))
     user = (
         f"{_context(sample)}\n\n## Criteria\n{questions}\n\n"
@@ -64,7 +77,17 @@ def criteria_messages(sample: Sample, items: list[tuple[RubricCriterion, str]]) 
         "short reason. For example:\n1: YES - gives the requested list\n2: 40 - partly correct\n"
         "Write nothing else."
     )
-    return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}]
+    return _messages(user, CRITERIA_PREFILL if prefill else None)
+
+
+def _messages(user: str, prefill: str | None) -> list[Message]:
+    messages: list[Message] = [
+        {"role": "system", "content": SYSTEM},
+        {"role": "user", "content": user},
+    ]
+    if prefill:
+        messages.append({"role": "assistant", "content": prefill})
+    return messages
 
 
 def parse_criteria_reply(text: str | None, scales: list[str]) -> list[tuple[float, str] | None]:
@@ -81,7 +104,7 @@ def parse_criteria_reply(text: str | None, scales: list[str]) -> list[tuple[floa
             out[index] = (value, (match.group(3) or "").strip())
     # A one-criterion reply often skips the number ("YES - because ..."): read its first word.
     if len(scales) == 1 and out[0] is None:
-        bare = re.match(r"^[\s*_]*(\w+(?:\.\d+)?)[\s*_]*(?:[-–—:,.]\s*(.*))?", text.strip(), re.S)
+        bare = re.match(r"^[\s*_]*(\w+(?:\.\d+)?)[\s*_]*(?:$|[-–—:,.!]\s*(.*))", text.strip(), re.S)
         if bare:
             value = _read(bare.group(1), scales[0])
             if value is not None:
@@ -104,8 +127,11 @@ def _read(token: str, scale: str) -> float | None:
     return number / 100.0 if 0.0 <= number <= 100.0 else None
 
 
-def implicit_messages(sample: Sample, rubric: Rubric) -> list[Message]:
-    """Chat messages showing the whole rubric and asking for one grade from 0 to 100."""
+def implicit_messages(sample: Sample, rubric: Rubric, prefill: bool = False) -> list[Message]:
+    """Chat messages showing the whole rubric and asking for one grade from 0 to 100.
+
+    With ``prefill`` the reply starts with ``"GRADE:"`` (no reasoning, a number straight away).
+    """
     user = (
         f"{_context(sample)}\n\n## Rubric\n{rubric.as_text()}\n\n"
         "Criteria marked 'pitfall' describe mistakes: the response should avoid them. Weigh the "
@@ -113,7 +139,7 @@ def implicit_messages(sample: Sample, rubric: Rubric) -> list[Message]:
         "well the response meets the rubric as a whole, then end with a line 'GRADE: <number>' "
         "where the number is from 0 (fails the rubric) to 100 (fully meets it)."
     )
-    return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}]
+    return _messages(user, IMPLICIT_PREFILL if prefill else None)
 
 
 def parse_grade(text: str | None) -> float | None:

@@ -38,6 +38,7 @@ class _Job:
     messages: list[Message]
     items: list[tuple[Verdict, str]] = field(default_factory=list)  # (verdict, scale); criteria
     implicit: bool = False
+    prefix: str = ""  # the prefilled start of the reply, prepended before parsing
 
 
 @dataclass
@@ -50,7 +51,11 @@ class _Plan:
     grades: list[list[float]]
     notes: list[str | None]
     rationales: list[list[str]]
-    calls: int = 0
+    usage: list[dict[str, float]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        keys = ("calls", "prompt_tokens", "completion_tokens", "cost_usd", "cached")
+        self.usage = [dict.fromkeys(keys, 0) for _ in self.samples]
 
 
 class RubricSource(RewardSource):
@@ -70,6 +75,10 @@ class RubricSource(RewardSource):
         exact, so a rubric without judged criteria has one draw."""
         batch_criteria: bool = True
         """Ask all ``llm`` criteria of a response in one judge call (False: one call each)."""
+        prefill: bool | None = None
+        """Start the judge's reply with ``1:`` (criteria) or ``GRADE:`` (implicit) so small local
+        models keep to the answer format. None: only for the ``transformers`` backend, since
+        remote servers may not continue a final assistant message."""
         on_error: OnError = "renormalize"
         """A criterion that fails to run: ``renormalize`` (leave it out, reweigh the others) or
         ``abstain`` (the sample abstains)."""
@@ -133,19 +142,31 @@ class RubricSource(RewardSource):
 
     def score(self, samples: Sequence[Sample]) -> list[Score]:
         plan, jobs = self._plan(samples)
-        while jobs:
-            replies = self.judge.complete([j.messages for j in jobs], self.config.samples)
-            plan.calls += len(jobs)
+        while jobs:  # a second round only for criteria a batched reply left unanswered
+            budgets = self._budgets(jobs)
+            replies = self.judge.complete([j.messages for j in jobs], self.config.samples, budgets)
             jobs = self._apply(plan, jobs, replies)
-        return self._finish(samples, plan)
+        return self._finish(plan)
 
     async def ascore(self, samples: Sequence[Sample]) -> list[Score]:
         plan, jobs = self._plan(samples)
         while jobs:
-            replies = await self.judge.acomplete([j.messages for j in jobs], self.config.samples)
-            plan.calls += len(jobs)
+            budgets = self._budgets(jobs)
+            k = self.config.samples
+            replies = await self.judge.acomplete([j.messages for j in jobs], k, budgets)
             jobs = self._apply(plan, jobs, replies)
-        return self._finish(samples, plan)
+        return self._finish(plan)
+
+    def _budgets(self, jobs: list[_Job]) -> list[int | None]:
+        # A batched reply needs a line per criterion: raise the token budget when it is short.
+        base = self.judge.max_tokens
+        return [None if j.implicit else max(base, 40 * len(j.items) + 40) for j in jobs]
+
+    @property
+    def _prefill(self) -> bool:
+        if self.config.prefill is not None:
+            return self.config.prefill
+        return (self.config.judge or {}).get("backend", "transformers") == "transformers"
 
     @property
     def judge(self) -> Any:
@@ -201,11 +222,14 @@ class RubricSource(RewardSource):
             if needs_judge and self.config.judge is None:
                 self._no_judge(plan, i, rubric, judged)
             elif rubric.aggregate == "implicit":
-                jobs.append(_Job(i, prompts.implicit_messages(sample, rubric), implicit=True))
+                prefill = self._prefill
+                messages = prompts.implicit_messages(sample, rubric, prefill)
+                prefix = prompts.IMPLICIT_PREFILL if prefill else ""
+                jobs.append(_Job(i, messages, implicit=True, prefix=prefix))
             elif judged and self.config.batch_criteria:
-                jobs.append(_criteria_job(i, sample, judged))
+                jobs.append(_criteria_job(i, sample, judged, self._prefill))
             else:
-                jobs.extend(_criteria_job(i, sample, [item]) for item in judged)
+                jobs.extend(_criteria_job(i, sample, [item], self._prefill) for item in judged)
         return plan, jobs
 
     def _no_judge(
@@ -217,10 +241,19 @@ class RubricSource(RewardSource):
             verdict.status = "missing"
             verdict.reason = "llm criterion, but the source has no `judge:` configured"
 
-    def _apply(self, plan: _Plan, jobs: list[_Job], replies: list[list[str | None]]) -> list[_Job]:
+    def _apply(self, plan: _Plan, jobs: list[_Job], replies: list[list[Any]]) -> list[_Job]:
         """Parse judge replies into verdicts; return retry jobs (unanswered criteria, one each)."""
         retry: list[_Job] = []
-        for job, texts in zip(jobs, replies, strict=True):
+        for job, completions in zip(jobs, replies, strict=True):
+            usage = plan.usage[job.sample]
+            usage["calls"] += 1
+            for c in completions:
+                usage["prompt_tokens"] += c.prompt_tokens
+                usage["completion_tokens"] += c.completion_tokens
+                usage["cost_usd"] += c.cost_usd
+                usage["cached"] += int(c.cached)
+            texts = [job.prefix + c.text if c.ok else None for c in completions]
+            errors = [c.error for c in completions if not c.ok]
             if job.implicit:
                 for text in texts:
                     grade = prompts.parse_grade(text)
@@ -237,15 +270,15 @@ class RubricSource(RewardSource):
                 if answers:
                     continue
                 if len(job.items) > 1 and any(t is not None for t in texts):
-                    retry.append(
-                        _criteria_job(job.sample, plan.samples[job.sample], [(verdict, scale)])
-                    )
+                    single = [(verdict, scale)]
+                    sample = plan.samples[job.sample]
+                    retry.append(_criteria_job(job.sample, sample, single, self._prefill))
                 else:
                     verdict.status = "missing"
-                    verdict.reason = "the judge gave no readable answer" + _error_hint(texts)
+                    verdict.reason = "the judge gave no readable answer" + _hint(texts, errors)
         return retry
 
-    def _finish(self, samples: Sequence[Sample], plan: _Plan) -> list[Score]:
+    def _finish(self, plan: _Plan) -> list[Score]:
         out: list[Score] = []
         for i, rubric in enumerate(plan.rubrics):
             if rubric is None:
@@ -255,8 +288,8 @@ class RubricSource(RewardSource):
                 out.append(self._implicit_score(rubric, plan, i))
                 continue
             extra: dict[str, Any] = {}
-            if any(v.criterion.judged for v in plan.verdicts[i]):
-                extra["judge_samples"] = self.config.samples
+            if plan.usage[i]["calls"]:
+                extra["judge"] = _usage(plan.usage[i], self.config.samples)
             out.append(to_score(rubric, plan.verdicts[i], self.config.on_error, **extra))
         return out
 
@@ -266,6 +299,8 @@ class RubricSource(RewardSource):
             "aggregate": "implicit",
             "criteria": [v.as_detail(rubric.threshold) for v in plan.verdicts[i]],
         }
+        if plan.usage[i]["calls"]:
+            detail["judge"] = _usage(plan.usage[i], self.config.samples)
         if plan.notes[i]:
             return Score.abstain(plan.notes[i] or "", **detail)
         if not plan.grades[i]:
@@ -279,9 +314,14 @@ class RubricSource(RewardSource):
             self._judge = None
 
 
-def _criteria_job(i: int, sample: Sample, items: list[tuple[Verdict, str]]) -> _Job:
-    messages = prompts.criteria_messages(sample, [(v.criterion, scale) for v, scale in items])
-    return _Job(i, messages, items)
+def _usage(usage: dict[str, float], k: int) -> dict[str, Any]:
+    return {"samples": k, **{key: round(v, 8) for key, v in usage.items()}}
+
+
+def _criteria_job(i: int, sample: Sample, items: list[tuple[Verdict, str]], prefill: bool) -> _Job:
+    asked = [(v.criterion, scale) for v, scale in items]
+    messages = prompts.criteria_messages(sample, asked, prefill)
+    return _Job(i, messages, items, prefix=prompts.CRITERIA_PREFILL if prefill else "")
 
 
 def _record(verdict: Verdict, outcome: Any) -> None:
@@ -300,8 +340,8 @@ def _short(text: str | None, limit: int = 600) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def _error_hint(texts: list[str | None]) -> str:
+def _hint(texts: list[str | None], errors: list[str | None]) -> str:
     if all(t is None for t in texts):
-        return " (every judge call failed)"
-    sample = next((t for t in texts if t), "")
-    return f" (it said: {_short(sample, 120)!r})" if sample else ""
+        return f" (every judge call failed: {errors[0] if errors else 'no reply'})"
+    said = next((t for t in texts if t), "")
+    return f" (it said: {_short(said, 120)!r})" if said else ""
