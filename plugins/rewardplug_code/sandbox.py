@@ -6,10 +6,12 @@ Two levels, chosen once per process by a probe:
   read-only view of only the system libraries and the Python standard library (no site-packages,
   no home, no project, no data), a small private ``/tmp``, a cleared environment,
   ``--die-with-parent`` and ``--new-session``; inside it every child also gets rlimits + seccomp.
-* ``rlimits+seccomp`` (fallback where user namespaces are unavailable): the worker is a plain
-  child with a cleared environment in an empty temporary directory (as ``nobody`` when the scorer
-  is root); children get rlimits and a stricter seccomp filter that also denies file writes.
-  Files readable by that user stay readable: this level is weaker, and says so.
+* ``rlimits+seccomp+landlock`` / ``rlimits+seccomp`` (fallback where bubblewrap cannot run): the
+  worker is a plain child with a cleared environment in an empty temporary directory (as
+  ``nobody`` when the scorer is root); children get rlimits, a stricter seccomp filter that also
+  denies file writes and, where the kernel has Landlock, read access only to the system libraries
+  and the Python installation. Without Landlock, files readable by that user stay readable: that
+  level is weaker, and says so.
 
 The seccomp filter is compiled here with libseccomp (``pyseccomp``) and shipped to the worker as
 raw BPF, so the sandbox itself needs nothing but the standard library.
@@ -29,6 +31,7 @@ import tempfile
 import threading
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +40,7 @@ __all__ = ["Limits", "bwrap_command", "isolation_level", "seccomp_bpf", "worker_
 BWRAP = "bwrap"
 LEVEL_BWRAP = "bwrap"
 LEVEL_FALLBACK = "rlimits+seccomp"
+LEVEL_LANDLOCK = "rlimits+seccomp+landlock"
 LEVEL_RLIMITS = "rlimits"
 
 # Syscalls no test needs and every escape wants (EPERM, so the code sees an ordinary error).
@@ -130,15 +134,26 @@ _WRITE_FLAGS = (os.O_WRONLY, os.O_RDWR, os.O_CREAT, os.O_TRUNC, os.O_APPEND)
 
 
 class Limits:
-    """Resource limits applied inside every child (plain data, sent to the worker)."""
+    """Resource limits applied inside every child (plain data, sent to the worker).
 
-    def __init__(self, memory_mb: int, cpu_seconds: int, output_bytes: int):
+    ``read_only``: when set, Landlock limits the child to reading below these paths.
+    """
+
+    def __init__(
+        self,
+        memory_mb: int,
+        cpu_seconds: int,
+        output_bytes: int,
+        read_only: list[str] | None = None,
+    ):
         self.memory_mb = memory_mb
         self.cpu_seconds = cpu_seconds
         self.output_bytes = output_bytes
+        self.read_only = read_only
 
-    def as_dict(self) -> dict[str, int]:
+    def as_dict(self) -> dict[str, Any]:
         return {
+            "landlock": self.read_only,
             "memory_bytes": self.memory_mb * 2**20,
             "cpu_seconds": self.cpu_seconds,
             "file_bytes": self.output_bytes,
@@ -251,17 +266,35 @@ _probed: dict[str, str] = {}
 
 def isolation_level(requested: str = "auto") -> str:
     """The isolation level to use: probe bubblewrap once per process (``auto``), or as forced."""
-    if requested == "rlimits+seccomp":
-        return LEVEL_FALLBACK if seccomp_bpf(True) is not None else LEVEL_RLIMITS
-    with _probe_lock:
-        if "level" not in _probed:
-            _probed["level"] = _probe()
-        level = _probed["level"]
-    if requested == "bwrap" and level != LEVEL_BWRAP:
-        raise RuntimeError(f"bubblewrap was requested but does not work here: {_probed['why']}")
-    if level != LEVEL_BWRAP:
-        return LEVEL_FALLBACK if seccomp_bpf(True) is not None else LEVEL_RLIMITS
-    return level
+    if requested != "rlimits+seccomp":
+        with _probe_lock:
+            if "level" not in _probed:
+                _probed["level"] = _probe()
+            if _probed["level"] == LEVEL_BWRAP:
+                return LEVEL_BWRAP
+        if requested == "bwrap":
+            raise RuntimeError(f"bubblewrap was requested but does not work: {_probed['why']}")
+    if seccomp_bpf(True) is None:
+        return LEVEL_RLIMITS
+    return LEVEL_LANDLOCK if landlock_abi() > 0 else LEVEL_FALLBACK
+
+
+@cache
+def landlock_abi() -> int:
+    """The kernel's Landlock ABI version (0 when unavailable)."""
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return max(0, int(libc.syscall(444, None, 0, 1)))
+    except (OSError, AttributeError):
+        return 0
+
+
+def read_only_paths() -> list[str]:
+    """What a fallback child may read: system libraries and the Python installation."""
+    paths = ["/usr", "/lib", "/lib64", "/bin", os.path.realpath(sys.base_prefix)]
+    return [p for p in dict.fromkeys(paths) if os.path.exists(p)]
 
 
 def _probe() -> str:

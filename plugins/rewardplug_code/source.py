@@ -94,6 +94,7 @@ class TestCasesSource(RewardSource):
                 cfg.memory_mb,
                 int(cfg.total_timeout_s) + 2,
                 cfg.output_bytes,
+                sandbox.read_only_paths() if level == sandbox.LEVEL_LANDLOCK else None,
             )
             size = cfg.workers or 2 * len(os.sched_getaffinity(0))
             self._pool = Pool(level, limits, size)

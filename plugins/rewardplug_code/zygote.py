@@ -111,8 +111,46 @@ def frame(marker, payload):
 # ---------------------------------------------------------------- hardening (in the child)
 
 
+def landlock(paths):
+    """Restrict file access to reading (and executing) below ``paths`` (Linux Landlock).
+
+    Used by the fallback level, where the real file system is visible: test data, the project and
+    ``/proc/<pid>/environ`` of other processes become unreadable.
+    """
+    syscall = _libc.syscall
+    abi = syscall(
+        444, None, 0, 1
+    )  # landlock_create_ruleset(NULL, 0, LANDLOCK_CREATE_RULESET_VERSION)
+    if abi < 1:
+        raise OSError(ctypes.get_errno(), "Landlock is not available")
+    handled = (1 << 13) - 1  # every ABI 1 file-system right
+    if abi >= 2:
+        handled |= 1 << 13  # REFER
+    if abi >= 3:
+        handled |= 1 << 14  # TRUNCATE
+    attr = struct.pack("=Q", handled)
+    ruleset = syscall(444, ctypes.c_char_p(attr), len(attr), 0)
+    if ruleset < 0:
+        raise OSError(ctypes.get_errno(), "landlock_create_ruleset failed")
+    read_only = (1 << 0) | (1 << 2) | (1 << 3)  # EXECUTE | READ_FILE | READ_DIR
+    for path in paths:
+        try:
+            fd = os.open(path, os.O_PATH | os.O_CLOEXEC)
+        except OSError:
+            continue
+        rule = struct.pack("=Qi", read_only, fd)
+        if syscall(445, ruleset, 1, ctypes.c_char_p(rule), 0) != 0:
+            raise OSError(ctypes.get_errno(), "landlock_add_rule failed for %s" % path)
+        os.close(fd)
+    if _libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "PR_SET_NO_NEW_PRIVS failed")
+    if syscall(446, ruleset, 0) != 0:
+        raise OSError(ctypes.get_errno(), "landlock_restrict_self failed")
+    os.close(ruleset)
+
+
 def harden(limits, bpf):
-    """Apply rlimits and the seccomp filter to the current process (irreversible)."""
+    """Apply rlimits, Landlock (when asked) and the seccomp filter (irreversible)."""
     mem = limits["memory_bytes"]
     for name, value in (
         ("RLIMIT_AS", mem),
@@ -129,6 +167,8 @@ def harden(limits, bpf):
             pass  # e.g. NPROC above the hard limit: the other layers still hold
     # Oversized writes must fail with EFBIG instead of killing the harness mid-report.
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    if limits.get("landlock"):
+        landlock(limits["landlock"])
     if bpf:
         prog = ctypes.create_string_buffer(bpf)
         fprog = _SockFprog(len(bpf) // 8, ctypes.addressof(prog))

@@ -169,11 +169,13 @@ def test_network_connections_fail(source):
     assert "PermissionError" in json.dumps(score.detail) or "Errno" in json.dumps(score.detail)
 
 
-def test_environment_never_reaches_the_code(monkeypatch):
+@pytest.mark.parametrize("isolation", ["auto", "rlimits+seccomp"])
+def test_environment_never_reaches_the_code(monkeypatch, isolation):
     from rewardplug_code.source import TestCasesSource
 
     monkeypatch.setenv("REWARDPLUG_TEST_SECRET", TOKEN)
-    src = TestCasesSource(timeout_s=2, workers=1)  # workers start now, with the secret set
+    # Workers start on first use, with the secret in the scorer's environment.
+    src = TestCasesSource(timeout_s=2, workers=1, isolation=isolation)
     try:
         leaks = [
             "import os\ndef f(x):\n    return repr(dict(os.environ))",
@@ -223,14 +225,31 @@ def test_extra_results_are_a_protocol_violation(source):
         "memory_bomb",
         "ctypes_libc",
         "infinite_loop_signals_ignored",
+        "read_expected_from_files",
+        "fake_passed_on_every_fd",
+        "double_fork_daemon",
     ],
 )
 def test_attack_earns_nothing_in_fallback(fallback_source, name):
     honest, attack = fallback_source.score([sample(HONEST, TESTS), sample(ATTACKS[name], TESTS)])
     assert honest.value == 1.0, honest.detail
     _assert_nothing_earned(attack)
-    assert attack.detail["isolation"] in ("rlimits+seccomp", "rlimits")
+    assert attack.detail["isolation"].startswith("rlimits")
     assert not HOST_MARK.exists()
+
+
+def test_fallback_hides_the_file_system(fallback_source, tmp_path):
+    from rewardplug_code import sandbox
+
+    if sandbox.landlock_abi() < 1:
+        pytest.skip("the kernel has no Landlock: the fallback cannot hide files")
+    data = tmp_path / "tests.json"
+    data.write_text(json.dumps(TESTS))
+    code = f"def f(x):\n    return open({str(data)!r}).read()[:50]"
+    score = fallback_source.score([sample(code, TESTS)])[0]
+    _assert_nothing_earned(score)
+    assert "Permission" in json.dumps(score.detail)
+    assert score.detail["isolation"] == "rlimits+seccomp+landlock"
 
 
 def test_fallback_denies_network(fallback_source):
