@@ -160,7 +160,7 @@ class RubricSource(RewardSource):
     def _budgets(self, jobs: list[_Job]) -> list[int | None]:
         # A batched reply needs a line per criterion: raise the token budget when it is short.
         base = self.judge.max_tokens
-        return [None if j.implicit else max(base, 40 * len(j.items) + 40) for j in jobs]
+        return [None if j.implicit else max(base, 24 * len(j.items) + 16) for j in jobs]
 
     @property
     def _prefill(self) -> bool:
