@@ -259,15 +259,18 @@ def test_fallback_denies_network(fallback_source):
 
 
 def test_no_stray_processes_left(source):
-    source.score([sample(HONEST, TESTS)])  # workers are up before counting
+    slow = HONEST.replace("def f(x):", "import time\ndef f(x):\n    time.sleep(0.2)")
+    source.score([sample(slow, TESTS) for _ in range(4)])  # every worker is up
     before = _descendants()
-    source.score([sample(ATTACKS[n], TESTS) for n in ("fork_bomb", "double_fork_daemon")])
+    attacks = ("fork_bomb", "double_fork_daemon", "ctypes_libc", "subprocess")
+    source.score([sample(ATTACKS[n], TESTS) for n in attacks])
+    source.score([sample(slow, TESTS) for _ in range(4)])  # workers reap what they killed
     time.sleep(0.5)
-    assert _descendants() == before
+    assert _descendants() == before  # same workers, nothing left behind
 
 
 def _descendants() -> set[int]:
-    """Pids of every process below this one (the warm workers and anything they left)."""
+    """Pids of every live (non-zombie) process below this one."""
     parent: dict[int, int] = {}
     for entry in os.listdir("/proc"):
         if entry.isdigit():
@@ -275,7 +278,9 @@ def _descendants() -> set[int]:
                 stat = Path(f"/proc/{entry}/stat").read_text()
             except OSError:
                 continue
-            parent[int(entry)] = int(stat.rsplit(")", 1)[1].split()[1])
+            state, ppid = stat.rsplit(")", 1)[1].split()[:2]
+            if state != "Z":
+                parent[int(entry)] = int(ppid)
     found, frontier = set(), {os.getpid()}
     while frontier:
         frontier = {p for p, pp in parent.items() if pp in frontier} - found
