@@ -5,7 +5,7 @@ it needs (``response``, ``reference``, dataset columns, check ``kwargs``) and re
 score in [0, 1], or None when it cannot tell (the criterion is then left out).
 
 * math: :func:`final_answer_matches` compares the response's final number with the reference's,
-  after normalizing how numbers are written; :func:`shows_reasoning` looks for worked steps.
+  after normalizing how numbers are written; :func:`shows_reasoning` counts worked calculations.
 * code: :func:`python_parses`, :func:`functions_documented`, :func:`has_bare_except`,
   :func:`lines_within`, all on the first fenced code block (or the whole response).
 """
@@ -39,7 +39,8 @@ _ANSWER_MARKERS = (
     re.compile(r"(?m)^\s*(?:A|(?i:final\s+answer|answer))\s*:\s*(.+)$"),
     re.compile(r"(?i)(?:final answer|the answer|answer) (?:is|=|:)\s*(.+)"),
 )
-_STEP = re.compile(r"\d\s*[-+*/×÷x=]\s*[\d(]|<<[^>]*>>|=\s*\$?-?\d")
+# "<number or )> = <number>": the result of a calculation (GSM8K's <<a*b=c>> annotations too).
+_CALCULATION = re.compile(r"[\d)%]\s*=\s*\$?\s*-?\.?\d")
 
 
 def normalize_number(text: str) -> Fraction | None:
@@ -105,13 +106,13 @@ def final_answer_matches(
 
 
 def shows_reasoning(response: str, min_steps: int = 2) -> float:
-    """Share of ``min_steps`` worked steps shown: lines or sentences with a calculation in them.
+    """Share of ``min_steps`` worked calculations shown in the response.
 
-    A step is a line holding an arithmetic expression (``16 - 3 = 13``, ``<<16-3=13>>``, ``= 26``).
-    Returns ``min(1, steps / min_steps)``, so a bare answer scores 0 and two steps score 1.
+    A calculation is an equation with a numeric result (``16 - 3 = 13``, ``<<16-3=13>>``,
+    ``(4+2=6 pets)``), counted wherever it appears, several per line included. Returns
+    ``min(1, calculations / min_steps)``: a bare answer scores 0, two calculations score 1.
     """
-    pieces = [p for p in re.split(r"\n|(?<=[.!?])\s+", response) if p.strip()]
-    steps = sum(1 for p in pieces if _STEP.search(p))
+    steps = len(_CALCULATION.findall(response))
     return min(1.0, steps / max(1, min_steps))
 
 
