@@ -158,7 +158,10 @@ class RubricSource(RewardSource):
         return self._finish(plan)
 
     def _budgets(self, jobs: list[_Job]) -> list[int | None]:
-        # A batched reply needs a line per criterion: raise the token budget when it is short.
+        # A batched reply needs a line per criterion: raise the default token budget when it is
+        # short; a budget the user set explicitly is kept (small local models ramble).
+        if "max_tokens" in (self.config.judge or {}):
+            return [None] * len(jobs)
         base = self.judge.max_tokens
         return [None if j.implicit else max(base, 24 * len(j.items) + 16) for j in jobs]
 

@@ -167,7 +167,7 @@ def test_real_smollm2_judge(tmp_path, monkeypatch):
         {"id": "paris", "weight": 1, "check": {"kind": "contains", "value": "Paris"}},
         {"id": "answers", "text": "The response names a city.", "category": "important"},
     ]}  # fmt: skip
-    settings = {"backend": "transformers", "max_tokens": 24, "temperature": 1.0,
+    settings = {"backend": "transformers", "max_tokens": 6, "temperature": 1.0,
                 "cache_dir": str(tmp_path / "cache")}  # fmt: skip
     src = RubricSource(rubric=rubric, judge=settings, samples=2)
     (score,) = src.score([Sample(prompt="What is the capital of France?", response="Paris.")])
