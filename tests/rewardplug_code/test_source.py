@@ -109,6 +109,21 @@ def test_assert_format_runs_the_rest_hardened(source):
     assert bad.value == 0.5
 
 
+def test_hardened_check_keeps_tuples_apart_from_lists(source):
+    tests = {
+        "kind": "assert",
+        "entry_point": "pair",
+        "code": "def check(candidate):\n    for x in (1, 2):\n        assert candidate(x) == (x, 2 ** 70 * x)\n",
+    }
+    as_tuple, as_list = source.score(
+        [
+            sample("def pair(x):\n    return (x, 2 ** 70 * x)", tests),
+            sample("def pair(x):\n    return [x, 2 ** 70 * x]", tests),
+        ]
+    )
+    assert as_tuple.value == 1.0 and as_list.value == 0.0
+
+
 def test_hardened_check_cannot_be_forged(source):
     tests = {
         "kind": "assert",
