@@ -172,6 +172,14 @@ def quality(data: Path, gsm_groups: int, arena_groups: int, per_group: int, k: i
             draws = [s.draws if s.ok else None for s in scores]
             disc = discretize(draws, groups, confidence=0.9, assign="mean").reward
             abstain = sum(not s.ok for s in scores)
+            fallbacks = sum(bool(s.detail.get("logprobs_fallback")) for s in scores)
+            reasons = sorted({s.reason for s in scores if not s.ok})
+            print(
+                f"<!-- {name} {mode}: {fallbacks} logprobs fallbacks; abstain reasons: "
+                f"{reasons} -->",
+                file=sys.stderr,
+                flush=True,
+            )
             for label, rewards in (
                 ("raw", raw),
                 ("discretized", [None if np.isnan(x) else float(x) for x in disc]),

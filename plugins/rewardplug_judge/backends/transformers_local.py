@@ -89,7 +89,11 @@ class TransformersClient(Client):
             kwargs.update(temperature=None, top_p=None, top_k=None)
         with _GENERATE_LOCK, torch.no_grad():
             torch.manual_seed(seed)
-            out = model.generate(**enc, **kwargs)
+            out = None
+            if sample and n > 1 and prompt_len > 1:
+                out = _generate_shared_prefix(model, enc, n, kwargs)
+            if out is None:
+                out = model.generate(**enc, **kwargs)
         rows = out.sequences.shape[0]
         eos = {tok.eos_token_id, tok.pad_token_id} - {None}
         choices, generated = [], 0
@@ -114,3 +118,29 @@ class TransformersClient(Client):
             text = tok.decode(ids[:length], skip_special_tokens=True)
             choices.append(Choice(text, finish, tokens))
         return RawReply(choices, prompt_tokens=prompt_len, completion_tokens=generated)
+
+
+def _generate_shared_prefix(model: Any, enc: Any, n: int, kwargs: dict[str, Any]) -> Any:
+    """``n`` sampled continuations that share one forward pass over the prompt.
+
+    ``num_return_sequences`` would run the (long) judge prompt n times; here the prompt's KV
+    cache is computed once and repeated n times, so only the few generated tokens cost n-fold.
+    Returns None when the model's cache cannot be repeated (then the plain path is used).
+    """
+    import torch
+
+    ids = enc["input_ids"]
+    prefix = model(input_ids=ids[:, :-1], use_cache=True)
+    cache = prefix.past_key_values
+    repeat = getattr(cache, "batch_repeat_interleave", None)
+    if repeat is None:
+        return None
+    repeat(n)
+    expanded = ids.repeat(n, 1)
+    mask = torch.ones_like(expanded)
+    return model.generate(
+        input_ids=expanded,
+        attention_mask=mask,
+        past_key_values=cache,
+        **{**kwargs, "num_return_sequences": 1},
+    )
