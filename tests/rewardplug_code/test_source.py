@@ -265,3 +265,41 @@ def test_plugin_module_imports_nothing_heavy():
         "assert not bad, bad"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_example_stack_loads():
+    import rewardplug
+    from rewardplug.paths import examples_dir
+
+    stack = rewardplug.load_stack(examples_dir() / "stacks" / "code.yaml")
+    src = stack.sources["tests"]
+    assert isinstance(src, TestCasesSource) and src.config.prepend_prompt
+
+
+def test_broken_sandbox_machinery_abstains(monkeypatch):
+    from rewardplug_code import sandbox
+
+    # A worker that dies at start-up: the machinery, not the candidate, has failed.
+    monkeypatch.setattr(sandbox, "worker_source", lambda: "raise SystemExit(3)")
+    src = TestCasesSource(workers=1)
+    try:
+        good, bad_tests = src.score(
+            [sample("def f(a, b):\n    return a + b", ADD), Sample(response="x", tests=None)]
+        )
+    finally:
+        src.close()
+    assert good.status == "abstain" and "sandbox machinery failed" in good.reason
+    assert bad_tests.status == "abstain"
+
+
+def test_missing_bubblewrap_falls_back_with_a_warning(monkeypatch, caplog):
+    from rewardplug_code import sandbox
+
+    monkeypatch.setattr(sandbox, "BWRAP", "bwrap-not-installed-here")
+    monkeypatch.setattr(sandbox, "_probed", {})
+    with caplog.at_level("WARNING"):
+        level = sandbox.isolation_level("auto")
+    assert level.startswith("rlimits")
+    assert "bubblewrap is unavailable" in caplog.text
+    with pytest.raises(RuntimeError, match="bubblewrap was requested"):
+        sandbox.isolation_level("bwrap")
