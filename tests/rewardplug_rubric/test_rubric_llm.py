@@ -5,11 +5,10 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from rewardplug_rubric.source import RubricSource
+from rubric_chat_stub import ChatStub, user_text
 
 from rewardplug.types import Sample
-from rewardplug_rubric.source import RubricSource
-
-from .chat_stub import ChatStub, user_text
 
 RUBRIC = {
     "name": "answer",

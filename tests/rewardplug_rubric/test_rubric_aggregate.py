@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
 from rewardplug_rubric.aggregate import Verdict, aggregate
 from rewardplug_rubric.model import load_rubric
 

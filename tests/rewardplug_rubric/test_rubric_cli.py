@@ -6,11 +6,9 @@ import json
 
 import click
 from click.testing import CliRunner
-
 from rewardplug_rubric import plugin
 from rewardplug_rubric.generate import parse_checklist
-
-from .chat_stub import ChatStub, user_text
+from rubric_chat_stub import ChatStub, user_text
 
 
 def group() -> click.Group:
@@ -100,8 +98,9 @@ def test_generate_writes_per_prompt_rubrics(tmp_path):
     assert "rubric" not in second and "no '<category>: <criterion>' lines" in second["rubric_error"]
 
     # the written rubrics score as per-sample rubrics
-    from rewardplug.types import Sample
     from rewardplug_rubric.source import RubricSource
+
+    from rewardplug.types import Sample
 
     sample = Sample(prompt=first["prompt"], response="Paris", rubric=first["rubric"])
     with ChatStub(lambda body, n: ["1: YES\n2: NO\n3: NO"] * n) as stub:
