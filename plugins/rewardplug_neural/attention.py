@@ -89,7 +89,8 @@ def eager_attention(
         key = key.repeat_interleave(groups, dim=1)
         value = value.repeat_interleave(groups, dim=1)
     scale = scaling if scaling is not None else query.shape[-1] ** -0.5
-    scores = torch.matmul(query, key.transpose(2, 3)) * scale
+    # scale q (rows x heads x L x d) rather than the scores (rows x heads x L x L): cheaper
+    scores = torch.matmul(query * scale, key.transpose(2, 3))
     q_len, k_len = query.shape[2], key.shape[2]
     if attention_mask is not None:
         if attention_mask.dtype == torch.bool:
@@ -104,7 +105,11 @@ def eager_attention(
             )
             scores = scores.masked_fill(~allowed, torch.finfo(scores.dtype).min)
     probs = torch.softmax(scores, dim=-1, dtype=torch.float32).to(query.dtype)
-    if keys is not None and rate > 0.0:
-        probs = dropout_by_key(probs, rate, keys, site)
-    out = torch.matmul(probs, value).transpose(1, 2).contiguous()
+    dropped = keys is not None and rate > 0.0
+    if dropped:
+        probs = dropout_by_key(probs, rate, keys, site, rescale=False, inplace=True)
+    out = torch.matmul(probs, value)
+    if dropped:  # the 1/(1-p) of inverted dropout, applied to the smaller tensor
+        out.mul_(1.0 / (1.0 - rate))
+    out = out.transpose(1, 2).contiguous()
     return out, None

@@ -5,7 +5,7 @@ its position in the batch and on everything computed before it. Here every row c
 key (derived from the seed, the sample's content and the draw index) and every element is kept or
 dropped by hashing (row key, dropout site, element coordinates). A sample therefore gets the same
 K draws whether it is scored alone, in another batch, with other padding, or with its K copies
-batched or looped. The hash is one multiply of two pre-mixed 64-bit words, which is cheaper than
+batched or looped. The hash is one 32-bit multiply of two pre-mixed words, which is cheaper than
 ``torch.bernoulli`` on CPU.
 
 Element coordinates are taken over the trailing dimensions with a fixed radix, so right padding
@@ -33,6 +33,7 @@ def _signed(c: int) -> int:
 _C1 = _signed(0xBF58476D1CE4E5B9)
 _C2 = _signed(0x94D049BB133111EB)
 _GOLDEN = _signed(0x9E3779B97F4A7C15)
+_C32 = 0x9E3779B1 - (1 << 32)  # odd 32-bit multiplier (golden ratio), as a signed int32
 
 
 def _mix_int(z: int) -> int:
@@ -95,18 +96,31 @@ def _element_hash(shape: tuple[int, ...], device: Any) -> Any:
         for d in shape:
             n *= d
         idx = torch.arange(n, dtype=torch.int64, device=device).view(shape)
-    value = mix64(idx + 1)
+    value = _high32(mix64(idx + 1))
     _ELEMENT_CACHE[key] = value
     if len(_ELEMENT_CACHE) > _CACHE_SIZE:
         _ELEMENT_CACHE.popitem(last=False)
     return value
 
 
-def dropout_by_key(x: Any, rate: float, keys: Any, site: int) -> Any:
+def _high32(z: Any) -> Any:
+    """The high 32 bits of int64 values as int32 (arithmetic shift keeps them in range)."""
+    import torch
+
+    return (z >> 32).to(torch.int32)
+
+
+def dropout_by_key(
+    x: Any, rate: float, keys: Any, site: int, rescale: bool = True, inplace: bool = False
+) -> Any:
     """Inverted dropout of ``x`` (rows first) with masks fixed by ``keys`` (int64, one per row).
 
-    Element ``e`` of row ``r`` is dropped iff the high 32 bits of ``(h(e) ^ h(r, site)) * C`` fall
-    below ``rate * 2**32``; kept elements are scaled by ``1 / (1 - rate)`` as in ``nn.Dropout``.
+    Element ``e`` of row ``r`` is kept iff ``(h(e) ^ h(r, site)) * C`` (32-bit, wrapping) is at
+    least ``rate * 2**32`` above the int32 minimum; ``h`` are splitmix64 hashes cut to 32 bits. The
+    work per element is one xor, one multiply and one compare on int32 (cheaper than
+    ``torch.bernoulli``); kept elements are scaled by ``1 / (1 - rate)`` as in ``nn.Dropout``
+    (``rescale=False`` leaves that to the caller, e.g. after a matmul on a smaller tensor).
+    ``inplace=True`` overwrites ``x`` (for temporaries the caller owns).
     """
     import torch
 
@@ -116,10 +130,10 @@ def dropout_by_key(x: Any, rate: float, keys: Any, site: int) -> Any:
         return torch.zeros_like(x)
     if keys.shape[0] != x.shape[0]:
         raise RuntimeError(f"dropout keys for {keys.shape[0]} rows, tensor has {x.shape[0]} rows")
-    site_keys = mix64(keys ^ _signed((site + 1) * _GOLDEN))
+    site_keys = _high32(mix64(keys ^ _signed((site + 1) * _GOLDEN)))
     elements = _element_hash(tuple(x.shape[1:]), x.device)
-    z = elements.unsqueeze(0) ^ site_keys.view(-1, *([1] * (x.dim() - 1)))
-    z = (z * _C1) >> 32  # arithmetic shift: the signed high word, in [-2**31, 2**31)
-    threshold = round(rate * 2**32) - 2**31
-    keep = z.to(torch.int32) >= threshold
-    return x * keep.to(x.dtype) * (1.0 / (1.0 - rate))
+    z = torch.bitwise_xor(elements.unsqueeze(0), site_keys.view(-1, *([1] * (x.dim() - 1))))
+    z.mul_(_C32)  # int32 multiply wraps: the high bits mix all the low ones
+    drop = torch.lt(z, round(rate * 2**32) - 2**31)
+    out = x.masked_fill_(drop, 0.0) if inplace else x.masked_fill(drop, 0.0)
+    return out.mul_(1.0 / (1.0 - rate)) if rescale else out
