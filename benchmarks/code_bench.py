@@ -117,7 +117,7 @@ def main() -> None:
 
     items = []
     for s in samples:
-        code = s.prompt + _truncate(s.response)
+        code = s.prompt + H.truncate(s.response)
         t = s.tests
         items.append(
             (
@@ -186,11 +186,6 @@ def main() -> None:
     print(f"pass-all rate: ours {sum(all_ours) / n:.3f}, baseline {sum(all_base) / n:.3f}")
     differ = [(samples[i].id, ours_v[i], base_v[i]) for i in range(n) if ours_v[i] != base_v[i]]
     print("disagreements (id, ours, baseline):", differ[:15])
-
-
-def _truncate(text: str) -> str:
-    cut = min((i for s in H.CODET_STOP if (i := text.find(s)) >= 0), default=len(text))
-    return text[:cut]
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ the run affordable), else 0. Completions that fail a base input are gold 0 witho
 plus inputs.
 
     python -m rewardplug_code.evaluate --samples 10 --plus-limit 200
+    python -m rewardplug_code.evaluate --agreement --samples 5
 
 Prints Markdown tables (the figures in ``docs/eval-code.md``).
 """
@@ -14,14 +15,21 @@ Prints Markdown tables (the figures in ``docs/eval-code.md``).
 from __future__ import annotations
 
 import argparse
+import gzip
+import json
+import os
+import subprocess
+import sys
 import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from rewardplug.discretize import discretize
 from rewardplug.metrics import evaluate
 from rewardplug.paths import cache_dir
+from rewardplug.types import Sample
 from rewardplug_code import humaneval as H
 from rewardplug_code.source import TestCasesSource
 
@@ -92,6 +100,66 @@ def run(data: Path, samples: int, plus_limit: int | None, timeout: float) -> dic
     }
 
 
+def agreement(data: Path, samples: int, timeout: float) -> str:
+    """How often this source (``assert`` format) agrees with HumanEval's own ``check``.
+
+    The reference runs prompt + completion + test + ``check(entry_point)`` in a plain subprocess
+    (the usual unsandboxed harness); a completion passes when it exits with status 0.
+    """
+    with gzip.open(data / "HumanEval.jsonl.gz", "rt") as fh:
+        original = {row["task_id"]: row for row in map(json.loads, fh)}
+    codet = H.codet_samples(data, per_problem=samples)
+    batch, programs = [], []
+    for task, prob in original.items():
+        entry = codet[task]
+        tests = {"kind": "assert", "entry_point": prob["entry_point"], "code": prob["test"]}
+        for completion in entry["samples"]:
+            batch.append(
+                Sample(prompt=entry["prompt"], response=completion, group=task, tests=tests)
+            )
+            programs.append(
+                entry["prompt"]
+                + H.truncate(completion)
+                + "\n\n"
+                + prob["test"]
+                + f"\n\ncheck({prob['entry_point']})\n"
+            )
+
+    def reference(program: str) -> bool:
+        try:
+            cmd = [sys.executable, "-I", "-c", program]
+            return subprocess.run(cmd, capture_output=True, timeout=10).returncode == 0
+        except subprocess.TimeoutExpired:
+            return False
+
+    with ThreadPoolExecutor(len(os.sched_getaffinity(0))) as pool:
+        ref = list(pool.map(reference, programs))
+    src = TestCasesSource(
+        prepend_prompt=True, stop=H.CODET_STOP, timeout_s=timeout, total_timeout_s=8 * timeout
+    )
+    scores = src.score(batch)
+    src.close()
+    ours = [s.ok and s.value == 1.0 for s in scores]
+    n = len(ours)
+    agree = sum(a == b for a, b in zip(ours, ref, strict=True))
+    hardened = [b.group for b, s in zip(batch, scores, strict=True) if "hardened" in s.detail]
+    lines = [
+        f"{n} completions ({samples} per problem): agreement with HumanEval's check "
+        f"{agree}/{n} ({agree / n:.2%}); pass: ours {sum(ours)}, check {sum(ref)}; "
+        f"we pass / check fails: {sum(a and not b for a, b in zip(ours, ref, strict=True))}; "
+        f"hardened samples {len(hardened)} ({len(set(hardened))} problems); "
+        f"abstained {sum(not s.ok for s in scores)}",
+    ]
+    for b, s, a, r in zip(batch, scores, ours, ref, strict=True):
+        if a != r:
+            why = (s.detail.get("failures") or [{}])[0].get("reason", s.detail.get("reason"))
+            lines.append(
+                f"- {b.group}: ours {'pass' if a else 'fail'}, check "
+                f"{'pass' if r else 'fail'} ({why})"
+            )
+    return "\n".join(lines)
+
+
 def report(out: dict[str, Any]) -> str:
     """The Markdown tables."""
     lines = [
@@ -126,7 +194,13 @@ def main() -> None:
     ap.add_argument("--samples", type=int, default=10, help="CodeT completions per problem")
     ap.add_argument("--plus-limit", type=int, default=200, help="HumanEval+ inputs per problem")
     ap.add_argument("--timeout", type=float, default=3.0, help="seconds per case")
+    ap.add_argument(
+        "--agreement", action="store_true", help="compare with HumanEval's check instead"
+    )
     args = ap.parse_args()
+    if args.agreement:
+        print(agreement(args.data, args.samples, args.timeout))
+        return
     print(report(run(args.data, args.samples, args.plus_limit or None, args.timeout)))
 
 

@@ -26,6 +26,7 @@ __all__ = [
     "expected_outputs",
     "load_plus",
     "to_sample",
+    "truncate",
 ]
 
 #: CodeGen completions run on past the function; cut them at these (per the data's README)
@@ -58,6 +59,12 @@ for line in sys.stdin:
             out.append({"error": repr(exc)[:200]})
     print(json.dumps(out), flush=True)
 """
+
+
+def truncate(completion: str, stop: list[str] = CODET_STOP) -> str:
+    """``completion`` cut at the first stop string (what ``stop:`` does in the source)."""
+    cut = min((i for s in stop if (i := completion.find(s)) >= 0), default=len(completion))
+    return completion[:cut]
 
 
 def load_plus(folder: str | Path) -> list[dict[str, Any]]:

@@ -71,11 +71,6 @@ def _check_passes(program: str, timeout: float = 10.0) -> bool:
     return proc.returncode == 0
 
 
-def _truncate(text: str) -> str:
-    cut = min((i for s in H.CODET_STOP if (i := text.find(s)) >= 0), default=len(text))
-    return text[:cut]
-
-
 def test_codet_verdicts_agree_with_humaneval_check(he_folder):
     with gzip.open(he_folder / "HumanEval.jsonl.gz", "rt") as fh:
         original = {row["task_id"]: row for row in map(json.loads, fh)}
@@ -92,7 +87,7 @@ def test_codet_verdicts_agree_with_humaneval_check(he_folder):
             )
             program = (
                 entry["prompt"]
-                + _truncate(completion)
+                + H.truncate(completion)
                 + "\n\n"
                 + prob["test"]
                 + f"\n\ncheck({prob['entry_point']})\n"
