@@ -5,6 +5,8 @@ PYTHON ?= python3
 PIP := $(PYTHON) -m pip
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
+# litellm would otherwise try to download its price table at import time
+export LITELLM_LOCAL_MODEL_COST_MAP := True
 
 .PHONY: demo test install lint bench
 
