@@ -64,6 +64,7 @@ SECCOMP_MODE_FILTER = 2
 MAX_ERROR = 300
 BIG = 10**4000
 BIGINT = "__bigint__"
+EXIT_EOF = 3
 TUPLE = "__tuple__"
 
 
@@ -150,6 +151,14 @@ def landlock(paths):
     os.close(ruleset)
 
 
+def drop_capabilities():
+    """Empty every capability set (matters in the fallback when the scorer runs as root)."""
+    header = struct.pack("=Ii", 0x20080522, 0)  # _LINUX_CAPABILITY_VERSION_3, this process
+    data = bytes(24)  # two {effective, permitted, inheritable} triples, all zero
+    if _libc.capset(ctypes.c_char_p(header), ctypes.c_char_p(data)) != 0:
+        raise OSError(ctypes.get_errno(), "capset failed")
+
+
 def harden(limits, bpf):
     """Apply rlimits, Landlock (when asked) and the seccomp filter (irreversible)."""
     mem = limits["memory_bytes"]
@@ -168,6 +177,7 @@ def harden(limits, bpf):
             pass  # e.g. NPROC above the hard limit: the other layers still hold
     # Oversized writes must fail with EFBIG instead of killing the harness mid-report.
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    drop_capabilities()
     if limits.get("landlock"):
         landlock(limits["landlock"])
     if bpf:
@@ -466,13 +476,11 @@ def kill(pid, rfd, wait=True):
 
 
 def reap():
-    """Collect children killed without waiting (their teardown overlapped the reply)."""
+    """Collect every child killed without waiting for it."""
     while True:
         try:
-            pid, _ = os.waitpid(-1, os.WNOHANG)
+            os.waitpid(-1, 0)
         except ChildProcessError:
-            return
-        if pid == 0:
             return
 
 
@@ -556,6 +564,27 @@ def run_job(job, limits, bpf):
     return {"results": results, "faults": faults}, None, None
 
 
+def supervise(inp, out, limits, bpf):
+    """One job, in a fresh process forked from the clean zygote: read it, run it, reply, exit.
+
+    The zygote itself never reads a job, so no child can find another submission's code or
+    results in the memory it inherits.
+    """
+    job = read_msg(inp)
+    if job is None:
+        os._exit(EXIT_EOF)
+    try:
+        reply, pid, rfd = run_job(job, limits, bpf)
+        if pid is not None:
+            kill(pid, rfd)
+    except Exception as exc:  # machinery failure: the parent makes the sample abstain
+        reply = {"machinery": describe(exc)}
+    reply["id"] = job["id"]
+    send_msg(out, reply)
+    reap()  # after replying: the teardown of killed children overlaps the parent's work
+    os._exit(0)
+
+
 def main():
     # Non-dumpable: children cannot open /proc/<zygote>/mem or its fds to forge replies.
     _libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
@@ -564,6 +593,7 @@ def main():
     init = read_msg(inp)
     limits = init["limits"]
     bpf = base64.b64decode(init["bpf"]) if init.get("bpf") else b""
+    del init
     for name in PRELOAD:
         try:
             __import__(name)
@@ -571,18 +601,20 @@ def main():
             pass
     send_msg(out, {"ready": True, "pid": os.getpid()})
     while True:
-        job = read_msg(inp)
-        if job is None:
+        # Block until the parent sends a job, so the supervisor is forked just in time.
+        select.select([inp], [], [])
+        pid = os.fork()
+        if pid == 0:
+            try:
+                supervise(inp, out, limits, bpf)
+            finally:
+                os._exit(1)
+        _, status = os.waitpid(pid, 0)
+        if os.WIFEXITED(status) and os.WEXITSTATUS(status) == EXIT_EOF:
             return
-        reap()
-        try:
-            reply, pid, rfd = run_job(job, limits, bpf)
-            if pid is not None:
-                kill(pid, rfd)
-        except Exception as exc:  # machinery failure: the parent makes the sample abstain
-            reply = {"machinery": describe(exc)}
-        reply["id"] = job["id"]
-        send_msg(out, reply)
+        if not (os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0):
+            # The supervisor died mid-job: say so (the parent retries on a fresh worker).
+            send_msg(out, {"id": None, "machinery": "job supervisor died: " + exit_text(status)})
 
 
 if __name__ == "__main__":

@@ -286,3 +286,38 @@ def _descendants() -> set[int]:
         frontier = {p for p, pp in parent.items() if pp in frontier} - found
         found |= frontier
     return found
+
+
+MEMORY_SCAN = (
+    "import ctypes, gc, re\n"
+    "def f(x):\n"
+    "    pat = re.compile(rb'tok_[0-9a-f]{16}')\n"
+    "    for line in open('/proc/self/maps'):\n"
+    "        addr, perms = line.split()[:2]\n"
+    "        if not perms.startswith('r') or '[v' in line:\n"
+    "            continue\n"
+    "        lo, hi = (int(a, 16) for a in addr.split('-'))\n"
+    "        m = pat.search(ctypes.string_at(lo, hi - lo))\n"
+    "        if m:\n"
+    "            return m.group(0).decode() + str(x)\n"
+    "    for o in gc.get_objects():\n"
+    "        m = pat.search(repr(o)[:10000].encode())\n"
+    "        if m:\n"
+    "            return m.group(0).decode() + str(x)\n"
+    "    return 'nothing found'"
+)
+
+
+def test_no_submission_sees_an_earlier_ones_code_or_results():
+    from rewardplug_code.source import TestCasesSource
+
+    src = TestCasesSource(timeout_s=5, workers=1)  # one worker: both submissions share it
+    try:
+        # The scan works: a token planted in its own code is found (and earns the cases).
+        planted = src.score([sample(MEMORY_SCAN + f"\n_ = {TOKEN!r}", TESTS)])[0]
+        assert planted.value == 1.0, planted.detail
+        assert src.score([sample(HONEST, TESTS)])[0].value == 1.0
+        score = src.score([sample(MEMORY_SCAN, TESTS)])[0]
+    finally:
+        src.close()
+    _assert_nothing_earned(score)
