@@ -44,3 +44,8 @@ def recording_length(prompts: Sequence[str], completions: Sequence[str], **_: An
     """Like :func:`length`, and records the prompts of each call."""
     CALLS.append(list(prompts))
     return [float(len(c)) for c in completions]
+
+
+def broken(completions: Sequence[str], **_: Any) -> list[float]:
+    """Always raises (a reward function with a bug)."""
+    raise RuntimeError("this reward function is broken")
