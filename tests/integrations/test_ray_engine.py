@@ -90,3 +90,43 @@ def test_ray_skip_bad_matches_local_and_bad_input_fails_before_ray(tmp_path, loc
     score_file(str(stack), data, local, batch_size=5, skip_bad=True)
     assert score_file_ray(str(stack), str(data), str(remote), batch_size=5, skip_bad=True) == 23
     assert remote.read_bytes() == local.read_bytes()
+
+
+@pytest.mark.slow
+def test_cli_engine_ray_starts_its_own_ray(tmp_path):
+    """`rewardplug score --engine ray` in a fresh process: Ray is started and shut down by it."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    stack = tmp_path / "stack.yaml"
+    stack.write_text(STACK)
+    data = tmp_path / "in.jsonl"
+    write_input(data)
+    local, remote = tmp_path / "local.jsonl", tmp_path / "ray.jsonl"
+    score_file(str(stack), data, local, batch_size=7)
+    here = str(Path(__file__).resolve().parent)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([here, os.environ.get("PYTHONPATH", "")])}
+    launcher = "import sys; from rewardplug.cli import main; main(sys.argv[1:])"
+    args = [
+        "score",
+        str(stack),
+        str(data),
+        "-o",
+        str(remote),
+        "--engine",
+        "ray",
+        "--batch-size",
+        "7",
+    ]
+    proc = subprocess.run(
+        [sys.executable, "-c", launcher, *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "wrote 23 rows" in proc.stderr
+    assert remote.read_bytes() == local.read_bytes()
