@@ -161,6 +161,19 @@ async def test_concurrent_requests_are_micro_batched_and_answered_separately():
 
 
 @pytest.mark.anyio
+async def test_a_request_gets_the_same_answer_alone_or_batched_with_others():
+    app = create_app(python_stack("rp_test_rewards:noisy_length"), max_wait_ms=200)
+    mine = body([("shared prompt ", "x" * n) for n in (3, 4, 9, 20)])
+    others = [body([("shared prompt ", "y" * n) for n in (1, 30, 31)]) for _ in range(3)]
+    async with client(app) as c:
+        alone = (await c.post("/get_reward", json=mine)).json()
+        together = await asyncio.gather(*(c.post("/", json=b) for b in [*others, mine]))
+        assert (await c.get("/health")).json()["largest_batch_requests"] == 4
+    # Same prompt text in other requests of the same batch: still separate groups.
+    assert together[-1].json() == alone
+
+
+@pytest.mark.anyio
 async def test_max_batch_never_splits_a_request():
     app = create_app(python_stack(), max_batch=3, max_wait_ms=50)
     requests = [body([("p", "a"), ("p", "bb"), ("p", "ccc"), ("p", "dddd")]) for _ in range(3)]
