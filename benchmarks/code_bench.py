@@ -101,11 +101,14 @@ def main() -> None:
     ap.add_argument("--samples", type=int, default=20, help="CodeT completions per problem")
     ap.add_argument("--chunk", type=int, default=20, help="problems per timed chunk")
     ap.add_argument("--timeout", type=float, default=6.0, help="seconds per sample (all cases)")
+    ap.add_argument("--first", type=int, default=0, help="index of the first problem")
+    ap.add_argument("--workers", type=int, default=None, help="test_cases workers (default)")
+    ap.add_argument("--threads", type=int, default=None, help="baseline threads (default: cores)")
     ap.add_argument("--data", type=Path, default=DATA)
     args = ap.parse_args()
 
     cores = len(os.sched_getaffinity(0))
-    problems = H.load_plus(args.data)[: args.problems]
+    problems = H.load_plus(args.data)[args.first : args.first + args.problems]
     codet = H.codet_samples(args.data, per_problem=args.samples)
     expected = H.expected_outputs(problems, "base_input")
     samples = list(H.iter_codet(problems, codet, expected, "base_input", args.samples))
@@ -134,6 +137,7 @@ def main() -> None:
         stop=H.CODET_STOP,
         timeout_s=args.timeout / 2,
         total_timeout_s=args.timeout,
+        workers=args.workers,
     )
     src.score(samples[:cores])  # start the warm workers (one-time cost, reported separately)
 
@@ -143,7 +147,7 @@ def main() -> None:
     ours_v: list[float] = []
     base_v: list[int] = []
     lean_v: list[int] = []
-    with ThreadPoolExecutor(max_workers=cores) as tp:
+    with ThreadPoolExecutor(max_workers=args.threads or cores) as tp:
         for chunk in chunks:
             batch = [samples[i] for i in chunk]
             t0 = time.perf_counter()

@@ -60,8 +60,8 @@ class TestCasesSource(RewardSource):
         max_code_bytes: int = Field(200_000, ge=1024)
         """Responses whose code is larger fail without running."""
         workers: int | None = Field(None, ge=1)
-        """Warm sandbox workers (default: twice the usable cores, as each waits on pipes part of
-        the time)."""
+        """Warm sandbox workers (default: four per usable core, at most 64: workers spend much of
+        their time waiting, on pipes and on wall-clock timeouts of looping code)."""
         draws: int = Field(32, ge=1, le=10_000)
         """K, the number of posterior draws per sample."""
         seed: int = 0
@@ -96,7 +96,7 @@ class TestCasesSource(RewardSource):
                 cfg.output_bytes,
                 sandbox.read_only_paths() if level == sandbox.LEVEL_LANDLOCK else None,
             )
-            size = cfg.workers or 2 * len(os.sched_getaffinity(0))
+            size = cfg.workers or min(64, 4 * len(os.sched_getaffinity(0)))
             self._pool = Pool(level, limits, size)
         return self._pool
 

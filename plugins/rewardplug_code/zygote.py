@@ -5,10 +5,13 @@ The scorer starts this file as ``python -I -S -B -c <source>`` inside bubblewrap
 fallback, as a plain child with a cleared environment). It reads one init message, pre-imports
 common modules, then serves jobs read from fd 0 and answers on fd 1, one at a time.
 
-Per job it forks a *child* that hardens itself (process group, fds, rlimits, seccomp) and runs
-the candidate. The child only reports *values* in frames on a private pipe; this zygote enforces
-wall-clock deadlines (SIGKILL of the child's process group), caps output, and relays the raw
-frames. It never sees expected values and decides nothing: the trusted parent does.
+The zygote itself never reads a job (so its memory, which every child inherits, holds no
+submission's data): per job it forks a *supervisor* that reads the job from fd 0, forks a
+*child* that hardens itself (process group, fds, rlimits, capabilities, Landlock, seccomp) and
+runs the candidate, and answers on fd 1. The child only reports *values* in frames on a private
+pipe; the supervisor enforces wall-clock deadlines (SIGKILL of the child's process group), caps
+output, and relays the raw frames. Nothing here sees expected values or decides a verdict: the
+trusted parent does.
 
 Frames (child -> zygote): 4-byte big-endian length, 1-byte marker, payload.
 ``L`` candidate loaded; ``P`` one case's result, child goes on; ``F`` one case's result, child
