@@ -268,15 +268,34 @@ def _print_report(report: dict[str, Any]) -> None:
 @click.option(
     "--max-queue", default=4096, show_default=True, help="Queued samples before answering 503."
 )
+@click.option(
+    "--abstain-reward",
+    default=0.0,
+    show_default=True,
+    help="Number sent for a sample the stack abstains on (the protocol needs a number); "
+    "abstentions are flagged in extra_logs.",
+)
 def serve(
-    stack: str, host: str, port: int, max_batch: int, max_wait_ms: float, max_queue: int
+    stack: str,
+    host: str,
+    port: int,
+    max_batch: int,
+    max_wait_ms: float,
+    max_queue: int,
+    abstain_reward: float,
 ) -> None:
     """HTTP reward service (OpenRLHF remote reward protocol)."""
     from rewardplug.server import serve as run_server
 
     with _friendly_errors():
         run_server(
-            stack, host, port, max_batch=max_batch, max_wait_ms=max_wait_ms, max_queue=max_queue
+            stack,
+            host,
+            port,
+            max_batch=max_batch,
+            max_wait_ms=max_wait_ms,
+            max_queue=max_queue,
+            abstain_reward=abstain_reward,
         )
 
 
