@@ -25,12 +25,13 @@ from typing import Any
 
 from rewardplug.config import StackError, read_stack_file
 from rewardplug.io import append_rows, load_jsonl, output_row
+from rewardplug.paths import examples_dir
 from rewardplug.stack import Stack, load_stack
 from rewardplug.types import Reward, Score
 
 __all__ = ["DEMO_DATA", "DEMO_STACK", "run_demo"]
 
-_EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+_EXAMPLES = examples_dir()  # the checkout, or <prefix>/share/rewardplug for a wheel install
 DEMO_STACK = _EXAMPLES / "stacks" / "demo.yaml"
 DEMO_DATA = _EXAMPLES / "data" / "demo.jsonl"
 
@@ -38,8 +39,8 @@ DEMO_DATA = _EXAMPLES / "data" / "demo.jsonl"
 def _bundled(path: Path) -> Path:
     if not path.is_file():
         raise FileNotFoundError(
-            f"the demo's bundled file {path} is missing; run the demo from a source checkout of "
-            "rewardplug (pip install -e .), or pass --stack with your own stack"
+            f"the demo's bundled file {path} is missing (a broken install?); reinstall rewardplug, "
+            "or pass --stack with your own stack"
         )
     return path
 

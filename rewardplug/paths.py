@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 __all__ = ["cache_dir", "examples_dir", "project_root", "rubrics_dir"]
 
 
 def project_root() -> Path:
-    """The source checkout holding ``rubrics/`` and ``examples/`` (the package's parent folder)."""
-    return Path(__file__).resolve().parents[1]
+    """Where ``rubrics/`` and ``examples/`` live: the source checkout (editable installs), else
+    ``<prefix>/share/rewardplug`` where a wheel install puts them."""
+    checkout = Path(__file__).resolve().parents[1]
+    if (checkout / "rubrics").is_dir():
+        return checkout
+    return Path(sys.prefix) / "share" / "rewardplug"
 
 
 def rubrics_dir() -> Path:
