@@ -25,15 +25,15 @@ from collections.abc import Hashable, Sequence
 from typing import Any, Literal, NamedTuple
 
 import numpy as np
-from scipy.special import ndtr
+from scipy.special import ndtr, ndtri
 
 __all__ = ["Assign", "DiscretizeResult", "Method", "as_draw_matrix", "discretize"]
 
 Assign = Literal["mean", "rank", "binary"]
 Method = Literal["exact", "gaussian"]
 
-# Upper bound on the cells of the per-chunk count tensor in exact mode (~256 MB of int32).
-_EXACT_CHUNK_CELLS = 1 << 26
+# Cells of the per-chunk one-hot matrices in exact mode (64 MB of float32 each).
+_EXACT_CHUNK_CELLS = 1 << 24
 
 
 class DiscretizeResult(NamedTuple):
@@ -113,11 +113,8 @@ def discretize(
     act = np.flatnonzero(active)
     uniques, codes = np.unique(labels[act], return_inverse=True)
     a_mat, a_point, a_mean, a_k = mat[act], point[act], mean[act], k[act]
-    # Order inside each group: best point estimate first; ties broken by content only, so the
-    # result never depends on the order the samples came in.
     spread = _std(a_mat, a_mean, a_k)
-    fingerprint = np.nansum(np.sort(a_mat, axis=1) * _weights(a_mat.shape[1]), axis=1)
-    order = np.lexsort((fingerprint, spread, -a_mean, -a_point, codes))
+    order = _group_order(codes, a_point, a_mean, spread, a_mat)
     sizes = np.bincount(codes, minlength=len(uniques))
     starts = np.concatenate(([0], np.cumsum(sizes)[:-1]))
 
@@ -148,9 +145,19 @@ def discretize(
     )
 
 
-def _weights(width: int) -> np.ndarray:
-    """Fixed pseudo-random weights: a content fingerprint of sorted draws for tie-breaking."""
-    return np.random.default_rng(20260101).uniform(0.5, 1.5, size=width)
+def _group_order(
+    codes: np.ndarray, point: np.ndarray, mean: np.ndarray, spread: np.ndarray, mat: np.ndarray
+) -> np.ndarray:
+    """Sort by group, then best point estimate first. Equal estimates are ordered by content
+    (mean, spread, third central moment of the draws), never by input position, so the result
+    does not depend on the order the samples came in; that slower sort runs only when needed."""
+    order = np.lexsort((-point, codes))
+    c, p = codes[order], point[order]
+    if not np.any((c[1:] == c[:-1]) & (p[1:] == p[:-1])):
+        return order
+    centered = np.nan_to_num(mat - mean[:, None])
+    skew = np.einsum("ij,ij,ij->i", centered, centered, centered)
+    return np.lexsort((skew, spread, -mean, -point, codes))
 
 
 def _std(mat: np.ndarray, mean: np.ndarray, k: np.ndarray) -> np.ndarray:
@@ -174,71 +181,88 @@ def _block(
     n, g = point.shape
     if g == 1:
         return np.zeros((n, 1), dtype=np.int64), _assign(point, np.zeros((n, 1), np.int64), assign)
-    p_greater = _p_gaussian(mean, std, margin) if method == "gaussian" else _p_exact(mat, k, margin)
-    differ = np.maximum(p_greater, p_greater.transpose(0, 2, 1)) >= confidence
+    if method == "gaussian":
+        differ = _differ_gaussian(mean, std, margin, confidence)
+    else:
+        p_greater = _p_exact(mat, k, margin)
+        differ = np.maximum(p_greater, p_greater.transpose(0, 2, 1)) >= confidence
     differ &= point[:, :, None] != point[:, None, :]
     tiers = _segment(differ, point)
     return tiers, _assign(point, tiers, assign)
 
 
-def _p_gaussian(mean: np.ndarray, std: np.ndarray, margin: float) -> np.ndarray:
-    """``P(R_i - R_j > margin)`` for all pairs of each group, treating R as normal."""
-    diff = mean[:, :, None] - mean[:, None, :] - margin
+def _differ_gaussian(
+    mean: np.ndarray, std: np.ndarray, margin: float, confidence: float
+) -> np.ndarray:
+    """``max(P(i > j), P(j > i)) >= confidence`` under the normal model, without evaluating Phi.
+
+    ``Phi((|d| - margin) / s) >= c`` is ``|d| - margin >= z_c * s`` with ``z_c = Phi^-1(c)``;
+    for ``c = 1`` the threshold is where Phi rounds to 1 in double precision, so the decision
+    matches :func:`_p_gaussian` exactly.
+    """
+    gap = np.abs(mean[:, :, None] - mean[:, None, :]) - margin
     scale = np.sqrt(std[:, :, None] ** 2 + std[:, None, :] ** 2)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        p = ndtr(diff / scale)
-    return np.where(scale > 0, p, (diff > 0).astype(np.float64))
+    return np.where(scale > 0, gap >= _z_threshold(confidence) * scale, gap > 0)
+
+
+def _z_threshold(confidence: float) -> float:
+    """Smallest z with ``ndtr(z) >= confidence`` (to double precision)."""
+    z = float(ndtri(confidence)) if confidence < 1.0 else 8.0
+    while ndtr(z) < confidence:  # ndtri may land one ulp short; Phi(z) reaches 1.0 near z = 8.3
+        z = np.nextafter(z, np.inf) if confidence < 1.0 else z + 1e-3
+    while z > 0 and ndtr(np.nextafter(z, -np.inf)) >= confidence and confidence < 1.0:
+        z = np.nextafter(z, -np.inf)
+    return z
 
 
 def _p_exact(mat: np.ndarray, k: np.ndarray, margin: float) -> np.ndarray:
     """``P(R_i - R_j > margin)`` counted over all draw pairs, for all pairs of each group.
 
-    Per group, the draws (and, with a margin, the draws minus the margin as queries) are ranked
-    together, equal values sharing a rank. With ``Q[i, r]`` = how many of sample i's queries have
-    rank r and ``B[j, r]`` = how many of sample j's draws rank strictly below r, the count of draw
-    pairs with ``x_ia - margin > y_jb`` is ``(Q @ B.T)[i, j]`` -- one batched matrix product per
-    chunk of groups instead of a loop over pairs.
+    Per group, every draw is placed in one sorted sequence (with a margin: the draws minus the
+    margin as *queries* and the draws as *values*; a stable sort puts a query before an equal
+    value). With one-hot label matrices ``V`` (values) and ``Q`` (queries) over the sorted
+    positions and ``B`` = the running count of each label's values strictly before each position,
+    the number of draw pairs with ``x_ia - margin > y_jb`` is ``(Q.T @ B)[i, j]``: one cumulative
+    sum and one batched matrix product per chunk of groups, no loop over pairs.
     """
     n, g, width = mat.shape
     m = g * width
-    pooled_len = 2 * m if margin else m
-    chunk = max(1, _EXACT_CHUNK_CELLS // (g * pooled_len * 4))
+    length = 2 * m if margin else m
+    chunk = max(1, _EXACT_CHUNK_CELLS // (length * g))
+    label = np.tile(np.repeat(np.arange(g), width), 2 if margin else 1)
     counts = np.empty((n, g, g), dtype=np.float64)
     for lo in range(0, n, chunk):
         x = mat[lo : lo + chunk].reshape(-1, m)
         rows = x.shape[0]
         pooled = np.concatenate((x - margin, x), axis=1) if margin else x
-        rank = _dense_rank(pooled)
-        valid = (~np.isnan(x)).astype(np.float64)
-        base = (
-            np.arange(rows)[:, None] * (g * pooled_len)
-            + np.repeat(np.arange(g), width)[None, :] * pooled_len
-        )
-        size = rows * g * pooled_len
-        q_rank = rank[:, :m]
-        v_rank = rank[:, m:] if margin else rank
-        queries = np.bincount((base + q_rank).ravel(), valid.ravel(), size).reshape(
-            rows, g, pooled_len
-        )
-        values = np.bincount((base + v_rank).ravel(), valid.ravel(), size).reshape(
-            rows, g, pooled_len
-        )
-        below = np.cumsum(values, axis=2) - values  # draws of j strictly below each rank
-        counts[lo : lo + rows] = queries @ below.transpose(0, 2, 1)
+        order = np.argsort(pooled, axis=1, kind="stable" if margin else None)
+        ordered = np.take_along_axis(pooled, order, axis=1)
+        present = ~np.isnan(ordered).ravel()
+        cells = (np.arange(rows * length), label[order].ravel())
+        values = np.zeros((rows * length, g), dtype=np.float32)
+        if margin:
+            is_value = (order >= m).ravel()
+            values[cells] = present & is_value
+            queries = np.zeros_like(values)
+            queries[cells] = present & ~is_value
+        else:
+            values[cells] = present
+            queries = values
+        values = values.reshape(rows, length, g)
+        queries = queries.reshape(rows, length, g)
+        below = np.cumsum(values, axis=1)
+        below -= values  # values strictly before each position
+        if not margin:
+            # equal draws must not count as smaller: use the count before each run of ties
+            same = ordered[:, 1:] == ordered[:, :-1]
+            if same.any():
+                pos = np.arange(length)
+                start = np.where(np.concatenate((np.zeros((rows, 1), bool), same), axis=1), 0, pos)
+                start = np.maximum.accumulate(start, axis=1)
+                below = np.take_along_axis(below, start[:, :, None], axis=1)
+        counts[lo : lo + rows] = queries.transpose(0, 2, 1) @ below
     kk = k.astype(np.float64)
     return counts / (kk[:, :, None] * kk[:, None, :])
-
-
-def _dense_rank(x: np.ndarray) -> np.ndarray:
-    """Row-wise dense ranks (equal values share a rank; NaN ranks after every number)."""
-    order = np.argsort(x, axis=1)
-    ordered = np.take_along_axis(x, order, axis=1)
-    step = np.ones_like(ordered, dtype=np.int64)
-    step[:, 0] = 0
-    step[:, 1:] = ordered[:, 1:] != ordered[:, :-1]
-    ranks = np.empty_like(order)
-    np.put_along_axis(ranks, order, np.cumsum(step, axis=1), axis=1)
-    return ranks
 
 
 def _segment(differ: np.ndarray, point: np.ndarray) -> np.ndarray:
