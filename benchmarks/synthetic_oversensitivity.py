@@ -12,15 +12,11 @@ discretized specificity much higher, discriminative ability a few points lower a
 from __future__ import annotations
 
 import argparse
-import sys
-from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from rewardplug.discretize import discretize  # noqa: E402
-from rewardplug.metrics import evaluate  # noqa: E402
+from rewardplug.discretize import discretize
+from rewardplug.metrics import evaluate
 
 
 def simulate(n_groups: int, group: int, k: int, noise: float, seed: int):
@@ -33,15 +29,19 @@ def simulate(n_groups: int, group: int, k: int, noise: float, seed: int):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--groups", type=int, default=2000)
     parser.add_argument("--group", type=int, default=8)
     parser.add_argument("--draws", type=int, default=16)
     parser.add_argument("--confidence", type=float, default=0.9)
     args = parser.parse_args()
     print(f"{args.groups} groups of {args.group}, K = {args.draws}, confidence = {args.confidence}")
-    print(f"{'noise':>6} {'method':>9} | {'raw SP':>7} {'raw DA':>7} {'raw acc':>8} | "
-          f"{'disc SP':>8} {'disc DA':>8} {'disc acc':>9} | {'tiers/group':>11}")
+    print(
+        f"{'noise':>6} {'method':>9} | {'raw SP':>7} {'raw DA':>7} {'raw acc':>8} | "
+        f"{'disc SP':>8} {'disc DA':>8} {'disc acc':>9} | {'tiers/group':>11}"
+    )
     for noise in (0.1, 0.25, 0.5, 1.0):
         utility, draws, groups = simulate(args.groups, args.group, args.draws, noise, seed=1)
         raw = evaluate(draws.mean(axis=1), utility, groups, n_boot=0)
@@ -49,9 +49,11 @@ def main() -> None:
             res = discretize(draws, groups, args.confidence, method=method)
             disc = evaluate(res.reward, utility, groups, n_boot=0)
             tiers = np.mean(list(res.n_tiers.values()))
-            print(f"{noise:>6} {method:>9} | {raw['specificity']:>7.3f} {raw['discriminative_ability']:>7.3f} "
-                  f"{raw['accuracy']:>8.3f} | {disc['specificity']:>8.3f} {disc['discriminative_ability']:>8.3f} "
-                  f"{disc['accuracy']:>9.3f} | {tiers:>11.2f}")
+            print(
+                f"{noise:>6} {method:>9} | {raw['specificity']:>7.3f} {raw['discriminative_ability']:>7.3f} "
+                f"{raw['accuracy']:>8.3f} | {disc['specificity']:>8.3f} {disc['discriminative_ability']:>8.3f} "
+                f"{disc['accuracy']:>9.3f} | {tiers:>11.2f}"
+            )
 
 
 if __name__ == "__main__":
