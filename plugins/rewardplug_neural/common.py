@@ -1,17 +1,25 @@
-"""Configuration shared by the MC-dropout sources, and the lazily loaded model bundle."""
+"""What the MC-dropout sources share: their config fields, the lazily loaded model bundle, and a
+base class holding the loading and forward-pass scaffolding (``neural_rm``,
+``embedding_similarity``)."""
 
 from __future__ import annotations
 
 import threading
+from abc import abstractmethod
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
-from rewardplug.source import SourceConfig
-from rewardplug_neural.loading import check_device
+from rewardplug.source import RewardSource, SourceConfig
+from rewardplug_neural.encode import Encoded, collate
+from rewardplug_neural.loading import check_device, check_model
 
-__all__ = ["Loaded", "MCConfig"]
+if TYPE_CHECKING:
+    from rewardplug_neural.engine import MCResult
+
+__all__ = ["Loaded", "MCConfig", "MCSource"]
 
 
 class MCConfig(SourceConfig):
@@ -42,6 +50,9 @@ class MCConfig(SourceConfig):
     """Seed of the dropout masks. A sample's draws depend only on the seed, its content and the
     draw index, not on the rest of its batch."""
 
+    #: whether ``model`` must be a sequence-classification model (each source's Config sets it)
+    classifier: ClassVar[bool] = False
+
     @field_validator("mc_layers")
     @classmethod
     def _positive_layers(cls, value: Any) -> Any:
@@ -53,6 +64,15 @@ class MCConfig(SourceConfig):
     @classmethod
     def _device_exists(cls, value: str) -> str:
         return check_device(value)
+
+    @model_validator(mode="after")
+    def _model_usable(self) -> MCConfig:
+        check_model(
+            self.model,
+            classifier=self.classifier,
+            needs_dropout=self.mc_samples > 1 and self.dropout_rate is None,
+        )
+        return self
 
 
 @dataclass
@@ -66,3 +86,59 @@ class Loaded:
     device: Any
     extra: dict[str, Any] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+class MCSource(RewardSource):
+    """Base of the MC-dropout sources: loads the model once per process, runs the engine.
+
+    Subclasses implement :meth:`_build` (load their model and call :meth:`_assemble`) and
+    ``score``; the loaded bundle is process-local (``transient``), so sources stay picklable.
+    """
+
+    Config: ClassVar[type[MCConfig]] = MCConfig
+    transient = ("_loaded",)
+    config: MCConfig
+
+    def __init__(self, config: Any = None, **options: Any):
+        super().__init__(config, **options)
+        self._loaded: Loaded | None = None
+
+    def load(self) -> Loaded:
+        """Load the model, tokenizer and MC-dropout machinery (once per process)."""
+        if self._loaded is None:
+            self._loaded = self._build()
+        return self._loaded
+
+    @abstractmethod
+    def _build(self) -> Loaded:
+        """Load this source's model and tokenizer and return :meth:`_assemble`'s bundle."""
+
+    def _assemble(
+        self, model: Any, tokenizer: Any, readout: Callable[[Any, dict], Any], **extra: Any
+    ) -> Loaded:
+        """Prepare ``model``'s dropout sites and wrap it in an engine with ``readout``."""
+        from rewardplug_neural.dropout import prepare
+        from rewardplug_neural.engine import MCEngine
+
+        ctrl = prepare(model, self.config.dropout_rate)
+        engine = MCEngine(model, ctrl, readout)
+        return Loaded(model, tokenizer, ctrl, engine, model.device, extra)
+
+    def _forward(self, loaded: Loaded, encoded: Sequence[Encoded], keys: list[int]) -> MCResult:
+        """Deterministic and MC readouts of one batch of encoded inputs (one mask key each)."""
+        cfg = self.config
+        batch = collate(encoded, loaded.tokenizer.pad_token_id, loaded.device)
+        return loaded.engine.run(
+            batch, keys, cfg.mc_samples, cfg.seed, cfg.mc_layers, self._rows_per_forward()
+        )
+
+    def _rows_per_forward(self) -> int:
+        cfg = self.config
+        return cfg.mc_batch_rows or cfg.batch_size * cfg.mc_samples
+
+    def _mc_detail(self) -> dict[str, Any]:
+        """The MC settings every score's ``detail`` reports."""
+        return {"mc_samples": self.config.mc_samples, "mc_layers": self.config.mc_layers}
+
+    def close(self) -> None:
+        self._loaded = None

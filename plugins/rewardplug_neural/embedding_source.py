@@ -14,19 +14,18 @@ import math
 from collections.abc import Sequence
 from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field
 
-from rewardplug.source import RewardSource
 from rewardplug.types import Sample, Score
-from rewardplug_neural.common import Loaded, MCConfig
-from rewardplug_neural.encode import Encoded, buckets, collate, encode_text
-from rewardplug_neural.loading import check_model, load_encoder
+from rewardplug_neural.common import Loaded, MCConfig, MCSource
+from rewardplug_neural.encode import Encoded, buckets, encode_text
+from rewardplug_neural.loading import load_encoder
 from rewardplug_neural.masks import sample_key
 
 __all__ = ["EmbeddingSimilaritySource"]
 
 
-class EmbeddingSimilaritySource(RewardSource):
+class EmbeddingSimilaritySource(MCSource):
     """Cosine similarity to ``Sample.reference`` under a sentence encoder, with MC dropout."""
 
     class Config(MCConfig):
@@ -39,37 +38,14 @@ class EmbeddingSimilaritySource(RewardSource):
         reference_field: str = "reference"
         """Sample field or metadata column holding the reference text."""
 
-        @model_validator(mode="after")
-        def _model_usable(self) -> EmbeddingSimilaritySource.Config:
-            check_model(
-                self.model,
-                classifier=False,
-                needs_dropout=self.mc_samples > 1 and self.dropout_rate is None,
-            )
-            return self
+    config: Config
 
-    transient = ("_loaded",)
-
-    def __init__(self, config: Any = None, **options: Any):
-        super().__init__(config, **options)
-        self._loaded: Loaded | None = None
-
-    def load(self) -> Loaded:
-        """Load the encoder, tokenizer and MC-dropout machinery (once per process)."""
-        if self._loaded is None:
-            from rewardplug_neural.dropout import prepare
-            from rewardplug_neural.engine import MCEngine
-
-            cfg = self.config
-            model, tokenizer, pooling = load_encoder(cfg.model, cfg.device, cfg.dtype)
-            if cfg.pooling != "auto":
-                pooling = cfg.pooling
-            ctrl = prepare(model, cfg.dropout_rate)
-            engine = MCEngine(model, ctrl, _pooler(pooling))
-            self._loaded = Loaded(
-                model, tokenizer, ctrl, engine, model.device, {"pooling": pooling}
-            )
-        return self._loaded
+    def _build(self) -> Loaded:
+        cfg = self.config
+        model, tokenizer, pooling = load_encoder(cfg.model, cfg.device, cfg.dtype)
+        if cfg.pooling != "auto":
+            pooling = cfg.pooling
+        return self._assemble(model, tokenizer, _pooler(pooling), pooling=pooling)
 
     def score(self, samples: Sequence[Sample]) -> list[Score]:
         if not samples:
@@ -96,12 +72,7 @@ class EmbeddingSimilaritySource(RewardSource):
                 continue
             value = float(values[r] @ values[g])
             ks = [float(x) for x in (draws[r] * draws[g]).sum(-1)]
-            detail = {
-                "response": infos[r],
-                "reference": infos[g],
-                "mc_samples": cfg.mc_samples,
-                "mc_layers": cfg.mc_layers,
-            }
+            detail = {"response": infos[r], "reference": infos[g], **self._mc_detail()}
             if not math.isfinite(value) or not all(math.isfinite(x) for x in ks):
                 out.append(Score.abstain("encoder produced non-finite embeddings", **detail))
             else:
@@ -116,17 +87,11 @@ class EmbeddingSimilaritySource(RewardSource):
         values: dict[int, Any] = {}
         draws: dict[int, Any] = {}
         infos = {i: e.detail() for i, e in enumerate(encoded)}
-        rows = cfg.mc_batch_rows or cfg.batch_size * cfg.mc_samples
         with loaded.lock:
             for chunk in buckets([len(e.input_ids) for e in encoded], cfg.batch_size):
                 try:
-                    batch = collate(
-                        [encoded[i] for i in chunk], loaded.tokenizer.pad_token_id, loaded.device
-                    )
                     keys = [sample_key(texts[i]) for i in chunk]
-                    res = loaded.engine.run(
-                        batch, keys, cfg.mc_samples, cfg.seed, cfg.mc_layers, rows
-                    )
+                    res = self._forward(loaded, [encoded[i] for i in chunk], keys)
                 except Exception as exc:
                     for i in chunk:
                         values[i] = f"encoder forward failed: {type(exc).__name__}: {exc}"
@@ -134,9 +99,6 @@ class EmbeddingSimilaritySource(RewardSource):
                 for row, i in enumerate(chunk):
                     values[i], draws[i] = res.values[row], res.draws[row]
         return values, draws, infos
-
-    def close(self) -> None:
-        self._loaded = None
 
 
 def _reference(sample: Sample, name: str) -> str | None:

@@ -10,87 +10,58 @@ import math
 from collections.abc import Sequence
 from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field
 
-from rewardplug.source import RewardSource
 from rewardplug.types import Sample, Score
-from rewardplug_neural.common import Loaded, MCConfig
-from rewardplug_neural.encode import (
-    Encoded,
-    buckets,
-    collate,
-    encode_chat,
-    encode_pair,
-    has_chat_template,
-)
-from rewardplug_neural.loading import check_model, load_classifier
+from rewardplug_neural.common import Loaded, MCConfig, MCSource
+from rewardplug_neural.encode import Encoded, buckets, encode_chat, encode_pair, has_chat_template
+from rewardplug_neural.loading import load_classifier
 from rewardplug_neural.masks import sample_key
 
 __all__ = ["NeuralRMSource"]
 
 
-class NeuralRMSource(RewardSource):
+class NeuralRMSource(MCSource):
     """Scores (prompt, response) with a sequence-classification reward model and MC dropout."""
 
     class Config(MCConfig):
+        classifier = True
         head_index: int | None = Field(None, ge=0)
         """Which output of a multi-output head is the reward (required when it has > 1)."""
         chat_template: Literal["auto", "always", "never"] = "auto"
         """``auto``: use the tokenizer's chat template when it has one, else sentence pairs."""
 
-        @model_validator(mode="after")
-        def _model_usable(self) -> NeuralRMSource.Config:
-            check_model(
-                self.model,
-                classifier=True,
-                needs_dropout=self.mc_samples > 1 and self.dropout_rate is None,
-            )
-            return self
-
-    transient = ("_loaded",)
-
-    def __init__(self, config: Any = None, **options: Any):
-        super().__init__(config, **options)
-        self._loaded: Loaded | None = None
+    config: Config
 
     # -- loading -----------------------------------------------------------------------------
-    def load(self) -> Loaded:
-        """Load the model, tokenizer and MC-dropout machinery (once per process)."""
-        if self._loaded is None:
-            from rewardplug_neural.dropout import prepare
-            from rewardplug_neural.engine import MCEngine
-
-            cfg = self.config
-            model, tokenizer = load_classifier(cfg.model, cfg.device, cfg.dtype)
-            n_out = int(getattr(model.config, "num_labels", 1))
-            head = cfg.head_index if cfg.head_index is not None else 0
-            if cfg.head_index is None and n_out > 1:
-                raise ValueError(
-                    f"model {cfg.model!r} has {n_out} outputs; set head_index to the reward output"
-                )
-            if head >= n_out:
-                raise ValueError(f"head_index {head} but model {cfg.model!r} has {n_out} outputs")
-            if tokenizer.pad_token_id is None:
-                # Decoder RMs often lack a pad token; the model finds the last real token itself.
-                tokenizer.pad_token = tokenizer.eos_token
-                model.config.pad_token_id = tokenizer.pad_token_id
-            ctrl = prepare(model, cfg.dropout_rate)
-            if cfg.mc_samples > 1 and ctrl.max_rate() <= 0.0:
-                raise ValueError(
-                    f"model {cfg.model!r} has no active dropout: set dropout_rate or mc_samples: 1"
-                )
-
-            def readout(out: Any, batch: dict[str, Any]) -> Any:
-                return out.logits[:, head : head + 1]
-
-            use_chat = cfg.chat_template == "always" or (
-                cfg.chat_template == "auto" and has_chat_template(tokenizer)
+    def _build(self) -> Loaded:
+        cfg = self.config
+        model, tokenizer = load_classifier(cfg.model, cfg.device, cfg.dtype)
+        n_out = int(getattr(model.config, "num_labels", 1))
+        head = cfg.head_index if cfg.head_index is not None else 0
+        if cfg.head_index is None and n_out > 1:
+            raise ValueError(
+                f"model {cfg.model!r} has {n_out} outputs; set head_index to the reward output"
             )
-            engine = MCEngine(model, ctrl, readout)
-            self._loaded = Loaded(
-                model, tokenizer, ctrl, engine, model.device, extra={"chat": use_chat}
+        if head >= n_out:
+            raise ValueError(f"head_index {head} but model {cfg.model!r} has {n_out} outputs")
+        if tokenizer.pad_token_id is None:
+            # Decoder RMs often lack a pad token; the model finds the last real token itself.
+            tokenizer.pad_token = tokenizer.eos_token
+            model.config.pad_token_id = tokenizer.pad_token_id
+
+        def readout(out: Any, batch: dict[str, Any]) -> Any:
+            return out.logits[:, head : head + 1]
+
+        use_chat = cfg.chat_template == "always" or (
+            cfg.chat_template == "auto" and has_chat_template(tokenizer)
+        )
+        loaded = self._assemble(model, tokenizer, readout, chat=use_chat)
+        if cfg.mc_samples > 1 and loaded.controller.max_rate() <= 0.0:
+            raise ValueError(
+                f"model {cfg.model!r} has no active dropout: set dropout_rate or mc_samples: 1"
             )
-        return self._loaded
+        return loaded
 
     # -- scoring -----------------------------------------------------------------------------
     def score(self, samples: Sequence[Sample]) -> list[Score]:
@@ -128,15 +99,9 @@ class NeuralRMSource(RewardSource):
         encoded: dict[int, Encoded],
         members: list[int],
     ) -> list[Score]:
-        cfg = self.config
         try:
-            batch = collate(
-                [encoded[i] for i in members], loaded.tokenizer.pad_token_id, loaded.device
-            )
             keys = [sample_key(samples[i].prompt_text, samples[i].response) for i in members]
-            result = loaded.engine.run(
-                batch, keys, cfg.mc_samples, cfg.seed, cfg.mc_layers, self._rows_per_forward()
-            )
+            result = self._forward(loaded, [encoded[i] for i in members], keys)
         except Exception as exc:
             if len(members) > 1:  # isolate the culprit
                 return [
@@ -147,11 +112,7 @@ class NeuralRMSource(RewardSource):
         for row, i in enumerate(members):
             value = float(result.values[row, 0])
             draws = [float(x) for x in result.draws[row, :, 0]]
-            detail = {
-                **encoded[i].detail(),
-                "mc_samples": cfg.mc_samples,
-                "mc_layers": cfg.mc_layers,
-            }
+            detail = {**encoded[i].detail(), **self._mc_detail()}
             if samples[i].response == "":
                 detail["empty_response"] = True
             bad = sum(not math.isfinite(x) for x in draws)
@@ -166,10 +127,3 @@ class NeuralRMSource(RewardSource):
                 continue
             scores.append(Score(value=value, draws=draws, detail=detail))
         return scores
-
-    def _rows_per_forward(self) -> int:
-        cfg = self.config
-        return cfg.mc_batch_rows or cfg.batch_size * cfg.mc_samples
-
-    def close(self) -> None:
-        self._loaded = None
