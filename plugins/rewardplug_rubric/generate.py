@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from rewardplug.types import Message, prompt_text
-from rewardplug_rubric.judge import RubricJudge, run_sync
+from rewardplug_rubric.judge import RubricJudge
 from rewardplug_rubric.model import RubricError, load_rubric
 
 __all__ = ["checklist_messages", "generate_file", "generate_rubrics", "parse_checklist"]
@@ -109,7 +109,9 @@ def generate_rubrics(
     prefill: bool | None = None,
 ) -> list[tuple[dict[str, Any] | None, str | None]]:
     """Per row: ``(rubric mapping, None)`` or ``(None, why no checklist came out)``."""
-    writer = RubricJudge(judge)
+    writer = RubricJudge(judge)  # raises a clear error when the judge plugin is missing
+    from rewardplug_judge.backends import run_sync
+
     if prefill is None:
         prefill = judge.get("backend", "transformers") == "transformers"
     messages, prefixes = [], []

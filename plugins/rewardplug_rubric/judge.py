@@ -1,7 +1,7 @@
 """The rubric source's access to an LLM judge, built on the ``llm_judge`` backend API.
 
 Only the documented surface of ``rewardplug_judge.backends`` is used (``BackendConfig``,
-``make_backend``, ``Backend.complete`` returning one ``Completion`` per draw), so ``llm``
+``make_backend``, ``Backend.complete`` returning one ``Completion`` per draw, ``run_sync``), so ``llm``
 criteria get the judge's backends (openai-compatible servers, litellm, a local transformers
 model), its persistent cache, retries and rate limits for free. ``rewardplug_judge`` is imported
 only when a rubric actually needs a judge.
@@ -10,15 +10,11 @@ only when a rubric actually needs a judge.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
-from collections.abc import Coroutine
-from typing import Any, TypeVar
+from typing import Any
 
 from rewardplug.types import Message
 
-__all__ = ["RubricJudge", "run_sync", "validate_judge_settings"]
-
-T = TypeVar("T")
+__all__ = ["RubricJudge", "validate_judge_settings"]
 
 
 def _backends() -> Any:
@@ -46,16 +42,6 @@ def validate_judge_settings(settings: dict[str, Any]) -> dict[str, Any]:
     if settings.get("backend") in ("openai", "litellm") and not settings.get("model"):
         raise ValueError(f"judge: backend {settings['backend']!r} needs `model`")
     return dict(settings)
-
-
-def run_sync(coro: Coroutine[Any, Any, T]) -> T:
-    """Run ``coro`` to completion from sync code, also when an event loop is already running."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(coro)
-    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(asyncio.run, coro).result()
 
 
 class RubricJudge:
@@ -95,7 +81,7 @@ class RubricJudge:
             finally:
                 await self.backend.aclose()  # connections belong to this loop, which ends here
 
-        return run_sync(once())
+        return _backends().run_sync(once())
 
     def close(self) -> None:
         """Release the backend's clients and cache connection."""

@@ -9,6 +9,8 @@ This is the stable API other plugins build on (the ``rubric`` source's ``llm`` c
     for c in completions:        # one Completion per draw, in draw order
         c.text, c.tokens, c.prompt_tokens, c.completion_tokens, c.cost_usd, c.cached, c.error
 
+    run_sync(coro)               # run a coroutine from sync code (also inside a running loop)
+
 See "Backend API for other plugins" in ``docs/sources/llm_judge.md``.
 """
 
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from rewardplug_judge.aio import run_sync
 from rewardplug_judge.backends.base import Backend, BackendStats, Choice, Client, RawReply
 from rewardplug_judge.backends.types import (
     BackendConfig,
@@ -39,6 +42,7 @@ __all__ = [
     "RawReply",
     "TokenLogprob",
     "make_backend",
+    "run_sync",
 ]
 
 
