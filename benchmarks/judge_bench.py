@@ -24,17 +24,17 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests" / "rewardplug_judge"))
+sys.path.insert(0, str(ROOT))  # for tests.chat_server
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
 def speed(n: int, k: int, latency: float, repeats: int) -> None:
     import openai
-    from judge_chat_server import ChatServer, Reply
     from rewardplug_judge.source import JudgeSource
 
     from rewardplug.types import Sample
+    from tests.chat_server import ChatServer, Reply
 
     def responder(body, server):
         lp = [{"Rating": -0.01}, {":": -0.01}, {" 7": -0.36, " 6": -1.2}]

@@ -7,21 +7,17 @@ import threading
 import time
 
 import pytest
-from judge_chat_server import Reply, http_options
 from rewardplug_judge.backends import FatalBackendError
 from rewardplug_judge.source import JudgeSource
 
 from rewardplug.types import Sample
-
-
-def _user_text(body: dict) -> str:
-    return "\n".join(str(m["content"]) for m in body["messages"] if m["role"] == "user")
+from tests.chat_server import Reply, http_options, user_text
 
 
 def test_sample_mode_asks_n_in_one_request(serve, client_kind, tmp_path):
     def responder(body, server):
         n = int(body.get("n") or 1)
-        grade = 9 if "good answer" in _user_text(body) else 2
+        grade = 9 if "good answer" in user_text(body) else 2
         return Reply(texts=[f"Fine.\nRating: {grade - (i % 2)}" for i in range(n)])
 
     server = serve(responder)
@@ -85,7 +81,7 @@ def test_timeouts_retry_then_abstain_with_reason(serve, tmp_path):
 
 def test_garbage_and_empty_choices_abstain_but_batch_completes(serve, client_kind, tmp_path):
     def responder(body, server):
-        text = _user_text(body)
+        text = user_text(body)
         if "GARBAGE" in text:
             return Reply(raw=b"<html>502 bad gateway</html>")
         if "EMPTY" in text:
@@ -166,7 +162,7 @@ def test_cache_makes_reruns_free(serve, client_kind, tmp_path):
 
 def test_logprobs_mode_one_request_and_fallback(serve, client_kind, tmp_path):
     def responder(body, server):
-        if "NOLOGPROBS" in _user_text(body):
+        if "NOLOGPROBS" in user_text(body):
             return Reply(texts=[f"Rating: {4 + i % 5}" for i in range(int(body.get("n") or 1))])
         lp = [{"Rating": -0.01}, {":": -0.01}, {" 8": -0.3567, " 6": -1.2040}]  # 0.7 / 0.3
         return Reply(text="Rating: 8", logprobs=lp)
@@ -176,7 +172,7 @@ def test_logprobs_mode_one_request_and_fallback(serve, client_kind, tmp_path):
     lp_score, fallback = src.score(
         [Sample(prompt="q", response="a"), Sample(prompt="q", response="NOLOGPROBS")]
     )
-    first = server.requests[0] if "NOLOGPROBS" not in _user_text(server.requests[0]) else None
+    first = server.requests[0] if "NOLOGPROBS" not in user_text(server.requests[0]) else None
     assert first is None or (first["logprobs"] is True and first["top_logprobs"] == 20)
     assert lp_score.detail["mode"] == "logprobs"
     assert lp_score.detail["expected_grade"] == pytest.approx(8 * 0.7 + 6 * 0.3, abs=1e-3)
@@ -190,7 +186,7 @@ def test_logprobs_mode_one_request_and_fallback(serve, client_kind, tmp_path):
 
 def test_groupwise_one_request_per_group(serve, client_kind, tmp_path):
     def responder(body, server):
-        text = _user_text(body)
+        text = user_text(body)
         assert "### Response 1" in text and "### Response 2" in text
         return Reply(text="Both tried.\nResponse 1: Rating: 3\nResponse 2: Rating: 9")
 
@@ -225,7 +221,7 @@ def test_braces_big_and_chat_inputs_reach_the_judge_intact(serve, tmp_path):
         ]
     )
     assert all(s.ok for s in scores)
-    texts = [_user_text(b) for b in server.requests]
+    texts = [user_text(b) for b in server.requests]
     tricky_text = next(t for t in texts if "def f()" in t)
     assert tricky in tricky_text
     assert "user: Write f {with braces}" in tricky_text

@@ -8,7 +8,8 @@ import click
 from click.testing import CliRunner
 from rewardplug_rubric import plugin
 from rewardplug_rubric.generate import parse_checklist
-from rubric_chat_stub import ChatStub, user_text
+
+from tests.chat_server import ChatServer, scripted, user_text
 
 
 def group() -> click.Group:
@@ -81,7 +82,7 @@ def test_generate_writes_per_prompt_rubrics(tmp_path):
             {"id": "b", "prompt": "Tell me a joke", "ref": ""}]  # fmt: skip
     prompts.write_text("".join(json.dumps(r) + "\n" for r in rows))
     out = tmp_path / "rubrics.jsonl"
-    with ChatStub(replies) as stub:
+    with ChatServer(scripted(replies)) as stub:
         args = ["rubric", "generate", str(prompts), "-o", str(out), "--backend", "openai",
                 "--model", "writer", "--base-url", stub.base_url, "--reference-field", "ref",
                 "--judge-config", json.dumps({"cache": False, "max_retries": 0})]  # fmt: skip
@@ -103,7 +104,7 @@ def test_generate_writes_per_prompt_rubrics(tmp_path):
     from rewardplug.types import Sample
 
     sample = Sample(prompt=first["prompt"], response="Paris", rubric=first["rubric"])
-    with ChatStub(lambda body, n: ["1: YES\n2: NO\n3: NO"] * n) as stub:
+    with ChatServer(scripted(lambda body, n: ["1: YES\n2: NO\n3: NO"] * n)) as stub:
         settings = {"backend": "openai", "model": "j", "base_url": stub.base_url, "cache": False}
         (score,) = RubricSource(judge=settings, samples=1).score([sample])
     assert score.value == (1.0 + 0.9) / (1.0 + 0.7 + 0.9)

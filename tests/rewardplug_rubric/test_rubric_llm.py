@@ -6,9 +6,9 @@ import asyncio
 
 import pytest
 from rewardplug_rubric.source import RubricSource
-from rubric_chat_stub import ChatStub, user_text
 
 from rewardplug.types import Sample
+from tests.chat_server import ChatServer, scripted, user_text
 
 RUBRIC = {
     "name": "answer",
@@ -22,7 +22,7 @@ RUBRIC = {
 WEIGHTS = {"paris": 2.0, "polite": 0.7, "rude": 0.9, "depth": 0.3}
 
 
-def judge(stub: ChatStub, tmp_path, **extra) -> dict:
+def judge(stub: ChatServer, tmp_path, **extra) -> dict:
     return {"backend": "openai", "model": "stub", "base_url": stub.base_url,
             "cache_dir": str(tmp_path / "cache"), "max_retries": 0, **extra}  # fmt: skip
 
@@ -49,7 +49,7 @@ def expected(paris: float, polite: float, rude_present: float, depth: float) -> 
 
 
 def test_llm_criteria_one_call_per_response_and_draw_wise(tmp_path):
-    with ChatStub(three_draws) as stub:
+    with ChatServer(scripted(three_draws)) as stub:
         src = RubricSource(rubric=RUBRIC, judge=judge(stub, tmp_path), samples=3)
         a, b = src.score([Sample(prompt="Capital of France?", response="Paris, my friend."),
                           Sample(prompt="Capital of France?", response="Lyon")])  # fmt: skip
@@ -84,7 +84,7 @@ def test_unanswered_criteria_are_retried_alone_then_missing(tmp_path):
             return ["1: NO - none"] * n
         return ["I cannot say."] * n
 
-    with ChatStub(replies) as stub:
+    with ChatServer(scripted(replies)) as stub:
         src = RubricSource(rubric=RUBRIC, judge=judge(stub, tmp_path), samples=2)
         (score,) = src.score([Sample(prompt="q", response="Paris")])
         assert len(stub.requests) == 2
@@ -92,7 +92,7 @@ def test_unanswered_criteria_are_retried_alone_then_missing(tmp_path):
     assert score.detail["judge"]["calls"] == 2
 
     polite_only = {"criteria": [RUBRIC["criteria"][0], RUBRIC["criteria"][1]]}
-    with ChatStub(lambda body, n: ["no idea"] * n) as stub:
+    with ChatServer(scripted(lambda body, n: ["no idea"] * n)) as stub:
         src = RubricSource(rubric=polite_only, judge=judge(stub, tmp_path), samples=2)
         (score,) = src.score([Sample(prompt="q", response="Paris")])
     assert score.value == 1.0  # polite is missing: renormalized over "paris" alone
@@ -115,7 +115,7 @@ def test_unreachable_judge_marks_llm_criteria_missing(tmp_path):
 
 def test_implicit_rubric_one_grade_per_draw(tmp_path):
     implicit = {**RUBRIC, "aggregate": "implicit"}
-    with ChatStub(lambda body, n: ["Good.\nGRADE: 90", "GRADE: 70", "hmm"][:n]) as stub:
+    with ChatServer(scripted(lambda body, n: ["Good.\nGRADE: 90", "GRADE: 70", "hmm"][:n])) as stub:
         src = RubricSource(rubric=implicit, judge=judge(stub, tmp_path), samples=3)
         (score,) = src.score([Sample(prompt="q", response="Paris")])
         shown = user_text(stub.requests[0])
@@ -128,7 +128,7 @@ def test_implicit_rubric_one_grade_per_draw(tmp_path):
 
 
 def test_cache_and_async_path(tmp_path):
-    with ChatStub(three_draws) as stub:
+    with ChatServer(scripted(three_draws)) as stub:
         settings = judge(stub, tmp_path)
         samples = [Sample(prompt="q", response="Paris")]
         first = RubricSource(rubric=RUBRIC, judge=settings, samples=3).score(samples)
@@ -144,7 +144,7 @@ def test_per_sample_checklists_with_llm_items(tmp_path):
 
     own = {"criteria": [{"text": "Mentions the Seine", "category": "important"},
                         {"text": "Mentions the Thames", "category": "important"}]}  # fmt: skip
-    with ChatStub(replies) as stub:
+    with ChatServer(scripted(replies)) as stub:
         src = RubricSource(rubric=RUBRIC, judge=judge(stub, tmp_path), samples=1)
         (score,) = src.score([Sample(prompt="q", response="Paris", rubric=own)])
     assert score.value == 0.5 and [r["id"] for r in score.detail["criteria"]] == ["c1", "c2"]

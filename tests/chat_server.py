@@ -1,9 +1,11 @@
-"""A real chat-completions HTTP server on 127.0.0.1 for the judge tests and benchmark.
+"""A real chat-completions HTTP server on 127.0.0.1 for the judge and rubric tests and benchmark.
 
 Speaks enough of the OpenAI API (``POST /v1/chat/completions``) for the openai and litellm
 clients: ``n`` choices, ``logprobs``/``top_logprobs``, usage. Its behaviour is scripted per
-request by a ``responder(body, state) -> Reply`` function, so tests can serve canned grades,
-slow answers, 429 with ``Retry-After``, 5xx, garbage bodies and empty ``choices``.
+request by a ``responder(body, server) -> Reply`` function, so tests can serve canned grades,
+slow answers, 429 with ``Retry-After``, 5xx, garbage bodies and empty ``choices``;
+:func:`scripted` adapts a plain ``texts(body, n) -> list[str]`` script. Shared by the test folders
+as ``tests.chat_server`` (the repository root is on ``sys.path`` under pytest).
 """
 
 from __future__ import annotations
@@ -32,10 +34,21 @@ class Reply:
 
 
 Responder = Callable[[dict[str, Any], "ChatServer"], Reply]
+TextScript = Callable[[dict[str, Any], int], list[str]]
+
+
+def scripted(script: TextScript) -> Responder:
+    """A responder answering each request with the choices ``script(body, n)``."""
+    return lambda body, server: Reply(texts=script(body, int(body.get("n") or 1)))
+
+
+def user_text(body: dict[str, Any]) -> str:
+    """The user message(s) of a request, joined by newlines."""
+    return "\n".join(str(m["content"]) for m in body["messages"] if m["role"] == "user")
 
 
 class ChatServer:
-    """Threaded HTTP server; ``requests`` records every request body received."""
+    """Threaded HTTP server (a context manager); ``requests`` records every request body."""
 
     def __init__(self, responder: Responder, latency_s: float = 0.0):
         self.responder = responder
@@ -137,7 +150,7 @@ def _completion(body: dict[str, Any], reply: Reply) -> dict[str, Any]:
     }
 
 
-def http_options(kind: str, server: ChatServer, tmp_path: Any, **extra) -> dict:
+def http_options(kind: str, server: ChatServer, tmp_path: Any, **extra: Any) -> dict[str, Any]:
     """``with:`` options for a judge talking to ``server`` with ``kind``'s client."""
     model = "judge" if kind == "openai" else "openai/judge"
     options = {
