@@ -11,6 +11,8 @@ from pydantic import ValidationError
 from rewardplug_neural.embedding_source import EmbeddingSimilaritySource
 from rewardplug_neural.rm_source import NeuralRMSource
 
+from tests.rewardplug_neural.tiny_models import save_tiny_rm
+
 
 def test_nonexistent_model_path(tmp_path):
     with pytest.raises(ValidationError, match="does not exist"):
@@ -71,19 +73,18 @@ def test_invalid_fields(bert_rm, bad):
 
 
 def test_multi_output_head_needs_head_index(tmp_path, tokenizer, samples):
-    from transformers import BertConfig, BertForSequenceClassification
-
-    torch.manual_seed(0)
-    config = BertConfig(
-        vocab_size=tokenizer.vocab_size,
+    save_tiny_rm(
+        tmp_path,
+        tokenizer,
+        "bert",
+        seed=0,
         hidden_size=16,
         num_hidden_layers=1,
         num_attention_heads=2,
         intermediate_size=32,
+        max_position_embeddings=512,
         num_labels=3,
     )
-    BertForSequenceClassification(config).save_pretrained(tmp_path)
-    tokenizer.save_pretrained(tmp_path)
     with pytest.raises(ValueError, match="head_index"):
         NeuralRMSource(model=str(tmp_path), device="cpu").load()
     picked = NeuralRMSource(model=str(tmp_path), device="cpu", head_index=2, mc_samples=2)
