@@ -19,7 +19,14 @@ from __future__ import annotations
 from typing import Any
 
 from rewardplug_judge.aio import run_sync
-from rewardplug_judge.backends.base import Backend, BackendStats, Choice, Client, RawReply
+from rewardplug_judge.backends.base import (
+    Backend,
+    BackendStats,
+    ChatRequest,
+    Choice,
+    Client,
+    RawReply,
+)
 from rewardplug_judge.backends.types import (
     BackendConfig,
     BackendError,
@@ -34,6 +41,7 @@ __all__ = [
     "BackendConfig",
     "BackendError",
     "BackendStats",
+    "ChatRequest",
     "Choice",
     "Client",
     "Completion",

@@ -26,7 +26,7 @@ from rewardplug_judge.backends.types import (
 from rewardplug_judge.cache import CompletionCache, cache_key
 from rewardplug_judge.retry import Limiter, backoff_delay, classify
 
-__all__ = ["Backend", "BackendStats", "Choice", "Client", "RawReply"]
+__all__ = ["Backend", "BackendStats", "ChatRequest", "Choice", "Client", "RawReply"]
 
 
 @dataclass
@@ -49,6 +49,40 @@ class RawReply:
     """The provider's own cost figure (litellm); None: estimate from the configured prices."""
 
 
+@dataclass(frozen=True)
+class ChatRequest:
+    """One chat-completions request: the messages and the sampling parameters."""
+
+    messages: list[Message]
+    n: int
+    temperature: float
+    max_tokens: int
+    top_logprobs: int
+    """> 0: ask for the top-k logprobs of every generated token."""
+    seed: int
+    timeout_s: float
+
+    def chat_kwargs(self, model: str | None) -> dict[str, Any]:
+        """Keyword arguments of an OpenAI-style ``chat.completions.create`` call.
+
+        ``n`` is sent only when > 1 and logprobs only when asked for, so plain requests stay
+        plain for servers that reject those fields.
+        """
+        kwargs: dict[str, Any] = {
+            "model": model,
+            "messages": self.messages,
+            "temperature": self.temperature,
+            "max_tokens": self.max_tokens,
+            "seed": self.seed,
+            "timeout": self.timeout_s,
+        }
+        if self.n > 1:
+            kwargs["n"] = self.n
+        if self.top_logprobs:
+            kwargs.update(logprobs=True, top_logprobs=self.top_logprobs)
+        return kwargs
+
+
 class Client(ABC):
     """Makes one chat-completions request; raises on failure (the backend retries)."""
 
@@ -56,18 +90,8 @@ class Client(ABC):
     supports_n: bool = True
 
     @abstractmethod
-    async def request(
-        self,
-        messages: list[Message],
-        *,
-        n: int,
-        temperature: float,
-        max_tokens: int,
-        top_logprobs: int,
-        seed: int,
-        timeout_s: float,
-    ) -> RawReply:
-        """One request for ``n`` choices; ``top_logprobs > 0`` asks for token logprobs."""
+    async def request(self, request: ChatRequest) -> RawReply:
+        """One request for ``request.n`` choices (with token logprobs if ``top_logprobs > 0``)."""
 
     async def aclose(self) -> None:  # noqa: B027 - optional
         """Release connections."""
@@ -232,13 +256,15 @@ class Backend:
                     self.stats.requests += 1
                     reply = await asyncio.wait_for(
                         self._client().request(
-                            messages,
-                            n=len(draws),
-                            temperature=params["temperature"],
-                            max_tokens=params["max_tokens"],
-                            top_logprobs=params["top_logprobs"],
-                            seed=params["seed"] + draws[0],
-                            timeout_s=cfg.timeout_s,
+                            ChatRequest(
+                                messages,
+                                n=len(draws),
+                                temperature=params["temperature"],
+                                max_tokens=params["max_tokens"],
+                                top_logprobs=params["top_logprobs"],
+                                seed=params["seed"] + draws[0],
+                                timeout_s=cfg.timeout_s,
+                            )
                         ),
                         # the client enforces timeout_s itself; this guards clients that do not
                         timeout=cfg.timeout_s * 1.5 + 1,

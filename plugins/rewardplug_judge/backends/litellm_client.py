@@ -8,9 +8,9 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from rewardplug_judge.backends.base import Client, RawReply
+from rewardplug_judge.backends.base import ChatRequest, Client, RawReply
 from rewardplug_judge.backends.openai_client import parse_chat_response
-from rewardplug_judge.backends.types import BackendConfig, Message
+from rewardplug_judge.backends.types import BackendConfig
 
 __all__ = ["LiteLLMClient", "import_litellm"]
 
@@ -39,35 +39,12 @@ class LiteLLMClient(Client):
         if self.api_key is None and config.base_url:
             self.api_key = "sk-no-key-set"  # local OpenAI-compatible servers accept anything
 
-    async def request(
-        self,
-        messages: list[Message],
-        *,
-        n: int,
-        temperature: float,
-        max_tokens: int,
-        top_logprobs: int,
-        seed: int,
-        timeout_s: float,
-    ) -> RawReply:
-        kwargs: dict[str, Any] = {
-            "model": self.model,
-            "messages": messages,
-            "temperature": temperature,
-            "max_tokens": max_tokens,
-            "seed": seed,
-            "timeout": timeout_s,
-            "num_retries": 0,
-            "max_retries": 0,
-        }
-        if n > 1:
-            kwargs["n"] = n
+    async def request(self, request: ChatRequest) -> RawReply:
+        kwargs = {**request.chat_kwargs(self.model), "num_retries": 0, "max_retries": 0}
         if self.base_url:
             kwargs["api_base"] = self.base_url
         if self.api_key:
             kwargs["api_key"] = self.api_key
-        if top_logprobs:
-            kwargs.update(logprobs=True, top_logprobs=top_logprobs)
         resp = await self.litellm.acompletion(**kwargs)
         reply = parse_chat_response(resp)
         try:

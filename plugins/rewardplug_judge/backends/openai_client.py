@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from rewardplug_judge.backends.base import Choice, Client, RawReply
-from rewardplug_judge.backends.types import BackendConfig, Message, TokenLogprob
+from rewardplug_judge.backends.base import ChatRequest, Choice, Client, RawReply
+from rewardplug_judge.backends.types import BackendConfig, TokenLogprob
 from rewardplug_judge.retry import BadReply
 
 __all__ = ["OpenAIClient", "parse_chat_response"]
@@ -69,30 +69,8 @@ class OpenAIClient(Client):
             timeout=config.timeout_s,
         )
 
-    async def request(
-        self,
-        messages: list[Message],
-        *,
-        n: int,
-        temperature: float,
-        max_tokens: int,
-        top_logprobs: int,
-        seed: int,
-        timeout_s: float,
-    ) -> RawReply:
-        kwargs: dict[str, Any] = {
-            "model": self.model,
-            "messages": messages,
-            "temperature": temperature,
-            "max_tokens": max_tokens,
-            "seed": seed,
-            "timeout": timeout_s,
-        }
-        if n > 1:
-            kwargs["n"] = n
-        if top_logprobs:
-            kwargs.update(logprobs=True, top_logprobs=top_logprobs)
-        resp = await self.client.chat.completions.create(**kwargs)
+    async def request(self, request: ChatRequest) -> RawReply:
+        resp = await self.client.chat.completions.create(**request.chat_kwargs(self.model))
         return parse_chat_response(resp)
 
     async def aclose(self) -> None:

@@ -11,8 +11,8 @@ import asyncio
 import threading
 from typing import Any
 
-from rewardplug_judge.backends.base import Choice, Client, RawReply
-from rewardplug_judge.backends.types import BackendConfig, Message, TokenLogprob
+from rewardplug_judge.backends.base import ChatRequest, Choice, Client, RawReply
+from rewardplug_judge.backends.types import BackendConfig, TokenLogprob
 from rewardplug_judge.retry import RequestRejected
 
 __all__ = ["TransformersClient"]
@@ -29,34 +29,16 @@ class TransformersClient(Client):
     def __init__(self, config: BackendConfig):
         self.config = config
 
-    async def request(
-        self,
-        messages: list[Message],
-        *,
-        n: int,
-        temperature: float,
-        max_tokens: int,
-        top_logprobs: int,
-        seed: int,
-        timeout_s: float,
-    ) -> RawReply:
-        return await asyncio.to_thread(
-            self._generate, messages, n, temperature, max_tokens, top_logprobs, seed
-        )
+    async def request(self, request: ChatRequest) -> RawReply:
+        return await asyncio.to_thread(self._generate, request)
 
-    def _generate(
-        self,
-        messages: list[Message],
-        n: int,
-        temperature: float,
-        max_tokens: int,
-        top_logprobs: int,
-        seed: int,
-    ) -> RawReply:
+    def _generate(self, request: ChatRequest) -> RawReply:
         import torch
 
         from rewardplug_judge.local_model import load_model
 
+        messages, n, temperature = request.messages, request.n, request.temperature
+        max_tokens, top_logprobs = request.max_tokens, request.top_logprobs
         model, tok = load_model(self.config.model, self.config.gguf_file, self.config.device)
         prefill = bool(messages) and messages[-1].get("role") == "assistant"
         enc = tok.apply_chat_template(
@@ -88,7 +70,7 @@ class TransformersClient(Client):
         else:
             kwargs.update(temperature=None, top_p=None, top_k=None)
         with _GENERATE_LOCK, torch.no_grad():
-            torch.manual_seed(seed)
+            torch.manual_seed(request.seed)
             out = None
             if sample and n > 1 and prompt_len > 1:
                 out = _generate_shared_prefix(model, enc, n, kwargs)
