@@ -15,12 +15,14 @@ sample vs logprobs mode. Used for ``docs/eval-judge.md``.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -88,48 +90,47 @@ def speed(n: int, k: int, latency: float, repeats: int) -> None:
         print(f"{label:44s} {wall:8.3f} {reqs:9d} {base / wall:8.1f}x")
 
 
+def _groups(path: Path, groups: int) -> Iterator[tuple[int, dict]]:
+    """``(index, record)`` for the first ``groups`` lines of a JSONL file."""
+    with path.open() as f:
+        for g, line in enumerate(itertools.islice(f, groups)):
+            yield g, json.loads(line)
+
+
 def _gsm8k(path: Path, groups: int) -> list[dict]:
     rows = []
-    with path.open() as f:
-        for g, line in enumerate(f):
-            if g >= groups:
-                break
-            item = json.loads(line)
-            answer = item["ground_truth"].strip().splitlines()[-1]
-            for key, value in item.items():
-                if isinstance(value, dict) and "is_correct" in value:
-                    rows.append(
-                        {
-                            "id": f"{g}-{key}",
-                            "group": f"gsm{g}",
-                            "prompt": item["question"],
-                            "response": value["solution"],
-                            "reference": answer,
-                            "gold": float(value["is_correct"]),
-                        }
-                    )
+    for g, item in _groups(path, groups):
+        answer = item["ground_truth"].strip().splitlines()[-1]
+        for key, value in item.items():
+            if isinstance(value, dict) and "is_correct" in value:
+                rows.append(
+                    {
+                        "id": f"{g}-{key}",
+                        "group": f"gsm{g}",
+                        "prompt": item["question"],
+                        "response": value["solution"],
+                        "reference": answer,
+                        "gold": float(value["is_correct"]),
+                    }
+                )
     return rows
 
 
 def _arena(path: Path, groups: int, per_group: int) -> list[dict]:
     rows = []
-    with path.open() as f:
-        for g, line in enumerate(f):
-            if g >= groups:
-                break
-            item = json.loads(line)
-            for j, r in enumerate(item["responses"][:per_group]):
-                if r.get("gpt4_grade") is None:
-                    continue
-                rows.append(
-                    {
-                        "id": f"{g}-{j}",
-                        "group": f"arena{g}",
-                        "prompt": item["prompt"],
-                        "response": r["response"],
-                        "gold": float(r["gpt4_grade"]),
-                    }
-                )
+    for g, item in _groups(path, groups):
+        for j, r in enumerate(item["responses"][:per_group]):
+            if r.get("gpt4_grade") is None:
+                continue
+            rows.append(
+                {
+                    "id": f"{g}-{j}",
+                    "group": f"arena{g}",
+                    "prompt": item["prompt"],
+                    "response": r["response"],
+                    "gold": float(r["gpt4_grade"]),
+                }
+            )
     return rows
 
 
