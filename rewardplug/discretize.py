@@ -230,6 +230,7 @@ def _p_exact(mat: np.ndarray, k: np.ndarray, margin: float) -> np.ndarray:
     length = 2 * m if margin else m
     chunk = max(1, _EXACT_CHUNK_CELLS // (length * g))
     label = np.tile(np.repeat(np.arange(g), width), 2 if margin else 1)
+    count_type = np.int16 if width < np.iinfo(np.int16).max else np.int32
     counts = np.empty((n, g, g), dtype=np.float64)
     for lo in range(0, n, chunk):
         x = mat[lo : lo + chunk].reshape(-1, m)
@@ -239,9 +240,9 @@ def _p_exact(mat: np.ndarray, k: np.ndarray, margin: float) -> np.ndarray:
         ordered = np.take_along_axis(pooled, order, axis=1)
         present = ~np.isnan(ordered).ravel()
         cells = (np.arange(rows * length), label[order].ravel())
-        # one-hot labels: int16 for the running count (integer accumulation is several times
-        # faster than float; counts stay <= K <= 4096), float32 for the matrix product
-        values = np.zeros((rows * length, g), dtype=np.int16)
+        # one-hot labels: a small integer type for the running count (integer accumulation is
+        # several times faster than float; counts never exceed K), float32 for the product
+        values = np.zeros((rows * length, g), dtype=count_type)
         queries = np.zeros((rows * length, g), dtype=np.float32)
         if margin:
             is_value = (order >= m).ravel()
@@ -252,7 +253,7 @@ def _p_exact(mat: np.ndarray, k: np.ndarray, margin: float) -> np.ndarray:
             queries[cells] = present
         values = values.reshape(rows, length, g)
         queries = queries.reshape(rows, length, g)
-        below = np.cumsum(values, axis=1, dtype=np.int16)
+        below = np.cumsum(values, axis=1, dtype=count_type)
         below -= values  # values strictly before each position
         if not margin:
             # equal draws must not count as smaller: use the count before each run of ties
