@@ -20,7 +20,9 @@ SHARED_DATA = ROOT.parent / "shared" / "data"
 def shared_data() -> Path:
     """``../shared/data`` (real evaluation data); the test is skipped when it is absent."""
     if not SHARED_DATA.is_dir():
-        pytest.skip(f"real evaluation data not found at {SHARED_DATA}: these tests read ../shared/data next to the checkout")
+        pytest.skip(
+            f"real evaluation data not found at {SHARED_DATA}: these tests read ../shared/data next to the checkout"
+        )
     return SHARED_DATA
 
 
