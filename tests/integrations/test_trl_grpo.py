@@ -21,43 +21,16 @@ PROBLEMS = [
 ]
 
 
-def tiny_tokenizer():
-    """A byte-level BPE tokenizer trained here on a few lines (no hub)."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
+def example_module():
+    """``examples/trl_grpo.py``, whose tiny-model builder this test uses (so the example is tested)."""
+    import importlib.util
+    from pathlib import Path
 
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=400,
-        special_tokens=["<pad>", "<eos>"],
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-    )
-    corpus = [p for p, _, _ in PROBLEMS] + ["def add(a, b):\n    return a + b\n", "print('ok')"]
-    tok.train_from_iterator(corpus * 20, trainer=trainer)
-    return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", eos_token="<eos>")
-
-
-def tiny_model(tokenizer):
-    """A 2-layer Llama with 32 hidden units, built from a config (random weights)."""
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        num_key_value_heads=2,
-        max_position_embeddings=256,
-        pad_token_id=tokenizer.pad_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        bos_token_id=None,
-    )
-    return LlamaForCausalLM(config)
+    path = Path(__file__).resolve().parents[2] / "examples" / "trl_grpo.py"
+    spec = importlib.util.spec_from_file_location("rewardplug_example_trl_grpo", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def dataset():
@@ -99,7 +72,8 @@ def test_grpo_trainer_two_steps_with_sync_and_async_stack_rewards(tmp_path, monk
         }
     )
     rp_test_rewards.CALLS.clear()
-    tokenizer = tiny_tokenizer()
+    corpus = [p for p, _, _ in PROBLEMS] + ["def add(a, b):\n    return a + b\n", "print('ok')"]
+    model, tokenizer = example_module().tiny_model_and_tokenizer(corpus)
     args = GRPOConfig(
         output_dir=str(tmp_path),
         max_steps=2,
@@ -117,7 +91,7 @@ def test_grpo_trainer_two_steps_with_sync_and_async_stack_rewards(tmp_path, monk
         disable_tqdm=True,
     )
     trainer = GRPOTrainer(
-        model=tiny_model(tokenizer),
+        model=model,
         reward_funcs=[stack.as_trl_reward("stack"), stack.as_async_trl_reward("stack_async")],
         args=args,
         train_dataset=dataset(),
