@@ -263,15 +263,20 @@ def load_candidate(job, name):
     return namespace
 
 
+def load_entry_point(job):
+    """Run the candidate's module code and return its entry-point function (raises otherwise)."""
+    fn = load_candidate(job, "__candidate__").get(job["entry_point"])
+    if not callable(fn):
+        raise NameError("entry point %r is not defined as a function" % job["entry_point"])
+    return fn
+
+
 def child_call(job, start, wfd):
     cases = job["cases"]
     loads, b64decode = pickle.loads, base64.b64decode  # bound before the candidate can patch them
     cap = job["result_bytes"]
     try:
-        namespace = load_candidate(job, "__candidate__")
-        fn = namespace.get(job["entry_point"])
-        if not callable(fn):
-            raise NameError("entry point %r is not defined as a function" % job["entry_point"])
+        fn = load_entry_point(job)
     except BaseException as exc:
         write_all(wfd, frame(b"A", err_payload("loading the code failed: " + describe(exc))))
         os._exit(0)
@@ -412,10 +417,7 @@ def _checker_hook(obj):
 def serve_candidate(job, req_r, resp_w):
     cap = job["result_bytes"]
     try:
-        namespace = load_candidate(job, "__candidate__")
-        fn = namespace.get(job["entry_point"])
-        if not callable(fn):
-            raise NameError("entry point %r is not defined as a function" % job["entry_point"])
+        fn = load_entry_point(job)
         load_error = None
     except BaseException as exc:
         load_error = "loading the code failed: " + describe(exc)
