@@ -122,7 +122,9 @@ def _assert_nothing_earned(score):
     assert score.status == "ok", score.detail
     assert score.value == 0.0, score.detail
     assert score.detail["passed"] == 0
-    assert max(score.draws) < 0.9  # Beta(0.5, 2.5) draws sit near 0
+    # Beta(0.5, total + 0.5) draws sit near 0. Their mean, not their max: the max of 32 draws
+    # exceeds 0.9 in a few percent of seeds, and the seed follows the (randomized) attack text.
+    assert sum(score.draws) / len(score.draws) < 0.5
     text = json.dumps(score.model_dump(mode="json"))
     assert TOKEN not in text  # no expected value echoed anywhere
 
