@@ -36,10 +36,6 @@ class Combined:
     reasons: list[str | None]
     all_failed: np.ndarray
 
-    @property
-    def ok(self) -> np.ndarray:
-        return ~np.isnan(self.raw)
-
 
 def sample_seed(sample: Sample, salt: int) -> list[int]:
     """A seed that depends only on the sample's identity and content (never on the batch)."""

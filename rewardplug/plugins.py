@@ -238,19 +238,6 @@ def criteria() -> Registry:
         return state.criteria
 
 
-def register(plugin: object, name: str | None = None) -> str | None:
-    """Register a plugin object at run time (tests, notebooks); registries are rebuilt."""
-    state = _state()
-    with _lock:
-        plugin_name = state.pm.register(plugin, name=name)
-        if plugin_name:
-            state.infos.setdefault(
-                plugin_name, PluginInfo(plugin_name, getattr(plugin, "__name__", None))
-            )
-        state.sources = state.criteria = None
-        return plugin_name
-
-
 def reset() -> None:
     """Forget the plugin manager; the next use rebuilds it (after installing a plugin, in tests)."""
     global _STATE
