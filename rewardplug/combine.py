@@ -110,11 +110,10 @@ def combine_scores(
         dtype=bool,
     )
 
+    total = sum(weights[nm] for nm in names)
     with np.errstate(invalid="ignore", divide="ignore"):
-        raw = _combine(v[:, :, None], w[:, :, None], method, lam, sum(weights[nm] for nm in names))[
-            :, 0
-        ]
-        drw = _combine(x, w[:, :, None], method, lam, sum(weights[nm] for nm in names))
+        raw = _combine(v[:, :, None], w[:, :, None], method, lam, total)[:, 0]
+        drw = _combine(x, w[:, :, None], method, lam, total)
     raw[~usable] = np.nan
     drw[~usable] = np.nan
     return Combined(raw=raw, draws=drw, reasons=reasons, all_failed=all_failed)

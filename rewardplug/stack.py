@@ -145,6 +145,8 @@ class Stack:
         combined = self.combine(batch, scores)
         enabled = self.config.discretize.enabled
         result = self.discretize(batch, combined) if enabled else None
+        k = combined.draws.shape[1]
+        stds = np.std(combined.draws, axis=1, ddof=1) if k > 1 else np.zeros(len(batch))
         rewards = []
         for i, sample in enumerate(batch):
             per_source = {name: scores[name][i] for name in scores}
@@ -166,8 +168,7 @@ class Stack:
                     )
                 )
                 continue
-            row = combined.draws[i]
-            std = float(np.std(row, ddof=1)) if row.size > 1 else 0.0
+            std = float(stds[i])
             if result is None:
                 reward, tier, n_tiers = float(raw), None, None
             else:

@@ -12,6 +12,7 @@ raises, the samples are retried one by one so one bad sample cannot fail its bat
 
 from __future__ import annotations
 
+import functools
 import inspect
 import numbers
 from collections.abc import Callable, Sequence
@@ -115,14 +116,21 @@ def _columns(samples: Sequence[Sample]) -> dict[str, list[Any]]:
 
 def _accepted(fn: Callable[..., Any], kwargs: dict[str, Any]) -> dict[str, Any]:
     """Keep only the keyword arguments ``fn`` can take (all of them if it has ``**kwargs``)."""
+    names = _parameter_names(fn)
+    return kwargs if names is None else {k: v for k, v in kwargs.items() if k in names}
+
+
+@functools.lru_cache(maxsize=256)
+def _parameter_names(fn: Callable[..., Any]) -> frozenset[str] | None:
+    """The keyword names ``fn`` accepts; None when it takes any (``**kwargs``, no signature).
+    Cached: it is asked on every batch, and inspecting a signature is not free."""
     try:
         params = inspect.signature(fn).parameters.values()
     except (TypeError, ValueError):  # builtins without a signature: pass everything
-        return kwargs
+        return None
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
-        return kwargs
-    names = {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
-    return {k: v for k, v in kwargs.items() if k in names}
+        return None
+    return frozenset(p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY))
 
 
 def to_score(result: Any, origin: str = "function") -> Score:
