@@ -8,7 +8,7 @@ export TRANSFORMERS_OFFLINE := 1
 # litellm would otherwise try to download its price table at import time
 export LITELLM_LOCAL_MODEL_COST_MAP := True
 
-.PHONY: demo test install lint bench
+.PHONY: demo test install frameworks lint bench
 
 .install-stamp: pyproject.toml examples/rewardplug-hello/pyproject.toml
 	# The CPU build of torch first: an unpinned torch would pull several GB of CUDA packages.
@@ -21,10 +21,23 @@ export LITELLM_LOCAL_MODEL_COST_MAP := True
 
 install: .install-stamp
 
+# OpenRLHF and verl, whose own reward-path code the integration tests run, from PyPI with
+# --no-deps, each into its own folder: their wheels ship top-level packages (e.g. `tests`) that
+# would shadow this project's own. tests/frameworks.py puts the folders on sys.path.
+.frameworks-stamp: Makefile .install-stamp
+	rm -rf .frameworks
+	$(PIP) install --no-deps --target .frameworks/openrlhf openrlhf==0.11.2
+	rm -rf .frameworks/openrlhf/tests
+	# the light packages their reward paths import
+	$(PIP) install pylatexenc
+	touch $@
+
+frameworks: .frameworks-stamp
+
 demo: .install-stamp
 	rewardplug demo
 
-test: .install-stamp
+test: .install-stamp .frameworks-stamp
 	$(PYTHON) -m pytest -q
 
 lint: .install-stamp

@@ -275,6 +275,21 @@ def _print_report(report: dict[str, Any]) -> None:
     help="Number sent for a sample the stack abstains on (the protocol needs a number); "
     "abstentions are flagged in extra_logs.",
 )
+@click.option(
+    "--group-size",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Assemble groups of N samples across requests (by label group/uid, else prompt) and "
+    "answer each request when its group is done. Use it with OpenRLHF >= 0.9.1, which sends one "
+    "sample per request: N = --n_samples_per_prompt.",
+)
+@click.option(
+    "--group-timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=60.0,
+    show_default=True,
+    help="Seconds a group waits for its members before it is discretized as a partial group.",
+)
 def serve(
     stack: str,
     host: str,
@@ -283,6 +298,8 @@ def serve(
     max_wait_ms: float,
     max_queue: int,
     abstain_reward: float,
+    group_size: int | None,
+    group_timeout: float,
 ) -> None:
     """HTTP reward service (OpenRLHF remote reward protocol)."""
     from rewardplug.server import serve as run_server
@@ -296,6 +313,8 @@ def serve(
             max_wait_ms=max_wait_ms,
             max_queue=max_queue,
             abstain_reward=abstain_reward,
+            group_size=group_size,
+            group_timeout_s=group_timeout,
         )
 
 

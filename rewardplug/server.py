@@ -6,6 +6,14 @@ Endpoints:
   ``{"rewards", "scores", "extra_logs"}`` out (see :mod:`rewardplug.integrations.openrlhf`);
 * ``GET /health`` -- liveness plus queue and batching counters.
 
+With ``group_size`` (``rewardplug serve --group-size N``) groups are assembled *across* requests
+by a :class:`~rewardplug.groups.GroupAssembler`: OpenRLHF (>= 0.9.1) posts one sample per request,
+so a request's samples are added to their groups (keyed by a label's ``group``/``uid``, else by
+prompt), scored on arrival, and each request is answered when all of its samples' groups are
+complete or ``group_timeout_s`` after a group's first member (then ``extra_logs["partial_group"]``
+says so). Without it, each request is scored on its own, as below, and the server warns once if
+every group it sees has a single member -- tie-grouping would then silently do nothing.
+
 Concurrent requests are *micro-batched*: a single worker collects whole requests until
 ``max_batch`` samples are waiting or the oldest has waited ``max_wait_ms``, scores them in one
 ``Stack.ascore`` call and answers each request with its own rewards. A request is never split,
@@ -23,13 +31,16 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import dataclasses
 import ipaddress
 import json
+import logging
 import sys
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from rewardplug.groups import AssemblerFull, GroupAssembler
 from rewardplug.integrations.openrlhf import ProtocolError, build_response, parse_request
 from rewardplug.stack import Stack, load_stack
 from rewardplug.types import Reward, Sample
@@ -38,6 +49,14 @@ if TYPE_CHECKING:
     import fastapi
 
 __all__ = ["MicroBatcher", "Overloaded", "create_app", "serve"]
+
+log = logging.getLogger("rewardplug.server")
+
+SINGLETON_WARNING = (
+    "every group in this request has one member, so tie-grouping does nothing (each reward is "
+    "just its raw score). OpenRLHF >= 0.9.1 sends one sample per request: restart the server "
+    "with --group-size N (N = --n_samples_per_prompt) to assemble groups across requests."
+)
 
 
 class Overloaded(RuntimeError):
@@ -209,6 +228,8 @@ def create_app(
     max_wait_ms: float = 5.0,
     max_queue: int = 4096,
     abstain_reward: float = 0.0,
+    group_size: int | None = None,
+    group_timeout_s: float = 60.0,
 ) -> fastapi.FastAPI:
     """A FastAPI app serving ``stack`` (see module docstring).
 
@@ -217,6 +238,9 @@ def create_app(
     :param max_queue: samples admitted at once (queued + being scored); beyond it: 503.
     :param abstain_reward: the number sent for a sample the stack abstains on (the protocol has no
         null); ``extra_logs["abstained"]`` marks those samples.
+    :param group_size: assemble groups of this many samples across requests (see module
+        docstring); None scores each request on its own.
+    :param group_timeout_s: with ``group_size``, how long a group waits for its members.
     """
     from contextlib import asynccontextmanager
 
@@ -224,16 +248,33 @@ def create_app(
     from fastapi.responses import JSONResponse
 
     batcher = MicroBatcher(stack, max_batch=max_batch, max_wait_ms=max_wait_ms, max_queue=max_queue)
+    assembler = (
+        None
+        if group_size is None
+        else GroupAssembler(
+            stack,
+            group_size,
+            timeout_s=group_timeout_s,
+            max_open_groups=max_queue,
+            max_samples=max_queue,
+            max_batch=max_batch,
+            max_wait_ms=max_wait_ms,
+        )
+    )
     counter = iter(range(1, sys.maxsize))
+    warned: list[bool] = []
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):  # type: ignore[no-untyped-def]
         yield
         await batcher.stop()
+        if assembler is not None:
+            await assembler.close()
 
     app = FastAPI(title="rewardplug reward service", lifespan=lifespan)
     app.state.stack = stack
     app.state.batcher = batcher
+    app.state.assembler = assembler
 
     def error(status: int, message: str, **headers: str) -> JSONResponse:
         return JSONResponse({"error": message}, status_code=status, headers=headers or None)
@@ -245,17 +286,28 @@ def create_app(
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             return error(400, f"malformed JSON body: {exc}")
         try:
-            samples, found = parse_request(body, tag=f"r{next(counter)}")
+            samples, found = parse_request(
+                body, tag=f"r{next(counter)}", across_requests=assembler is not None
+            )
         except ProtocolError as exc:
             return error(422, str(exc))
         try:
-            rewards = await batcher.submit(samples)
+            if assembler is not None:
+                rewards = await assembler.submit_many(samples)
+            else:
+                rewards = await batcher.submit(samples)
+        except AssemblerFull as exc:
+            return error(503, str(exc), **{"Retry-After": "1"})
         except Overloaded as exc:
             return error(
                 exc.status, str(exc), **({"Retry-After": "1"} if exc.status == 503 else {})
             )
         except Exception as exc:
             return error(500, f"scoring failed: {type(exc).__name__}: {exc}")
+        if assembler is None and not warned and rewards and all(r.group_size == 1 for r in rewards):
+            warned.append(True)
+            log.warning(SINGLETON_WARNING)
+            print(f"rewardplug serve: warning: {SINGLETON_WARNING}", file=sys.stderr, flush=True)
         return JSONResponse(build_response(rewards, found, abstain_reward))
 
     # Annotations are strings here (postponed evaluation) and fastapi/Request is not a module
@@ -278,9 +330,21 @@ def create_app(
             "batches": s.batches,
             "rejected": s.rejected,
             "largest_batch_requests": s.largest_batch_requests,
+            "single_member_groups_warning": bool(warned),
+            "groups": None if assembler is None else _assembler_health(assembler),
         }
 
     return app
+
+
+def _assembler_health(assembler: GroupAssembler) -> dict[str, Any]:
+    return {
+        "group_size": assembler.group_size,
+        "timeout_s": assembler.timeout_s,
+        "open": assembler.open_groups,
+        "held": assembler.held,
+        **dataclasses.asdict(assembler.stats),
+    }
 
 
 def _is_loopback(host: str) -> bool:
@@ -301,6 +365,8 @@ def serve(
     max_wait_ms: float = 5.0,
     max_queue: int = 4096,
     abstain_reward: float = 0.0,
+    group_size: int | None = None,
+    group_timeout_s: float = 60.0,
     log_level: str = "warning",
 ) -> None:
     """Load the stack at ``stack_path`` and serve it until interrupted (binds loopback by default)."""
@@ -313,6 +379,8 @@ def serve(
         max_wait_ms=max_wait_ms,
         max_queue=max_queue,
         abstain_reward=abstain_reward,
+        group_size=group_size,
+        group_timeout_s=group_timeout_s,
     )
     if not _is_loopback(host):
         print(
@@ -322,7 +390,12 @@ def serve(
         )
     print(
         f"rewardplug: serving {stack!r} on http://{host}:{port}/get_reward "
-        f"(max_batch={max_batch}, max_wait_ms={max_wait_ms}, max_queue={max_queue})",
+        f"(max_batch={max_batch}, max_wait_ms={max_wait_ms}, max_queue={max_queue}, "
+        + (
+            f"groups of {group_size} assembled across requests, deadline {group_timeout_s} s)"
+            if group_size
+            else "each request scored on its own)"
+        ),
         file=sys.stderr,
         flush=True,
     )

@@ -38,6 +38,10 @@ class RewardSource(ABC):
     Config: ClassVar[type[SourceConfig]] = SourceConfig
     #: attribute names that are not pickled (heavy, process-local resources)
     transient: ClassVar[tuple[str, ...]] = ()
+    #: True for a source whose score of a sample depends on the other members of its group (a
+    #: contrastive judge): the group assembler then scores it once per complete group instead
+    #: of each sample on arrival (see :mod:`rewardplug.groups`)
+    group_scoped: ClassVar[bool] = False
 
     def __init__(self, config: SourceConfig | Mapping[str, Any] | None = None, **options: Any):
         if isinstance(config, SourceConfig):

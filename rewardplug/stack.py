@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -96,12 +97,19 @@ class Stack:
         batch = _as_samples(samples)
         if not batch:
             return []
-        names = list(self.sources)
+        return self.finish(batch, await self.ascore_sources(batch))
+
+    async def ascore_sources(
+        self, batch: Sequence[Sample], names: Sequence[str] | None = None
+    ) -> dict[str, list[Score]]:
+        """Every source's (or the named sources') scores for the batch, concurrently."""
+        names = list(self.sources) if names is None else list(names)
+        if not batch:
+            return {n: [] for n in names}
         results = await asyncio.gather(
             *(self.sources[n].ascore(batch) for n in names), return_exceptions=True
         )
-        scores = {n: _checked(n, r, len(batch)) for n, r in zip(names, results, strict=True)}
-        return self.finish(batch, scores)
+        return {n: _checked(n, r, len(batch)) for n, r in zip(names, results, strict=True)}
 
     def score_sources(self, batch: Sequence[Sample]) -> dict[str, list[Score]]:
         """Every source's scores for the batch (sources run in parallel threads)."""
@@ -147,6 +155,7 @@ class Stack:
         result = self.discretize(batch, combined) if enabled else None
         k = combined.draws.shape[1]
         stds = np.std(combined.draws, axis=1, ddof=1) if k > 1 else np.zeros(len(batch))
+        sizes = Counter(s.group for s in batch)
         rewards = []
         for i, sample in enumerate(batch):
             per_source = {name: scores[name][i] for name in scores}
@@ -164,6 +173,7 @@ class Stack:
                         n_tiers=None,
                         status=status,
                         reason=combined.reasons[i],
+                        group_size=sizes[sample.group],
                         sources=per_source,
                     )
                 )
@@ -184,6 +194,7 @@ class Stack:
                     tier=tier,
                     n_tiers=n_tiers,
                     status="ok",
+                    group_size=sizes[sample.group],
                     sources=per_source,
                 )
             )

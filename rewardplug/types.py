@@ -211,7 +211,9 @@ class Reward(BaseModel):
 
     ``raw`` is the combined point estimate before discretizing, ``reward`` the tie-grouped value
     that goes to the RL algorithm, ``tier`` its tier in the group (0 = best) out of ``n_tiers``.
-    ``reward`` is None when the sample abstains; ``reason`` then says why.
+    ``reward`` is None when the sample abstains; ``reason`` then says why. ``group_size`` is the
+    number of samples its group had when it was discretized, and ``partial`` says whether that was
+    fewer than expected (see :mod:`rewardplug.groups`).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -225,6 +227,11 @@ class Reward(BaseModel):
     n_tiers: int | None
     status: Status
     reason: str | None = None
+    #: how many samples of its group were discretized together (abstentions included)
+    group_size: int | None = None
+    #: True when the group was discretized before all of its expected members arrived
+    #: (a group assembler's deadline passed); ``group_size`` says how many there were
+    partial: bool = False
     sources: dict[str, Score] = Field(default_factory=dict)
 
     def row_fields(self) -> dict[str, Any]:

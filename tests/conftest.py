@@ -34,3 +34,4 @@ def fresh_plugins():
     plugins.reset()
     yield plugins
     plugins.reset()
+

@@ -13,8 +13,13 @@ and rewards back into that answer; :mod:`rewardplug.server` serves it over HTTP.
   does not start with the prompt (tokenizers may normalise whitespace or add special tokens), the
   text after the prompt's first occurrence is used; when the prompt does not occur at all, the
   whole query is the response and ``extra_logs["prompt_not_found"]`` says so for that sample.
-* Responses to one prompt in one request form a group. Groups never span requests: two requests
-  that repeat a prompt are two groups (OpenRLHF sends all samples of a prompt together).
+* Without ``--group-size``, responses to one prompt *in one request* form a group, and groups never
+  span requests. That is only right when a client sends a prompt's samples together, and current
+  OpenRLHF does not: since 0.9.1 its agent executor posts **one sample per request**, so every
+  group has one member and tie-grouping does nothing (the server warns). With ``rewardplug serve
+  --group-size N`` the server assembles groups *across* requests (:mod:`rewardplug.groups`): the
+  group key is a label's ``group`` (or ``uid``) where present, else the prompt, and each request is
+  answered when its group is complete or its deadline passes.
 * A label is a reference answer (string), or a JSON object (or a string holding one) whose keys
   are sample fields: ``reference``, ``tests``, ``rubric``, ``metadata`` or any dataset column.
 * The trainer needs a number for every query, so a sample the stack abstains on gets
@@ -77,10 +82,15 @@ def _label_fields(label: Any, index: int) -> dict[str, Any]:
     )
 
 
-def parse_request(body: Any, tag: str = "r") -> tuple[list[Sample], list[bool]]:
+def parse_request(
+    body: Any, tag: str = "r", *, across_requests: bool = False
+) -> tuple[list[Sample], list[bool]]:
     """Samples for one request body, and per sample whether its prompt was found in its query.
 
-    ``tag`` scopes the groups to this request (the server passes a request counter).
+    ``tag`` scopes the groups to this request (the server passes a request counter). With
+    ``across_requests`` groups are not scoped: a sample's group is its label's ``group``/``uid``
+    or its prompt, and its id is a hash of its content (not of its position), so a group's rewards
+    do not depend on how its members were split into requests.
     Raises :class:`ProtocolError` on a malformed body.
     """
     if not isinstance(body, dict):
@@ -116,21 +126,41 @@ def parse_request(body: Any, tag: str = "r") -> tuple[list[Sample], list[bool]]:
     for i, (query, prompt, label) in enumerate(zip(queries, prompts, labels, strict=True)):
         response, ok = split_query(query, prompt)
         fields = _label_fields(label, i)
+        if across_requests:
+            key = _label_group(label, i)
+            ids = {"id": _digest([prompt, response, label]), "group": key or _digest(prompt)}
+        else:
+            ids = {"id": f"{tag}:{i}", "group": f"{tag}:{_digest(prompt)}"}
         try:
             sample = Sample.model_validate(
-                {
-                    **fields,
-                    "id": f"{tag}:{i}",
-                    "group": f"{tag}:{_digest(prompt)}",
-                    "prompt": prompt,
-                    "response": response,
-                }
+                {**fields, **ids, "prompt": prompt, "response": response}
             )
         except ValueError as exc:
             raise ProtocolError(f"labels[{i}]: {exc}") from None
         samples.append(sample)
         found.append(ok)
     return samples, found
+
+
+def _label_group(label: Any, index: int) -> str | None:
+    """A group key carried by a label object (``group`` or ``uid``), if any."""
+    if isinstance(label, str) and label.strip().startswith("{"):
+        try:
+            label = json.loads(label)
+        except json.JSONDecodeError:
+            return None
+    if not isinstance(label, dict):
+        return None
+    for name in ("group", "uid"):
+        key = label.get(name)
+        if key is None:
+            continue
+        if isinstance(key, bool) or not isinstance(key, str | int) or key == "":
+            raise ProtocolError(
+                f"labels[{index}].{name} is {key!r}; a group key is a non-empty string or an integer"
+            )
+        return f"{name}:{key}"
+    return None
 
 
 def _string_list(body: dict[str, Any], key: str, required: bool) -> list[str] | None:
@@ -159,7 +189,8 @@ def build_response(
     """The protocol answer for one request's rewards (every list has one entry per query).
 
     ``extra_logs`` holds, per sample: ``raw`` (combined score before discretizing), ``tier``,
-    ``n_tiers``, ``abstained`` (1.0 / 0.0), ``prompt_not_found`` (1.0 / 0.0) and one
+    ``n_tiers``, ``abstained`` (1.0 / 0.0), ``prompt_not_found`` (1.0 / 0.0), ``group_size``
+    (members discretized together), ``partial_group`` (1.0 when its deadline passed first) and one
     ``source/<name>`` entry per source (its point estimate). Missing numbers are ``abstain_reward``.
     """
     fill = float(abstain_reward)
@@ -172,6 +203,8 @@ def build_response(
         "n_tiers": [float(r.n_tiers) if r.n_tiers is not None else 0.0 for r in rewards],
         "abstained": [1.0 if r.reward is None else 0.0 for r in rewards],
         "prompt_not_found": [0.0 if ok else 1.0 for ok in found],
+        "group_size": [float(r.group_size or 0) for r in rewards],
+        "partial_group": [1.0 if r.partial else 0.0 for r in rewards],
     }
     for name in names:
         logs[f"source/{name}"] = [

@@ -42,3 +42,16 @@ def one_sample(prompt, completion, gold=None):
 
 def wrong_length(prompts, completions, **kwargs):
     return [1.0]
+
+
+def seeded_draws(prompts, completions, quality, **kwargs):
+    """Eight draws around the sample's quality, seeded by the completion alone (batch-independent)."""
+    import hashlib
+
+    import numpy as np
+
+    out = []
+    for c, q in zip(completions, quality, strict=True):
+        seed = int.from_bytes(hashlib.blake2b(c.encode(), digest_size=8).digest(), "little")
+        out.append((q + 0.3 * np.random.default_rng(seed).standard_normal(8)).tolist())
+    return out
