@@ -14,10 +14,22 @@ are there the adapter logs, next to TRL's own ``rewards/<name>/mean``:
 * ``rewards/<name>/abstained`` -- the fraction of completions the stack abstained on (TRL turns
   their None into NaN and leaves them out of the advantage);
 * completion-table columns ``<name>/<source>`` and ``<name>/tier``.
+
+**Several processes.** With more than one process (``accelerate launch``, DeepSpeed, FSDP), TRL
+calls every reward function on each process's *local* slice of the generations, and a group of
+``num_generations`` completions can straddle two processes; discretizing each half alone would
+give the same answer different rewards on different ranks. So when ``torch.distributed`` is
+initialized with several processes, the adapter gathers every rank's slice (in rank order, which
+is the global batch order), forms groups on the whole batch, lets each rank score a share of the
+*whole* groups, gathers the rewards and returns the local slice: every rank gets exactly the
+rewards a single process would compute for the whole batch. All ranks must call the reward
+function the same number of times (TRL does); use one rewardplug reward function per trainer
+(put every source in its stack) so that collectives cannot interleave.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 from collections.abc import Callable, Sequence
@@ -28,10 +40,25 @@ from rewardplug.types import Reward, Sample, _digest
 if TYPE_CHECKING:
     from rewardplug.stack import Stack
 
-__all__ = ["log_to_trl", "make_async_reward_function", "make_reward_function", "trl_samples"]
+__all__ = [
+    "log_to_trl",
+    "make_async_reward_function",
+    "make_reward_function",
+    "score_across_ranks",
+    "trl_samples",
+]
 
 #: keyword arguments TRL adds to every call that are not dataset columns
 _TRL_KWARGS = ("completion_ids", "trainer_state", "log_metric", "log_extra", "environments")
+
+
+def _sample_columns(n: int, columns: dict[str, Any]) -> dict[str, Any]:
+    """The dataset columns of a call: lists with one entry per completion (not TRL's helpers)."""
+    return {
+        k: v
+        for k, v in columns.items()
+        if k not in _TRL_KWARGS and isinstance(v, list | tuple) and len(v) == n
+    }
 
 
 def trl_samples(prompts: Sequence[Any], completions: Sequence[Any], **columns: Any) -> list[Sample]:
@@ -44,11 +71,7 @@ def trl_samples(prompts: Sequence[Any], completions: Sequence[Any], **columns: A
     n = len(completions)
     if len(prompts) != n:
         raise ValueError(f"TRL passed {len(prompts)} prompts for {n} completions")
-    cols = {
-        k: v
-        for k, v in columns.items()
-        if k not in _TRL_KWARGS and isinstance(v, list | tuple) and len(v) == n
-    }
+    cols = _sample_columns(n, columns)
     samples, run, previous = [], -1, object()
     for i, (prompt, completion) in enumerate(zip(prompts, completions, strict=True)):
         key = _digest(prompt)
@@ -116,6 +139,72 @@ def log_to_trl(
         log_extra(f"{name}/tier", [r.tier for r in rewards])
 
 
+def _ranks() -> tuple[int, int] | None:
+    """(rank, world size) when torch.distributed runs several processes, else None."""
+    import sys
+
+    dist = sys.modules.get("torch.distributed")  # never import torch for a single process
+    if dist is None or not dist.is_available() or not dist.is_initialized():
+        return None
+    world = dist.get_world_size()
+    return (dist.get_rank(), world) if world > 1 else None
+
+
+def score_across_ranks(
+    stack: Stack,
+    prompts: Sequence[Any],
+    completions: Sequence[Any],
+    rank: int,
+    world: int,
+    **columns: Any,
+) -> list[Reward]:
+    """This rank's rewards, computed on whole groups of the batch gathered from every rank.
+
+    A collective call: every rank of the default process group must call it. Each rank scores
+    the groups whose index (in order of first appearance) is its rank modulo ``world``.
+    """
+    import torch.distributed as dist
+
+    n = len(completions)
+    local = (
+        list(prompts),
+        list(completions),
+        {k: list(v) for k, v in _sample_columns(n, columns).items()},
+    )
+    parts: list[Any] = [None] * world
+    dist.all_gather_object(parts, local)
+    keys = set.intersection(*(set(p[2]) for p in parts))
+    samples = trl_samples(
+        [x for p in parts for x in p[0]],
+        [x for p in parts for x in p[1]],
+        **{k: [x for p in parts for x in p[2][k]] for k in keys},
+    )
+    order = {g: i for i, g in enumerate(dict.fromkeys(s.group for s in samples))}
+    mine = [i for i, s in enumerate(samples) if order[s.group] % world == rank]
+    try:
+        scored: Any = list(zip(mine, stack.score([samples[i] for i in mine]), strict=True))
+    except Exception as exc:  # every rank must reach the next collective, or the others hang
+        scored = f"rank {rank}: {type(exc).__name__}: {exc}"
+    results: list[Any] = [None] * world
+    dist.all_gather_object(results, scored)
+    failed = [r for r in results if isinstance(r, str)]
+    if failed:
+        raise RuntimeError("scoring failed on another rank: " + "; ".join(failed))
+    by_index = {i: r for part in results for i, r in part}
+    start = sum(len(p[1]) for p in parts[:rank])
+    return [by_index[i] for i in range(start, start + n)]
+
+
+def _score_call(
+    stack: Stack, prompts: Sequence[Any], completions: Sequence[Any], columns: dict[str, Any]
+) -> list[Reward] | None:
+    """The rewards of a TRL call on several processes, or None for a single process."""
+    ranks = _ranks()
+    if ranks is None:
+        return None
+    return score_across_ranks(stack, prompts, completions, *ranks, **columns)
+
+
 def make_reward_function(stack: Stack, name: str = "rewardplug", *, log: bool = True) -> Any:
     """Wrap ``stack`` as a TRL reward function named ``name`` (TRL logs rewards by ``__name__``).
 
@@ -128,8 +217,9 @@ def make_reward_function(stack: Stack, name: str = "rewardplug", *, log: bool = 
         completion_ids: Any = None,
         **columns: Any,
     ) -> list[float | None]:
-        samples = trl_samples(prompts, completions, **columns)
-        rewards = stack.score(samples)
+        rewards = _score_call(stack, prompts, completions, columns)
+        if rewards is None:
+            rewards = stack.score(trl_samples(prompts, completions, **columns))
         if log:
             log_to_trl(rewards, name, columns.get("log_metric"), columns.get("log_extra"))
         return [r.reward for r in rewards]
@@ -152,8 +242,11 @@ def make_async_reward_function(stack: Stack, name: str = "rewardplug", *, log: b
         completion_ids: Any = None,
         **columns: Any,
     ) -> list[float | None]:
-        samples = trl_samples(prompts, completions, **columns)
-        rewards = await stack.ascore(samples)
+        if _ranks() is not None:
+            # collectives block: run them off TRL's event loop
+            rewards = await asyncio.to_thread(_score_call, stack, prompts, completions, columns)
+        else:
+            rewards = await stack.ascore(trl_samples(prompts, completions, **columns))
         if log:
             log_to_trl(rewards, name, columns.get("log_metric"), columns.get("log_extra"))
         return [r.reward for r in rewards]

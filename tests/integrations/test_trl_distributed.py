@@ -1,0 +1,99 @@
+"""TRL on several processes: groups split across ranks still get single-process rewards.
+
+Two real CPU processes (torch.distributed, gloo) call the stack's TRL reward function, each with
+its contiguous slice of the global batch -- what ``GRPOTrainer`` does on every rank -- and the
+slice boundary cuts a group in two.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sys
+from pathlib import Path
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+HERE = Path(__file__).resolve().parent
+STACK = {
+    "sources": [
+        {"name": "len", "use": "python", "with": {"function": "rp_test_rewards:noisy_length"}}
+    ],
+}
+# 3 prompts x 4 generations = 12 completions; ranks get 6 each, so the 2nd group is split 2 | 2
+PROMPTS = [p for p in ("P1 ", "P2 ", "P3 ") for _ in range(4)]
+COMPLETIONS = ["x" * n for n in (4, 5, 9, 20, 1, 2, 3, 12, 7, 7, 30, 31)]
+GOLD = [str(i) for i in range(12)]
+
+
+def _worker(rank: int, world: int, port: int, out_dir: str, asynchronous: bool) -> None:
+    sys.path.insert(0, str(HERE))
+    import asyncio
+
+    import torch.distributed as dist
+
+    from rewardplug import load_stack
+
+    dist.init_process_group(
+        "gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world
+    )
+    try:
+        stack = load_stack(STACK)
+        fn = stack.as_async_trl_reward() if asynchronous else stack.as_trl_reward()
+        per = len(COMPLETIONS) // world
+        part = slice(rank * per, (rank + 1) * per)
+        logged: list = []
+        kwargs = dict(
+            prompts=PROMPTS[part],
+            completions=COMPLETIONS[part],
+            completion_ids=None,
+            gold=GOLD[part],
+            log_metric=lambda k, v: logged.append((k, v)),
+        )
+        rewards = asyncio.run(fn(**kwargs)) if asynchronous else fn(**kwargs)
+        Path(out_dir, f"rank{rank}.json").write_text(
+            json.dumps({"rewards": rewards, "logged": logged})
+        )
+    finally:
+        dist.destroy_process_group()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.parametrize("asynchronous", [False, True])
+def test_two_processes_get_the_single_process_rewards(tmp_path, asynchronous):
+    import torch.multiprocessing as mp
+
+    from rewardplug import load_stack
+
+    env = os.environ.get("PYTHONPATH", "")
+    os.environ["PYTHONPATH"] = os.pathsep.join([str(HERE), env])
+    try:
+        mp.spawn(_worker, args=(2, _free_port(), str(tmp_path), asynchronous), nprocs=2, join=True)
+    finally:
+        os.environ["PYTHONPATH"] = env
+    got = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]
+    rewards = got[0]["rewards"] + got[1]["rewards"]
+
+    single = load_stack(STACK).as_trl_reward()(
+        prompts=PROMPTS, completions=COMPLETIONS, completion_ids=None, gold=GOLD
+    )
+    assert rewards == single
+    # the split group really is tie-grouped as a whole: 2 and 3 tie with 1, 12 stands apart
+    assert rewards[4] == rewards[5] == rewards[6] != rewards[7]
+    # what each half alone would have got differs (the bug this guards against)
+    alone = load_stack(STACK).as_trl_reward()(
+        prompts=PROMPTS[:6], completions=COMPLETIONS[:6], completion_ids=None, gold=GOLD[:6]
+    )
+    assert alone[4:6] != single[4:6]
+    # both ranks logged tiers of whole groups
+    for part in got:
+        tiers = dict(part["logged"])["rewards/rewardplug/n_tiers/mean"]
+        assert tiers > 1
