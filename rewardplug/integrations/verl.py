@@ -1,34 +1,52 @@
-"""verl adapter: a stack as a verl custom reward function.
+"""verl adapter: the reward loop's ``RewardManager`` (verl >= 0.9) and custom reward functions.
 
-verl loads a custom reward function from a file (``custom_reward_function.path`` and ``.name``;
-``reward.custom_reward_function.*`` in newer configs) and passes every entry of
-``custom_reward_function.reward_kwargs`` to it as keyword arguments. Point the path at this
-module's file (``python -c "import rewardplug.integrations.verl as m; print(m.__file__)"``) and
-give the stack with ``+custom_reward_function.reward_kwargs.stack=/path/to/stack.yaml``:
+**verl >= 0.9 (reward loop).** verl scores one sample per ``run_single`` call, on one of
+``reward.num_workers`` reward-loop workers (Ray actors; each sample goes to a random one), while
+rollouts are still being generated. :class:`RewardManager` makes every sample wait for its group
+-- the ``rollout.n`` responses that share a ``uid`` -- so the group is discretized whole::
 
-* ``compute_score`` (verl's default ``naive`` reward manager) scores one response at a time. A
-  response alone is its own group, so its reward is the combined raw score (no tie-grouping).
-* ``compute_score_batch`` (``reward_manager.name=batch``) scores a whole batch; responses to the
-  same prompt form a group and are tie-grouped -- the mode to use for GRPO. verl does not pass
-  the prompt itself, so groups are found from ``extra_info``: runs of consecutive samples with the
-  same ``extra_info["uid"]``, ``["group"]``, ``["index"]``, ``["prompt"]`` or ``["question"]``
-  (the first present), else the same ``(data_source, ground_truth)``; or, with
-  ``group_size=N`` (verl's ``rollout.n``), every N consecutive samples.
+    reward.reward_manager.source=importlib
+    reward.reward_manager.name=RewardManager
+    reward.reward_manager.module.path=$(python -c "import rewardplug.integrations.verl as m; print(m.__file__)")
+    +reward.custom_reward_function.reward_kwargs.stack=/abs/path/stack.yaml
+
+The group size is ``actor_rollout_ref.rollout.n``. With Ray running (always, in verl) the groups
+are assembled by one named Ray actor shared by all workers (:mod:`rewardplug.groups_ray`), which
+also holds the stack; ``reward_kwargs.assembler=local`` assembles in each worker instead (only
+right with ``reward.num_workers=1``). Further ``reward_kwargs``: ``group_timeout`` (seconds a
+group waits for its members, default 60; then it is discretized as a partial group),
+``group_size`` (override ``rollout.n``), ``abstain_reward`` (default 0.0), ``assembler_num_cpus``.
+
+**Older verl (custom reward function).** Point ``custom_reward_function.path`` at this file:
+
+* ``compute_score_batch`` (``reward_manager=batch``) scores a whole batch; responses to the same
+  prompt form a group and are tie-grouped. verl does not pass the prompt itself, so groups are
+  found from ``extra_info``: samples with the same ``extra_info["uid"]``, ``["group"]``,
+  ``["index"]``, ``["prompt"]`` or ``["question"]`` (the first present), wherever they are in the
+  batch, else the same ``(data_source, ground_truth)``; or, with ``group_size=N``, every N
+  consecutive samples -- unsafe when verl's ``balance_batch`` (on by default) has reordered the
+  batch by length, so a warning says so.
+* ``compute_score`` (the per-sample ``naive`` manager) scores one response alone: its own group,
+  so its reward is the combined raw score and tie-grouping does nothing (a warning says so).
 
 ``ground_truth`` becomes ``Sample.reference``; ``extra_info`` entries ``prompt``/``question``,
 ``tests`` (a mapping or a JSON string) and ``rubric`` become sample fields, the rest metadata.
-Both functions return a dict per sample: ``score`` (the reward) and, for verl's
-``reward_extra_info`` logs, ``raw``, ``tier``, ``n_tiers``, ``abstained`` and one ``src/<name>``
-per source -- the same keys for every sample, as verl requires. A sample the stack abstains on
-scores ``abstain_reward`` (0.0 by default) with ``abstained = 1.0``.
+Every result carries ``score`` (``reward_score`` in the reward loop) and, for verl's
+``reward_extra_info`` logs, ``raw``, ``tier``, ``n_tiers``, ``abstained``, ``group_size``,
+``partial_group`` and one ``src/<name>`` per source -- the same keys for every sample, as verl
+requires. verl needs a number for every sample, so one the stack abstains on scores
+``abstain_reward`` with ``abstained = 1.0``: filter on it (it reaches the batch's
+``reward_extra_info``) rather than train on the fill value.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import threading
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -38,7 +56,16 @@ from rewardplug.types import Reward, Sample, _digest
 if TYPE_CHECKING:
     from rewardplug.stack import Stack
 
-__all__ = ["clear_cache", "compute_score", "compute_score_batch", "get_stack", "verl_samples"]
+__all__ = [
+    "RewardManager",
+    "clear_cache",
+    "compute_score",
+    "compute_score_batch",
+    "get_stack",
+    "verl_samples",
+]
+
+log = logging.getLogger(__name__)
 
 STACK_ENV = "REWARDPLUG_STACK"
 _GROUP_KEYS = ("uid", "group", "index", "prompt", "question")
@@ -129,16 +156,18 @@ def verl_samples(
         )
     if group_size is not None and (group_size < 1 or n % group_size):
         raise ValueError(f"group_size={group_size} does not divide the batch of {n} samples")
-    samples, run, previous = [], -1, None
+    if group_size is not None:
+        _warn_once(
+            "group_size",
+            "compute_score_batch(group_size=N) groups every N consecutive samples, which is wrong "
+            "after verl's balance_batch (on by default) has reordered the batch by length; put "
+            "uid or index in extra_info instead, or use rewardplug's RewardManager (verl >= 0.9)",
+        )
+    samples = []
     for i in range(n):
         ds, gt, extra = data_sources[i], _plain(ground_truths[i]), extras[i]
-        if group_size:
-            group = f"{i // group_size}"
-        else:
-            key = _group_key(ds, gt, extra)
-            if key != previous:
-                run, previous = run + 1, key
-            group = f"{run}:{key}"
+        # by key, not by position: balance_batch reorders the batch before the reward
+        group = f"{i // group_size}" if group_size else _group_key(ds, gt, extra)
         fields = _fields(extra)
         fields["metadata"]["data_source"] = _plain(ds)
         reference = None if gt is None else (gt if isinstance(gt, str) else json.dumps(gt))
@@ -156,6 +185,16 @@ def verl_samples(
     return samples
 
 
+_warned: set[str] = set()
+
+
+def _warn_once(topic: str, message: str) -> None:
+    if topic not in _warned:
+        _warned.add(topic)
+        warnings.warn(message, stacklevel=3)
+        log.warning(message)
+
+
 def _number(value: float | None, fill: float) -> float:
     return fill if value is None or not math.isfinite(value) else float(value)
 
@@ -167,6 +206,8 @@ def _result(reward: Reward, names: Sequence[str], fill: float) -> dict[str, floa
         "tier": float(reward.tier) if reward.tier is not None else -1.0,
         "n_tiers": float(reward.n_tiers) if reward.n_tiers is not None else 0.0,
         "abstained": 1.0 if reward.reward is None else 0.0,
+        "group_size": float(reward.group_size or 0),
+        "partial_group": 1.0 if reward.partial else 0.0,
     }
     for name in names:
         s = reward.sources.get(name)
@@ -211,8 +252,13 @@ def compute_score(
     """verl per-sample reward function (the default ``naive`` reward manager).
 
     One response is its own group, so ``score`` is the stack's combined raw score; use
-    :func:`compute_score_batch` to get tie-grouped rewards.
+    :class:`RewardManager` (verl >= 0.9) or :func:`compute_score_batch` for tie-grouped rewards.
     """
+    _warn_once(
+        "per-sample",
+        "rewardplug compute_score scores each response alone, so tie-grouping does nothing; use "
+        "rewardplug.integrations.verl.RewardManager (verl >= 0.9) or compute_score_batch",
+    )
     return compute_score_batch(
         [data_source],
         [solution_str],
@@ -221,3 +267,170 @@ def compute_score(
         stack=stack,
         abstain_reward=abstain_reward,
     )[0]
+
+
+# -- verl >= 0.9: the reward loop ----------------------------------------------------------------
+
+try:  # the reward loop's base class gives ``self.loop`` and ``assemble_rm_scores``
+    from verl.experimental.reward_loop.reward_manager.base import (  # type: ignore[import-not-found]
+        RewardManagerBase as _ManagerBase,
+    )
+except ImportError:  # verl < 0.9, or not installed: the class still documents itself
+
+    class _ManagerBase:  # type: ignore[no-redef]
+        def __init__(self, config: Any, tokenizer: Any, compute_score: Any = None):
+            self.config, self.tokenizer, self.compute_score = config, tokenizer, compute_score
+            self.loop = None
+
+
+_local: dict[tuple[Any, ...], Any] = {}
+
+
+def _option(config: Any, *path: str) -> Any:
+    """``config.a.b.c`` of verl's (OmegaConf or dict) config, or None where a key is missing."""
+    node = config
+    for key in path:
+        if node is None:
+            return None
+        try:
+            node = node.get(key) if hasattr(node, "get") else getattr(node, key, None)
+        except Exception:
+            return None
+    return node
+
+
+class RewardManager(_ManagerBase):
+    """verl reward-loop manager: tie-grouped rewards for ``run_single`` calls (module docstring).
+
+    verl builds it with ``config`` (the whole trainer config), ``tokenizer`` and
+    ``compute_score`` (unused: the stack scores), plus the reward-model router's address and
+    tokenizer (unused).
+    """
+
+    def __init__(
+        self,
+        config: Any,
+        tokenizer: Any,
+        compute_score: Any = None,
+        reward_router_address: str | None = None,
+        reward_model_tokenizer: Any = None,
+        **options: Any,
+    ):
+        super().__init__(config, tokenizer, compute_score)
+        kwargs = _option(config, "reward", "custom_reward_function", "reward_kwargs") or {}
+        opts = {**dict(kwargs.items()), **options}
+        self.stack_path = str(opts.get("stack") or os.environ.get(STACK_ENV) or "")
+        if not self.stack_path:
+            raise ValueError(
+                "no reward stack given: add +reward.custom_reward_function.reward_kwargs.stack="
+                f"/abs/path/stack.yaml to the verl config, or set {STACK_ENV}"
+            )
+        if not Path(self.stack_path).is_file():
+            raise ValueError(
+                f"reward stack {self.stack_path!r} is not a file (reward_kwargs.stack)"
+            )
+        size = opts.get("group_size") or _option(config, "actor_rollout_ref", "rollout", "n")
+        if not isinstance(size, int) or isinstance(size, bool) or size < 1:
+            raise ValueError(
+                f"group size {size!r}: set actor_rollout_ref.rollout.n (or reward_kwargs.group_size) "
+                "to the number of responses per prompt"
+            )
+        self.group_size = size
+        self.timeout_s = float(opts.get("group_timeout", 60.0))
+        self.abstain_reward = float(opts.get("abstain_reward", 0.0))
+        self.assembler = str(opts.get("assembler", "auto"))
+        if self.assembler not in ("auto", "ray", "local"):
+            raise ValueError(f"reward_kwargs.assembler={self.assembler!r}; use auto, ray or local")
+        self.num_cpus = float(opts.get("assembler_num_cpus", 0))
+        self._actor: Any = None
+
+    async def run_single(self, data: Any) -> dict[str, Any]:
+        """The reward of one sample (``data[i:i+1]``), once its ``uid`` group is complete."""
+        import asyncio
+
+        item = data[-1:][0]
+        sample, key = await asyncio.get_running_loop().run_in_executor(None, self._sample, item)
+        reward = await self._submit(sample, key)
+        out = _result(reward, list(reward.sources), self.abstain_reward)
+        score = out.pop("score")
+        return {"reward_score": score, "reward_extra_info": out}
+
+    def _sample(self, item: Any) -> tuple[Sample, str]:
+        """A sample and its group key from one verl ``DataProtoItem`` (as verl's naive manager)."""
+        responses = item.batch["responses"]
+        mask = item.batch["attention_mask"]
+        valid = int(mask[-responses.shape[-1] :].sum())
+        response = self.tokenizer.decode(responses[:valid], skip_special_tokens=True)
+        extra = item.non_tensor_batch
+        reward_model = _plain(extra.get("reward_model")) or {}
+        gt = reward_model.get("ground_truth") if isinstance(reward_model, dict) else None
+        info = _plain(extra.get("extra_info"))
+        fields = _fields(info if isinstance(info, dict) else {})
+        if "prompt" not in fields:
+            fields["prompt"] = self._prompt(item, _plain(extra.get("raw_prompt")))
+        fields["metadata"]["data_source"] = _plain(extra.get("data_source"))
+        uid = _plain(extra.get("uid"))
+        if isinstance(uid, str | int) and not isinstance(uid, bool) and uid != "":
+            key = f"uid:{uid}"
+        else:
+            _warn_once(
+                "uid",
+                f"a verl sample has no usable uid ({uid!r}); grouping such samples by prompt",
+            )
+            key = "prompt:" + _digest(fields["prompt"])
+        reference = None if gt is None else (gt if isinstance(gt, str) else json.dumps(gt))
+        sample = Sample.model_validate(
+            {
+                **fields,
+                "id": _digest([key, response]),
+                "group": key,
+                "response": response,
+                "reference": reference,
+            }
+        )
+        return sample, key
+
+    def _prompt(self, item: Any, raw_prompt: Any) -> Any:
+        if isinstance(raw_prompt, list) and all(isinstance(m, dict) for m in raw_prompt):
+            return raw_prompt  # chat messages (data.return_raw_chat=True)
+        if "prompts" not in item.batch.keys():  # noqa: SIM118 (TensorDict: no __contains__)
+            return ""
+        prompts = item.batch["prompts"]
+        mask = item.batch["attention_mask"][: prompts.shape[-1]]
+        valid = int(mask.sum())
+        return self.tokenizer.decode(prompts[prompts.shape[-1] - valid :], skip_special_tokens=True)
+
+    async def _submit(self, sample: Sample, key: str) -> Reward:
+        mode = self.assembler
+        if mode == "auto":
+            import sys
+
+            ray = sys.modules.get("ray")
+            mode = "ray" if ray is not None and ray.is_initialized() else "local"
+        if mode == "ray":
+            if self._actor is None:
+                from rewardplug.groups_ray import shared_assembler
+
+                self._actor = shared_assembler(
+                    self.stack_path, timeout_s=self.timeout_s, num_cpus=self.num_cpus
+                )
+            return await self._actor.submit.remote(
+                sample.model_dump(mode="json"), key, self.group_size
+            )
+        return await _local_assembler(self.stack_path, self.group_size, self.timeout_s).submit(
+            sample, key
+        )
+
+
+def _local_assembler(stack_path: str, group_size: int, timeout_s: float) -> Any:
+    """This process's assembler for the running event loop (one per stack, size and deadline)."""
+    import asyncio
+
+    from rewardplug.groups import GroupAssembler
+
+    stack = get_stack(stack_path)  # takes _lock itself
+    key = (asyncio.get_running_loop(), id(stack), group_size, timeout_s)
+    with _lock:
+        if key not in _local:
+            _local[key] = GroupAssembler(stack, group_size, timeout_s=timeout_s)
+        return _local[key]

@@ -49,7 +49,12 @@ def test_example_stack_and_verl_snippet(monkeypatch):
     )
     assert [r.reward for r in rewards] == [1.0, 0.0]
     snippet = yaml.safe_load((EXAMPLES / "verl" / "reward.yaml").read_text())
-    fn = snippet["custom_reward_function"]
-    assert callable(getattr(verl, fn["name"]))
-    assert fn["path"].endswith("rewardplug/integrations/verl.py")
-    assert set(fn["reward_kwargs"]) <= {"stack", "group_size", "abstain_reward"}
+    manager = snippet["reward"]["reward_manager"]
+    assert manager["source"] == "importlib"
+    assert manager["module"]["path"].endswith("rewardplug/integrations/verl.py")
+    # the snippet's settings are accepted as they are (with a real stack path)
+    kwargs = snippet["reward"]["custom_reward_function"]["reward_kwargs"]
+    kwargs["stack"] = str(EXAMPLES / "stacks" / "code.yaml")
+    built = getattr(verl, manager["name"])(config=snippet, tokenizer=None)
+    assert built.group_size == snippet["actor_rollout_ref"]["rollout"]["n"] == 8
+    assert built.timeout_s == 60.0 and built.abstain_reward == 0.0

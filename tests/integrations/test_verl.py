@@ -32,6 +32,8 @@ def test_compute_score_single_sample_is_its_own_group(stack_file):
         "tier": 0.0,
         "n_tiers": 1.0,
         "abstained": 0.0,
+        "group_size": 1.0,
+        "partial_group": 0.0,
         "src/len": 7.0,
         "src/ref": 1.0,
     }
@@ -136,3 +138,27 @@ def test_batch_with_real_test_cases(tmp_path):
     assert out[0]["src/tests"] == 1.0 and out[0]["tier"] == 0.0
     assert out[1]["src/tests"] == 0.0 and out[2]["src/tests"] == 0.0
     assert out[0]["score"] > out[1]["score"]
+
+
+def test_per_sample_and_positional_grouping_warn(stack_file, monkeypatch):
+    monkeypatch.setattr(verl, "_warned", set())
+    with pytest.warns(UserWarning, match="tie-grouping does nothing"):
+        verl.compute_score("gsm8k", "xx", "x", None, stack=stack_file)
+    with pytest.warns(UserWarning, match="balance_batch"):
+        verl.compute_score_batch(
+            ["d"] * 2, ["a", "bb"], ["x"] * 2, None, stack=stack_file, group_size=2
+        )
+
+
+def test_batch_groups_by_uid_wherever_the_samples_are(stack_file):
+    # balance_batch interleaves prompts; samples sharing a uid are still one group
+    uids = ["a", "b", "a", "b"]
+    out = verl.compute_score_batch(
+        ["d"] * 4,
+        ["x" * 10, "x" * 40, "x" * 11, "x" * 41],
+        ["x"] * 4,
+        [{"uid": u} for u in uids],
+        stack=stack_file,
+    )
+    assert out[0]["score"] == out[2]["score"] and out[1]["score"] == out[3]["score"]
+    assert [o["group_size"] for o in out] == [2.0] * 4

@@ -6,7 +6,7 @@ import json
 import math
 
 import pytest
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from rewardplug_code import protocol
 from rewardplug_code.extract import CodeError, extract_code
@@ -21,6 +21,8 @@ plain = st.recursive(
 )
 
 
+# nested values are occasionally slow to draw on a loaded 2-core box; the check is not the point
+@settings(suppress_health_check=[HealthCheck.too_slow])
 @given(plain)
 def test_equal_is_reflexive_and_survives_the_wire(value):
     assert protocol.equal(value, value)
