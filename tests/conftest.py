@@ -34,4 +34,3 @@ def fresh_plugins():
     plugins.reset()
     yield plugins
     plugins.reset()
-
