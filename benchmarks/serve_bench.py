@@ -10,7 +10,9 @@ Starts a real server process (``rewardplug serve STACK --port P``, loopback), th
 4. one-sample mode, as OpenRLHF >= 0.9.1 sends: the same samples as one-sample requests from
    the same ``--clients`` clients to a second server started with ``--group-size --samples``
    (each group's requests are consecutive in the queue, in shuffled order within the group), and
-   checks that every sample got the reward the batched mode gave it,
+   checks that every sample got the reward the batched mode gave it; and, as the floor of that
+   mode, the same one-sample requests to the server *without* ``--group-size`` (no assembling:
+   what the HTTP round trips alone cost),
 
 and prints p50/p99 latency, throughput (requests/s and samples/s), errors, how many requests
 the server merged per scoring call (from ``/health``), and ratios against the baselines; the
@@ -24,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import os
 import random
 import socket
@@ -53,7 +56,8 @@ discretize: {confidence: 0.9}
 def make_request(rng: random.Random, samples: int) -> dict:
     """One prompt with ``samples`` responses (some right, some wrong), labels = the answer."""
     a, b = rng.randint(2, 99), rng.randint(2, 99)
-    prompt = f"Question: what is {a} * {b}? Show your work.\nAnswer: "
+    # a unique prompt per group: the one-sample mode groups by prompt
+    prompt = f"Question {rng.getrandbits(48):x}: what is {a} * {b}? Show your work.\nAnswer: "
     answer = a * b
     responses = []
     for _ in range(samples):
@@ -91,40 +95,75 @@ async def load(
 ) -> tuple[list[float], int, float]:
     """Send every body once from ``clients`` concurrent clients; latencies (s), errors, wall (s).
 
-    ``answers`` (optional) receives ``(body index, rewards)`` for every successful request.
+    The client is aiohttp, as OpenRLHF's own (httpx's client costs several times more CPU per
+    request, and on a shared 2-core box it, not the server, set the pace). ``answers``
+    (optional) receives ``(body index, rewards)`` for every successful request.
     """
-    queue: asyncio.Queue[tuple[int, dict]] = asyncio.Queue()
-    for item in enumerate(bodies):
-        queue.put_nowait(item)
+    import aiohttp
+
+    pending = list(enumerate(bodies))
+    pending.reverse()
     latencies: list[float] = []
     errors = 0
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-
-    async with httpx.AsyncClient(base_url=url, timeout=60, limits=limits) as client:
+    timeout = aiohttp.ClientTimeout(total=120)
+    connector = aiohttp.TCPConnector(limit=clients)
+    async with aiohttp.ClientSession(url, timeout=timeout, connector=connector) as client:
 
         async def worker() -> None:
             nonlocal errors
-            while True:
-                try:
-                    index, body = queue.get_nowait()
-                except asyncio.QueueEmpty:
-                    return
+            while pending:
+                index, body = pending.pop()
                 start = time.perf_counter()
                 try:
-                    r = await client.post("/get_reward", json=body)
-                    rewards = r.json()["rewards"] if r.status_code == 200 else None
+                    async with client.post("/get_reward", json=body) as r:
+                        rewards = (await r.json())["rewards"] if r.status == 200 else None
                     ok = rewards is not None and len(rewards) == len(body["query"])
-                except (httpx.HTTPError, ValueError, KeyError):
+                except (aiohttp.ClientError, TimeoutError, ValueError, KeyError):
                     ok = False
-                if ok and answers is not None:
-                    answers.append((index, rewards))
                 latencies.append(time.perf_counter() - start)
                 errors += not ok
+                if ok and answers is not None:
+                    answers.append((index, rewards))
 
         started = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(clients)))
         wall = time.perf_counter() - started
     return latencies, errors, wall
+
+
+def _load_part(args: tuple) -> tuple[list[float], int, list, float, float]:
+    url, bodies, offset, clients = args
+    answers: list = []
+    started = time.time()
+    lat, err, _ = asyncio.run(load(url, bodies, clients, answers))
+    return lat, err, [(offset + i, r) for i, r in answers], started, time.time()
+
+
+def load_procs(
+    url: str,
+    bodies: list[dict],
+    clients: int,
+    procs: int,
+    answers: list | None = None,
+    group: int = 1,
+) -> tuple[list[float], int, float]:
+    """:func:`load` from ``procs`` client processes (``clients`` in all), each sending a
+    contiguous share of ``bodies`` cut at multiples of ``group`` (a group's requests stay in one
+    process); the wall time runs from the first start to the last finish."""
+    if procs <= 1:
+        return asyncio.run(load(url, bodies, clients, answers))
+    import multiprocessing
+
+    n_groups = len(bodies) // group
+    cuts = [round(i * n_groups / procs) * group for i in range(procs)] + [len(bodies)]
+    jobs = [(url, bodies[a:b], a, max(1, clients // procs)) for a, b in itertools.pairwise(cuts)]
+    with multiprocessing.get_context("fork").Pool(procs) as pool:
+        parts = pool.map(_load_part, jobs)
+    lat = [x for p in parts for x in p[0]]
+    if answers is not None:
+        answers += [a for p in parts for a in p[2]]
+    wall = max(p[4] for p in parts) - min(p[3] for p in parts)
+    return lat, sum(p[1] for p in parts), wall
 
 
 def free_port() -> int:
@@ -173,7 +212,14 @@ def main() -> None:
     parser.add_argument("--sequential", type=int, default=100, help="requests of the 1-client run")
     parser.add_argument("--max-wait-ms", type=float, default=5.0)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--client-procs",
+        type=int,
+        default=2,
+        help="client processes sharing --clients (one Python client process saturates a core)",
+    )
     args = parser.parse_args()
+    procs = args.client_procs
 
     rng = random.Random(0)
     bodies = [make_request(rng, args.samples) for _ in range(args.requests)]
@@ -212,10 +258,13 @@ def main() -> None:
                 # 3. the load test, whole groups per request; 4. one sample per request.
                 before = batched.health()
                 got: list = []
-                lat, err, wall = asyncio.run(load(batched.url, bodies, args.clients, got))
+                lat, err, wall = load_procs(batched.url, bodies, args.clients, procs, got)
                 after = batched.health()
                 got1: list = []
-                lat1, err1, wall1 = asyncio.run(load(grouped.url, singles, args.clients, got1))
+                lat1, err1, wall1 = load_procs(
+                    grouped.url, singles, args.clients, procs, got1, args.samples
+                )
+                latf, errf, wallf = load_procs(batched.url, singles, args.clients, procs)
                 runs.append(
                     {
                         "lat": lat,
@@ -225,6 +274,8 @@ def main() -> None:
                         "err1": err1,
                         "wall1": wall1,
                         "batches": after["batches"] - before["batches"],
+                        "floor": len(latf) / wallf,
+                        "errf": errf,
                         "same": same_rewards(bodies, got, singles, got1),
                     }
                 )
@@ -232,7 +283,10 @@ def main() -> None:
 
     d50 = statistics.median(direct)
     seq_rps = len(seq) / seq_wall
-    print(f"stack: python source (math_answer + short_enough), {args.samples} samples per group")
+    print(
+        f"stack: python source (math_answer + short_enough), {args.samples} samples per group; "
+        f"{args.clients} aiohttp clients in {procs} processes"
+    )
     print(f"baseline in-process Stack.score, {args.samples} samples: median {d50 * 1e3:.2f} ms")
     print(
         f"1 client x {len(seq)} requests: p50 {statistics.median(seq) * 1e3:.1f} ms, "
@@ -252,16 +306,24 @@ def main() -> None:
             f"p99 {pct(r['lat1'], 0.99) * 1e3:.1f} ms, {rps1:.0f} samples/s, errors {r['err1']}, "
             f"rewards identical to batched: {r['same']}"
         )
+        print(
+            f"          floor: the same one-sample requests without --group-size: "
+            f"{r['floor']:.0f} samples/s, errors {r['errf']}"
+        )
     ratio = statistics.median(
         (len(r["lat1"]) / r["wall1"]) / (len(r["lat"]) * args.samples / r["wall"]) for r in runs
     )
+    floor = statistics.median(r["floor"] / (len(r["lat"]) * args.samples / r["wall"]) for r in runs)
+    assembled = statistics.median((len(r["lat1"]) / r["wall1"]) / r["floor"] for r in runs)
     print(
         f"groups assembled: {groups['groups_complete']} complete, {groups['groups_partial']} "
         f"partial, {groups['rejected']} rejected"
     )
     print(
         f"ratios (medians of {len(runs)}): one-sample / batched throughput = {ratio:.2f}x "
-        f"(target >= 0.5x); batched {args.clients} clients / 1 client = "
+        f"(target >= 0.5x); its floor (one-sample HTTP, no assembling) / batched = "
+        f"{floor:.2f}x; one-sample assembled / floor = {assembled:.2f}x; "
+        f"batched {args.clients} clients / 1 client = "
         f"{statistics.median(len(r['lat']) / r['wall'] for r in runs) / seq_rps:.2f}x; "
         f"batched p50 / in-process scoring = "
         f"{statistics.median(statistics.median(r['lat']) for r in runs) / d50:.1f}x"

@@ -14,13 +14,10 @@ complete or ``group_timeout_s`` after a group's first member (then ``extra_logs[
 says so). Without it, each request is scored on its own, as below, and the server warns once if
 every group it sees has a single member -- tie-grouping would then silently do nothing.
 
-Concurrent requests are *micro-batched*: a single worker collects whole requests until
-``max_batch`` samples are waiting or the oldest has waited ``max_wait_ms``, scores them in one
-``Stack.ascore`` call and answers each request with its own rewards. A request is never split,
-so a group (the responses to one prompt in one request) is always discretized whole, and groups
-of different requests never mix. Admission is bounded: when more than ``max_queue`` samples are
-waiting or being scored, a request is answered 503 at once (with ``Retry-After``) instead of
-piling up until the process falls over. Malformed JSON is a 400, a body that breaks the protocol
+Concurrent requests are *micro-batched* (:mod:`rewardplug.batching`): whole requests are scored
+together, a request is never split, and groups of different requests never mix. Admission is
+bounded: when more than ``max_queue`` samples are waiting or being scored, a request is answered
+503 at once (with ``Retry-After``) instead of piling up until the process falls over. Malformed JSON is a 400, a body that breaks the protocol
 (missing keys, mismatched list lengths, bad labels) a 422, each with a message saying what to fix.
 
 fastapi and uvicorn are imported inside the functions, so ``import rewardplug`` stays light.
@@ -28,27 +25,22 @@ fastapi and uvicorn are imported inside the functions, so ``import rewardplug`` 
 
 from __future__ import annotations
 
-import asyncio
-import collections
-import contextlib
 import dataclasses
 import ipaddress
 import json
 import logging
 import sys
-import time
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from rewardplug.batching import MicroBatcher, Overloaded
 from rewardplug.groups import AssemblerFull, GroupAssembler
 from rewardplug.integrations.openrlhf import ProtocolError, build_response, parse_request
 from rewardplug.stack import Stack, load_stack
-from rewardplug.types import Reward, Sample
 
 if TYPE_CHECKING:
     import fastapi
 
-__all__ = ["MicroBatcher", "Overloaded", "create_app", "serve"]
+__all__ = ["MicroBatcher", "Overloaded", "RewardService", "create_app", "serve"]
 
 log = logging.getLogger("rewardplug.server")
 
@@ -59,166 +51,115 @@ SINGLETON_WARNING = (
 )
 
 
-class Overloaded(RuntimeError):
-    """The bounded queue is full (HTTP 503) or a single request exceeds it (HTTP 413)."""
+class RewardService:
+    """The ASGI app of ``rewardplug serve``: the reward route straight, the rest through FastAPI.
 
-    def __init__(self, message: str, status: int = 503):
-        super().__init__(message)
-        self.status = status
+    ``POST /get_reward`` and ``POST /`` are answered by :meth:`answer` without FastAPI's
+    middleware and dependency machinery -- in one-sample mode (OpenRLHF) every sample is a request
+    and that machinery was half of the server's time per request. Everything else (``/health``,
+    405s, 404s, the lifespan) goes to the FastAPI app, which also serves the reward route for
+    anyone who mounts ``service.fastapi`` in their own app. Attributes not defined here (``state``,
+    routes, ...) are the FastAPI app's.
+    """
 
-
-@dataclass
-class _Job:
-    samples: list[Sample]
-    future: asyncio.Future[list[Reward]]
-    arrived: float
-
-
-@dataclass
-class BatchStats:
-    """Counters for ``/health`` (and for tests that check that requests were batched)."""
-
-    requests: int = 0
-    samples: int = 0
-    batches: int = 0
-    rejected: int = 0
-    largest_batch_requests: int = 0
-    batch_sizes: collections.deque[int] = field(
-        default_factory=lambda: collections.deque(maxlen=1000)
-    )
-
-
-class MicroBatcher:
-    """Collects whole requests into batches of up to ``max_batch`` samples and scores them."""
+    ROUTES = ("/get_reward", "/")
 
     def __init__(
-        self, stack: Stack, max_batch: int = 256, max_wait_ms: float = 5.0, max_queue: int = 4096
+        self,
+        stack: Stack,
+        batcher: MicroBatcher,
+        assembler: GroupAssembler | None,
+        abstain_reward: float,
     ):
-        if max_batch < 1 or max_queue < 1 or max_wait_ms < 0:
-            raise ValueError("max_batch and max_queue must be >= 1 and max_wait_ms >= 0")
         self.stack = stack
-        self.max_batch = max_batch
-        self.max_wait = max_wait_ms / 1000.0
-        self.max_queue = max_queue
-        self.stats = BatchStats()
-        self._pending: collections.deque[_Job] = collections.deque()
-        self._admitted = 0  # samples accepted and not yet answered
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._wake: asyncio.Event | None = None
-        self._task: asyncio.Task[None] | None = None
+        self.batcher = batcher
+        self.assembler = assembler
+        self.abstain_reward = abstain_reward
+        self.warned = False
+        self._counter = iter(range(1, sys.maxsize))
+        self.fastapi: fastapi.FastAPI = None  # type: ignore[assignment]  # set by create_app
 
-    @property
-    def admitted(self) -> int:
-        """Samples accepted and not yet answered (queued or being scored)."""
-        return self._admitted
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.__dict__["fastapi"], name)
 
-    async def submit(self, samples: list[Sample]) -> list[Reward]:
-        """Score one request's samples as part of the next batch; raises :class:`Overloaded`."""
-        n = len(samples)
-        if n == 0:
-            return []
-        if n > self.max_queue:
-            self.stats.rejected += 1
-            raise Overloaded(
-                f"one request holds {n} samples but the server admits at most {self.max_queue} "
-                "at a time; send smaller requests or restart with a larger --max-queue",
-                413,
-            )
-        if self._admitted + n > self.max_queue:
-            self.stats.rejected += 1
-            raise Overloaded(
-                f"overloaded: {self._admitted} samples are waiting (limit {self.max_queue}); "
-                "retry shortly"
-            )
-        self._ensure_worker()
-        assert self._wake is not None
-        job = _Job(samples, asyncio.get_running_loop().create_future(), time.monotonic())
-        self._pending.append(job)
-        self._admitted += n
-        self.stats.requests += 1
-        self._wake.set()
-        try:
-            return await job.future
-        finally:
-            self._admitted -= n
-
-    def _ensure_worker(self) -> None:
-        loop = asyncio.get_running_loop()
-        if self._loop is not loop or self._task is None or self._task.done():
-            # A new event loop (tests, a restarted server) needs its own event and worker.
-            self._loop = loop
-            self._wake = asyncio.Event()
-            self._task = loop.create_task(self._run(), name="rewardplug-batcher")
-
-    async def stop(self) -> None:
-        """Cancel the worker (pending requests are answered with an error)."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        for job in self._pending:
-            if not job.future.done():
-                job.future.set_exception(RuntimeError("the server is shutting down"))
-        self._pending.clear()
-
-    async def _run(self) -> None:
-        assert self._wake is not None
-        while True:
-            while not self._pending:
-                self._wake.clear()
-                await self._wake.wait()
-            await self._fill()
-            jobs = self._take()
-            await self._score(jobs)
-
-    async def _fill(self) -> None:
-        """Wait until a batch is full or its oldest request has waited ``max_wait``."""
-        assert self._wake is not None
-        deadline = self._pending[0].arrived + self.max_wait
-        while sum(len(j.samples) for j in self._pending) < self.max_batch:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return
-            self._wake.clear()
-            try:
-                await asyncio.wait_for(self._wake.wait(), timeout=left)
-            except TimeoutError:
-                return
-
-    def _take(self) -> list[_Job]:
-        """Whole requests from the front of the queue, up to ``max_batch`` samples (at least one)."""
-        jobs: list[_Job] = []
-        size = 0
-        while self._pending:
-            n = len(self._pending[0].samples)
-            if jobs and size + n > self.max_batch:
-                break
-            jobs.append(self._pending.popleft())
-            size += n
-        return jobs
-
-    async def _score(self, jobs: list[_Job]) -> None:
-        live = [j for j in jobs if not j.future.done()]  # a client may have gone away
-        if not live:
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if (
+            scope["type"] == "http"
+            and scope["method"] == "POST"
+            and scope["path"] in self.ROUTES
+            and not scope.get("root_path")
+        ):
+            chunks = []
+            while True:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    return
+                chunks.append(message.get("body", b""))
+                if not message.get("more_body"):
+                    break
+            status, payload, headers = await self.answer(b"".join(chunks))
+            body = json.dumps(payload, separators=(",", ":")).encode()
+            raw_headers = [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                *((k.lower().encode(), v.encode()) for k, v in headers.items()),
+            ]
+            await send({"type": "http.response.start", "status": status, "headers": raw_headers})
+            await send({"type": "http.response.body", "body": body})
             return
-        batch = [s for j in live for s in j.samples]
-        self.stats.batches += 1
-        self.stats.samples += len(batch)
-        self.stats.batch_sizes.append(len(batch))
-        self.stats.largest_batch_requests = max(self.stats.largest_batch_requests, len(live))
+        await self.fastapi(scope, receive, send)
+
+    async def answer(self, raw: bytes) -> tuple[int, dict[str, Any], dict[str, str]]:
+        """Status, JSON payload and extra headers for one reward request body."""
         try:
-            rewards = await self.stack.ascore(batch)
-        except Exception as exc:  # answer every waiting request instead of killing the worker
-            for job in live:
-                if not job.future.done():
-                    job.future.set_exception(exc)
-            return
-        start = 0
-        for job in live:
-            end = start + len(job.samples)
-            if not job.future.done():
-                job.future.set_result(rewards[start:end])
-            start = end
+            body = json.loads(raw)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            return 400, {"error": f"malformed JSON body: {exc}"}, {}
+        grouped = self.assembler is not None
+        try:
+            samples, found = parse_request(
+                body, tag=f"r{next(self._counter)}", across_requests=grouped
+            )
+        except ProtocolError as exc:
+            return 422, {"error": str(exc)}, {}
+        try:
+            if self.assembler is not None:
+                rewards = await self.assembler.submit_many(samples)
+            else:
+                rewards = await self.batcher.submit(samples)
+        except AssemblerFull as exc:
+            return 503, {"error": str(exc)}, {"Retry-After": "1"}
+        except Overloaded as exc:
+            return (
+                exc.status,
+                {"error": str(exc)},
+                ({"Retry-After": "1"} if exc.status == 503 else {}),
+            )
+        except Exception as exc:
+            return 500, {"error": f"scoring failed: {type(exc).__name__}: {exc}"}, {}
+        if not grouped and not self.warned and rewards and all(r.group_size == 1 for r in rewards):
+            self.warned = True
+            log.warning(SINGLETON_WARNING)
+            print(f"rewardplug serve: warning: {SINGLETON_WARNING}", file=sys.stderr, flush=True)
+        return 200, build_response(rewards, found, self.abstain_reward), {}
+
+    def health(self) -> dict[str, Any]:
+        """What ``GET /health`` answers."""
+        s = self.batcher.stats
+        return {
+            "status": "ok",
+            "sources": list(self.stack.sources),
+            "admitted": self.batcher.admitted,
+            "max_queue": self.batcher.max_queue,
+            "max_batch": self.batcher.max_batch,
+            "requests": s.requests,
+            "samples": s.samples,
+            "batches": s.batches,
+            "rejected": s.rejected,
+            "largest_batch_requests": s.largest_batch_requests,
+            "single_member_groups_warning": self.warned,
+            "groups": None if self.assembler is None else _assembler_health(self.assembler),
+        }
 
 
 def create_app(
@@ -230,8 +171,8 @@ def create_app(
     abstain_reward: float = 0.0,
     group_size: int | None = None,
     group_timeout_s: float = 60.0,
-) -> fastapi.FastAPI:
-    """A FastAPI app serving ``stack`` (see module docstring).
+) -> RewardService:
+    """The ASGI app serving ``stack`` (see module docstring and :class:`RewardService`).
 
     :param max_batch: samples per scoring call (whole requests only; one large request may exceed it).
     :param max_wait_ms: how long the first request of a batch waits for company.
@@ -261,8 +202,7 @@ def create_app(
             max_wait_ms=max_wait_ms,
         )
     )
-    counter = iter(range(1, sys.maxsize))
-    warned: list[bool] = []
+    service = RewardService(stack, batcher, assembler, abstain_reward)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):  # type: ignore[no-untyped-def]
@@ -275,40 +215,11 @@ def create_app(
     app.state.stack = stack
     app.state.batcher = batcher
     app.state.assembler = assembler
-
-    def error(status: int, message: str, **headers: str) -> JSONResponse:
-        return JSONResponse({"error": message}, status_code=status, headers=headers or None)
+    service.fastapi = app
 
     async def get_reward(request: Request) -> JSONResponse:
-        raw = await request.body()
-        try:
-            body = json.loads(raw)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            return error(400, f"malformed JSON body: {exc}")
-        try:
-            samples, found = parse_request(
-                body, tag=f"r{next(counter)}", across_requests=assembler is not None
-            )
-        except ProtocolError as exc:
-            return error(422, str(exc))
-        try:
-            if assembler is not None:
-                rewards = await assembler.submit_many(samples)
-            else:
-                rewards = await batcher.submit(samples)
-        except AssemblerFull as exc:
-            return error(503, str(exc), **{"Retry-After": "1"})
-        except Overloaded as exc:
-            return error(
-                exc.status, str(exc), **({"Retry-After": "1"} if exc.status == 503 else {})
-            )
-        except Exception as exc:
-            return error(500, f"scoring failed: {type(exc).__name__}: {exc}")
-        if assembler is None and not warned and rewards and all(r.group_size == 1 for r in rewards):
-            warned.append(True)
-            log.warning(SINGLETON_WARNING)
-            print(f"rewardplug serve: warning: {SINGLETON_WARNING}", file=sys.stderr, flush=True)
-        return JSONResponse(build_response(rewards, found, abstain_reward))
+        status, payload, headers = await service.answer(await request.body())
+        return JSONResponse(payload, status_code=status, headers=headers or None)
 
     # Annotations are strings here (postponed evaluation) and fastapi/Request is not a module
     # global, so hand FastAPI the real class to recognise the request parameter.
@@ -318,23 +229,9 @@ def create_app(
 
     @app.get("/health")
     async def health() -> dict[str, Any]:
-        s = batcher.stats
-        return {
-            "status": "ok",
-            "sources": list(stack.sources),
-            "admitted": batcher.admitted,
-            "max_queue": batcher.max_queue,
-            "max_batch": batcher.max_batch,
-            "requests": s.requests,
-            "samples": s.samples,
-            "batches": s.batches,
-            "rejected": s.rejected,
-            "largest_batch_requests": s.largest_batch_requests,
-            "single_member_groups_warning": bool(warned),
-            "groups": None if assembler is None else _assembler_health(assembler),
-        }
+        return service.health()
 
-    return app
+    return service
 
 
 def _assembler_health(assembler: GroupAssembler) -> dict[str, Any]:

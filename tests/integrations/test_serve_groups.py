@@ -203,3 +203,21 @@ def test_openrlhf_client_one_sample_per_request_against_rewardplug_serve(tmp_pat
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+@pytest.mark.anyio
+async def test_the_fastapi_route_answers_like_the_fast_path():
+    service = create_app(load_stack(NOISY))
+    body = {"query": ["Q1: xxxx", "Q1: x", "Q1: xxxxxxxxxxxxx"], "prompts": ["Q1: "] * 3}
+    async with client(service) as fast, client(service.fastapi) as plain:
+        a = await fast.post("/get_reward", json=body)
+        b = await plain.post("/get_reward", json=body)
+        assert a.status_code == b.status_code == 200
+        assert a.json() == b.json()
+        bad_a = await fast.post("/", content=b"[")
+        bad_b = await plain.post("/", content=b"[")
+        assert bad_a.status_code == bad_b.status_code == 400
+        assert bad_a.json() == bad_b.json()
+        # everything else is FastAPI's
+        assert (await fast.get("/get_reward")).status_code == 405
+        assert (await fast.get("/health")).json()["sources"] == ["len"]

@@ -27,6 +27,8 @@ STACK = {
 PROMPTS = [p for p in ("P1 ", "P2 ", "P3 ") for _ in range(4)]
 COMPLETIONS = ["x" * n for n in (4, 5, 9, 20, 1, 2, 3, 12, 7, 7, 30, 31)]
 GOLD = [str(i) for i in range(12)]
+#: the stack of trl_two_processes.py
+STACK_TWO = STACK
 
 
 def _worker(rank: int, world: int, port: int, out_dir: str, asynchronous: bool) -> None:
@@ -97,3 +99,36 @@ def test_two_processes_get_the_single_process_rewards(tmp_path, asynchronous):
     for part in got:
         tiers = dict(part["logged"])["rewards/rewardplug/n_tiers/mean"]
         assert tiers > 1
+
+
+@pytest.mark.slow
+def test_a_real_grpo_trainer_on_two_processes(tmp_path):
+    """torchrun, 2 CPU processes, a real GRPOTrainer whose groups of 4 are split 2 | 2."""
+    import subprocess
+
+    pytest.importorskip("trl")
+    from rewardplug import load_stack
+
+    script = HERE / "trl_two_processes.py"
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(HERE.parents[1]), os.environ.get("PYTHONPATH", "")]),
+        "HF_HUB_OFFLINE": "1",
+        "WANDB_DISABLED": "true",
+        "OMP_NUM_THREADS": "1",
+    }
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2"]
+    cmd += ["--master_port", str(_free_port()), str(script), str(tmp_path)]
+    run = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=540)
+    assert run.returncode == 0, run.stderr[-3000:]
+    ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]
+    assert len(ranks[0]) == len(ranks[1]) == 2  # two steps, one reward call each per rank
+    single = load_stack(json.loads(json.dumps(STACK_TWO))).as_trl_reward()
+    for call0, call1 in zip(*ranks, strict=True):
+        # TRL gave each rank half of one prompt's 4 generations
+        assert len(set(call0["prompts"] + call1["prompts"])) == 1
+        whole = single(
+            prompts=call0["prompts"] + call1["prompts"],
+            completions=call0["completions"] + call1["completions"],
+        )
+        assert call0["rewards"] + call1["rewards"] == whole
