@@ -56,6 +56,8 @@ class Plan:
     atol: float = 0.0
     check_code: str | None = None
     unconverted: int = 0
+    #: results keep tuples apart from lists (assert-style tests compare Python values)
+    tuples: bool = False
 
     @property
     def total(self) -> int:
@@ -139,7 +141,7 @@ def _assert(tests: dict[str, Any]) -> Plan:
     if check is None or not check.args.args:
         raise TestsError("`tests.code` must define `check(candidate)`")
     name = check.args.args[0].arg
-    plan = Plan("assert", entry)
+    plan = Plan("assert", entry, tuples=True)
     remainder: list[ast.stmt] = []
     for stmt in check.body:
         case = _convert(stmt, name) if isinstance(stmt, ast.Assert) else None
@@ -197,7 +199,7 @@ def _expected(node: ast.expr) -> Any:
     if value is _NO:
         return _NO
     try:
-        return to_plain(value)
+        return to_plain(value, tuples=True)
     except TypeError:
         return _NO
 

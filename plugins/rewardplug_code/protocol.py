@@ -16,10 +16,21 @@ import math
 import pickle
 from typing import Any
 
-__all__ = ["Decoded", "decode", "encode_args", "equal", "loads", "stdout_equal", "to_plain"]
+__all__ = [
+    "Decoded",
+    "decode",
+    "encode_args",
+    "equal",
+    "loads",
+    "safe_text",
+    "stdout_equal",
+    "to_plain",
+]
 
 _MISSING = object()
 BIGINT = "__bigint__"
+#: how a tuple travels when tuples are kept apart from lists (assert-style tests)
+TUPLE = "__tuple__"
 
 
 class Decoded:
@@ -55,7 +66,7 @@ def decode(raw: Any) -> Decoded:
         return Decoded(error="malformed result")
     if "error" in obj:
         err = obj["error"]
-        return Decoded(error=err[:300] if type(err) is str else "malformed error")
+        return Decoded(error=safe_text(err) if type(err) is str else "malformed error")
     if "value" in obj:
         return Decoded(value=obj["value"])
     return Decoded(error="malformed result")
@@ -73,23 +84,34 @@ def _bigint_hook(obj: dict[str, Any]) -> Any:
     return obj
 
 
+def safe_text(text: Any, limit: int = 300) -> str:
+    """Text from the sandbox made safe to store and print: at most ``limit`` characters, lone
+    surrogates (valid in a JSON escape, not in UTF-8) shown as ``\\udXXX`` escapes."""
+    text = str(text)[:limit]
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def loads(text: str) -> Any:
     """``json.loads`` that understands the big-int encoding."""
     return json.loads(text, object_hook=_bigint_hook)
 
 
-def to_plain(value: Any) -> Any:
+def to_plain(value: Any, tuples: bool = False) -> Any:
     """A trusted literal (e.g. from a test's ``assert``) in the JSON form results arrive in.
 
-    Tuples become lists (as on the wire); anything else that is not JSON data raises TypeError.
+    Tuples become lists (as on the wire), or with ``tuples`` ``{"__tuple__": [...]}`` -- how the
+    worker sends tuples for assert-style tests, where ``(1, 2) != [1, 2]`` as in Python; anything
+    else that is not JSON data raises TypeError.
     """
     t = type(value)
     if value is None or t in (bool, int, float, str):
         return value
+    if t is tuple and tuples:
+        return {TUPLE: [to_plain(v, tuples) for v in value]}
     if t in (list, tuple):
-        return [to_plain(v) for v in value]
+        return [to_plain(v, tuples) for v in value]
     if t is dict and all(type(k) is str for k in value):
-        return {k: to_plain(v) for k, v in value.items()}
+        return {k: to_plain(v, tuples) for k, v in value.items()}
     raise TypeError(f"{t.__name__} values cannot be compared as plain data")
 
 
@@ -106,7 +128,10 @@ def equal(actual: Any, expected: Any, atol: float = 0.0) -> bool:
         if (ta is float and math.isnan(actual)) or (te is float and math.isnan(expected)):
             return False
         if atol > 0 and (ta is float or te is float):
-            return abs(actual - expected) <= atol or actual == expected
+            try:
+                return abs(actual - expected) <= atol or actual == expected
+            except OverflowError:  # an int beyond float range: never within atol of a float
+                return False
         return actual == expected
     if ta is not te:
         return False
@@ -127,7 +152,10 @@ def within(actual: Any, expected: Any, tol: float, inclusive: bool) -> bool:
     """``abs(actual - expected) < tol`` (or ``<=``) for plain non-bool numbers."""
     if type(actual) not in (int, float) or type(expected) not in (int, float):
         return False
-    diff = abs(actual - expected)
+    try:
+        diff = abs(actual - expected)
+    except OverflowError:  # an int beyond float range against a float
+        return False
     if math.isnan(diff):
         return False
     return diff <= tol if inclusive else diff < tol

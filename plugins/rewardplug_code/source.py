@@ -183,6 +183,7 @@ class TestCasesSource(RewardSource):
             "timeout": cfg.timeout_s,
             "load_timeout": cfg.timeout_s,
             "result_bytes": cfg.output_bytes,
+            "tuples": plan.tuples,
         }
         jobs = []
         if plan.cases and plan.kind == "stdio":
@@ -236,29 +237,35 @@ class TestCasesSource(RewardSource):
 
     def _compare_cases(self, plan: Plan, reply: dict[str, Any], n: int) -> list[str | None]:
         if reply.get("violation"):
-            return [f"protocol violation: {reply['violation']}"] * n
+            return [f"protocol violation: {protocol.safe_text(reply['violation'])}"] * n
         results, faults = reply.get("results"), reply.get("faults")
         if not isinstance(results, list) or not isinstance(faults, list) or len(results) != n:
             return ["protocol violation: wrong number of results"] * n
         out: list[str | None] = []
         for case, raw, fault in zip(plan.cases, results, faults, strict=True):
             if fault:
-                out.append(str(fault)[:300])
+                out.append(protocol.safe_text(fault))
                 continue
             got = protocol.decode(raw)
             if not got.ok:
                 out.append(got.error)
                 continue
-            out.append(None if _passes(case, got.value, plan.atol) else "wrong answer")
+            try:
+                passed = _passes(case, got.value, plan.atol)
+            except (ArithmeticError, RecursionError, ValueError, TypeError, MemoryError) as exc:
+                # a hostile value fails its own case; it never fails the batch
+                out.append(f"result could not be compared: {type(exc).__name__}")
+                continue
+            out.append(None if passed else "wrong answer")
         return out
 
     @staticmethod
     def _compare_check(reply: dict[str, Any]) -> list[str | None]:
         if reply.get("violation"):
-            return [f"protocol violation: {reply['violation']}"]
+            return [f"protocol violation: {protocol.safe_text(reply['violation'])}"]
         results, faults = reply.get("results") or [None], reply.get("faults") or [None]
         if faults[0]:
-            return [f"hardened check: {faults[0]}"]
+            return [f"hardened check: {protocol.safe_text(faults[0])}"]
         got = protocol.decode(results[0])
         if not got.ok:
             return [got.error]

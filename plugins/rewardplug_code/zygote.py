@@ -228,6 +228,11 @@ def plain(value, depth=0, tuples=False):
     if t is list or t is tuple:
         return [plain(v, depth + 1, tuples) for v in value]
     if t is dict:
+        if len(value) == 1 and (BIGINT in value or TUPLE in value):
+            # the wire's own markers: a dict shaped like one would decode as an int or a tuple
+            raise TypeError(
+                "a dict with a reserved key (%s) is not plain data" % (BIGINT + "|" + TUPLE)
+            )
         out = {}
         for k, v in dict.items(value):
             if type(k) is not str:
@@ -275,6 +280,7 @@ def child_call(job, start, wfd):
     cases = job["cases"]
     loads, b64decode = pickle.loads, base64.b64decode  # bound before the candidate can patch them
     cap = job["result_bytes"]
+    tuples = bool(job.get("tuples"))  # assert-style tests: a tuple is not a list
     try:
         fn = load_entry_point(job)
     except BaseException as exc:
@@ -284,7 +290,7 @@ def child_call(job, start, wfd):
     for i in range(start, len(cases)):
         args, kwargs = loads(b64decode(cases[i]))
         try:
-            payload, marker = ok_payload(fn(*args, **kwargs), cap), b"P"
+            payload, marker = ok_payload(fn(*args, **kwargs), cap, tuples), b"P"
         except BaseException as exc:
             payload, marker = err_payload(describe(exc)), b"F"
         write_all(wfd, frame(marker, payload))
@@ -367,6 +373,10 @@ def child_check(job, start, wfd, limits, bpf):
     namespace = {"__name__": "__check__", "__builtins__": __builtins__}
     try:
         exec(compile(job["check_code"], "<tests>", "exec"), namespace)
+        # HumanEval's harness runs the test next to the solution, so a test may call the entry
+        # point by its name (HumanEval/33 does): that name is the candidate too -- set after
+        # the prelude (the prompt), whose own stub of the function would otherwise answer.
+        namespace[job["entry_point"]] = candidate
         namespace["check"](candidate)
         payload = json.dumps({"value": True}).encode()
     except BaseException as exc:

@@ -109,3 +109,36 @@ def test_codet_verdicts_agree_with_humaneval_check(he_folder):
     ]
     # Our verdict never passes code that HumanEval's check fails.
     assert not any(a and not b for a, b in zip(ours, verdicts, strict=True))
+
+
+def _humaneval_rows(he_folder):
+    with gzip.open(he_folder / "HumanEval.jsonl.gz", "rt") as fh:
+        return list(map(json.loads, fh))
+
+
+@pytest.mark.slow
+def test_all_164_canonical_solutions_pass_their_own_assert_tests(he_folder, humaneval_source):
+    """HumanEval's own ``test`` as ``kind: assert``: every canonical solution scores 1.0, and an
+    answer that returns a constant never passes."""
+    rows = _humaneval_rows(he_folder)
+    assert len(rows) == 164
+
+    def batch(body_of):
+        return [
+            Sample(
+                prompt=r["prompt"],
+                response=body_of(r),
+                group=r["task_id"],
+                tests={"kind": "assert", "entry_point": r["entry_point"], "code": r["test"]},
+            )
+            for r in rows
+        ]
+
+    canonical = humaneval_source.score(batch(lambda r: r["canonical_solution"]))
+    below = {r["task_id"]: s.detail for r, s in zip(rows, canonical, strict=True) if s.value != 1.0}
+    assert not below
+    wrong = humaneval_source.score(batch(lambda r: "    return object()\n"))
+    assert all(s.status == "ok" for s in wrong)
+    assert [r["task_id"] for r, s in zip(rows, wrong, strict=True) if s.value != 0.0] == []
+    text = humaneval_source.score(batch(lambda r: "    return 'wrong'\n"))
+    assert [r["task_id"] for r, s in zip(rows, text, strict=True) if s.value == 1.0] == []

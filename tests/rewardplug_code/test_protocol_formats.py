@@ -92,7 +92,9 @@ def check(candidate):
     plan = parse_tests({"kind": "assert", "entry_point": "f", "code": code})
     assert [c.compare for c in plan.cases] == ["eq", "eq", "tol", "eq", "falsy", "truthy"]
     first = plan.cases[0]
-    assert first.args == ([1, 2],) and first.kwargs == {"k": 3} and first.expected == [1, 2]
+    # a tuple literal stays a tuple: HumanEval's check fails a list where it asserts a tuple
+    assert first.args == ([1, 2],) and first.kwargs == {"k": 3}
+    assert first.expected == {"__tuple__": [1, 2]}
     assert plan.cases[2].inclusive and plan.cases[2].tol == 0.01
     assert plan.unconverted == 2 and plan.total == 7
     assert "range(3)" in plan.check_code and "== (1, 2)" not in plan.check_code
