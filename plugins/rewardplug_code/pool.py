@@ -22,6 +22,7 @@ import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import Future
+from pathlib import Path
 from typing import Any
 
 from rewardplug_code import sandbox
@@ -29,6 +30,8 @@ from rewardplug_code import sandbox
 __all__ = ["Pool", "Worker", "WorkerError"]
 
 _REPLY_CAP = 256 * 2**20
+#: tasks of a worker besides the candidate's: bwrap and its init, zygote, supervisor, child
+PIDS_OVERHEAD = 8
 _START_TIMEOUT = 30.0
 
 
@@ -44,6 +47,7 @@ class Worker:
         self.limits = limits
         self.tmp_mb = tmp_mb
         self.proc: subprocess.Popen[bytes] | None = None
+        self.cgroup: Path | None = None
 
     def start(self) -> None:
         """Start the sandbox and wait for the zygote's ready message."""
@@ -51,6 +55,13 @@ class Worker:
             cmd, opts = sandbox.bwrap_command(self.tmp_mb), {"env": {}}
         else:
             cmd, opts = sandbox.fallback_command()
+        # every task of the worker counts: the sandbox's own few plus the candidate's
+        self.cgroup = sandbox.make_pids_cgroup(self.limits.processes + PIDS_OVERHEAD)
+        if self.cgroup is not None:
+            if "user" in opts:  # the fallback's worker moves itself in as that user
+                with contextlib.suppress(OSError):
+                    os.chown(self.cgroup / "cgroup.procs", opts["user"], opts["group"])  # type: ignore[arg-type]
+            cmd = sandbox.in_cgroup(cmd, self.cgroup)
         bpf = sandbox.seccomp_bpf(self.level != sandbox.LEVEL_BWRAP)
         try:
             self.proc = subprocess.Popen(
@@ -98,6 +109,13 @@ class Worker:
                 stream.close()  # type: ignore[union-attr]
         with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(timeout=5)
+        cgroup, self.cgroup = self.cgroup, None
+        if cgroup is not None:
+            with contextlib.suppress(OSError):  # anything left in it (the fallback has no PID ns)
+                for pid in (cgroup / "cgroup.procs").read_text().split():
+                    with contextlib.suppress(OSError):
+                        os.kill(int(pid), signal.SIGKILL)
+            sandbox.remove_cgroup(cgroup)
 
     def _send(self, obj: dict[str, Any]) -> None:
         assert self.proc is not None and self.proc.stdin is not None
@@ -143,6 +161,10 @@ class Pool:
 
     def __init__(self, level: str, limits: sandbox.Limits, size: int, tmp_mb: int = 16):
         self.level = level
+        #: what ``detail.isolation`` reports: the level, and the task limit in force
+        self.isolation = level + (
+            "+pids.max" if sandbox.pids_cgroup_root() is not None else "+rlimit-nproc"
+        )
         self.workers = [Worker(level, limits, tmp_mb) for _ in range(max(1, size))]
         self._todo: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._threads: list[threading.Thread] = []

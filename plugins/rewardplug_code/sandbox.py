@@ -29,6 +29,7 @@ import sys
 import sysconfig
 import tempfile
 import threading
+import time
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -43,92 +44,172 @@ LEVEL_FALLBACK = "rlimits+seccomp"
 LEVEL_LANDLOCK = "rlimits+seccomp+landlock"
 LEVEL_RLIMITS = "rlimits"
 
-# Syscalls no test needs and every escape wants (EPERM, so the code sees an ordinary error).
-_DENY = [
-    "socket",
-    "socketpair",
-    "connect",
-    "bind",
-    "listen",
-    "accept",
-    "accept4",
-    "ptrace",
-    "process_vm_readv",
-    "process_vm_writev",
-    "kill",
-    "tkill",
-    "tgkill",
-    "fork",
-    "vfork",
-    "execve",
-    "execveat",
-    "setsid",
-    "setpgid",
-    "mount",
-    "umount2",
-    "unshare",
-    "setns",
-    "chroot",
-    "pivot_root",
-    "keyctl",
-    "add_key",
-    "request_key",
-    "bpf",
-    "perf_event_open",
-    "userfaultfd",
-    "io_uring_setup",
-    "kexec_load",
-    "init_module",
-    "finit_module",
-    "delete_module",
-    "reboot",
-    "swapon",
-    "swapoff",
-    "acct",
-    "setuid",
-    "setgid",
-    "setreuid",
-    "setregid",
-    "setresuid",
-    "setresgid",
-    "personality",
-    "quotactl",
-    "name_to_handle_at",
-    "open_by_handle_at",
-    "pidfd_open",
-    "pidfd_send_signal",
-    "pidfd_getfd",
-]
-# Extra denials for the fallback level, where the real file system is visible.
-_DENY_WRITES = [
-    "creat",
-    "unlink",
-    "unlinkat",
-    "rename",
-    "renameat",
-    "renameat2",
-    "mkdir",
-    "mkdirat",
-    "rmdir",
-    "link",
-    "linkat",
-    "symlink",
-    "symlinkat",
-    "chmod",
-    "fchmod",
-    "fchmodat",
-    "chown",
-    "fchown",
-    "lchown",
-    "fchownat",
-    "truncate",
-    "utime",
-    "utimes",
-    "utimensat",
-    "futimesat",
-    "mknod",
-    "mknodat",
-]
+# The seccomp filter is an allow-list (the model of nsjail's and Chromium's sandboxes): a child
+# may make only the system calls a pure-Python computation needs, each listed with why; every
+# other call fails with EPERM, so the candidate sees an ordinary error. Not on it, on purpose:
+# anything that sends a signal (kill, tkill, tgkill, rt_sigqueueinfo, rt_tgsigqueueinfo,
+# pidfd_*), changes a limit or a priority (setrlimit, prlimit64 with a new limit, setpriority,
+# sched_set*), traces or reads other processes (ptrace, process_vm_*, kcmp), creates processes
+# (fork, vfork, clone without CLONE_THREAD, execve), or touches namespaces, mounts, keys, BPF,
+# sockets, io_uring, perf, users and capabilities.
+_ALLOW = {
+    # memory: the allocator and mmap'd modules
+    "brk": "heap",
+    "mmap": "allocator, extension modules",
+    "munmap": "allocator",
+    "mremap": "allocator",
+    "mprotect": "allocator, loader",
+    "madvise": "allocator",
+    "mincore": "allocator",
+    # reading files: imports, open() of readable files (writes: see _WRITE_FLAGS below)
+    "read": "pipes, files",
+    "pread64": "files",
+    "readv": "files",
+    "preadv": "files",
+    "preadv2": "files",
+    "openat": "open() (write flags denied at the fallback level)",
+    "open": "open() on older libcs",
+    "close": "files",
+    "close_range": "subprocess-free cleanup",
+    "fstat": "files",
+    "newfstatat": "os.stat, imports",
+    "stat": "os.stat",
+    "lstat": "os.lstat",
+    "statx": "os.stat",
+    "lseek": "files",
+    "access": "os.access",
+    "faccessat": "os.access",
+    "faccessat2": "os.access",
+    "getdents64": "os.listdir, import path scans",
+    "getcwd": "os.getcwd",
+    "readlink": "os.readlink",
+    "readlinkat": "os.readlink",
+    "dup": "fds",
+    "dup2": "fds",
+    "dup3": "fds",
+    "pipe": "os.pipe",
+    "pipe2": "os.pipe",
+    "memfd_create": "stdio tests' stdin/stdout buffers",
+    "fadvise64": "file reads",
+    "fsync": "harmless",
+    "fdatasync": "harmless",
+    # writing: the result pipe, stdout/stderr (to /dev/null), memfds
+    "write": "result frames, print",
+    "writev": "print",
+    "pwrite64": "files",
+    # signals, only to itself: handlers, masks, alarms
+    "rt_sigaction": "signal.signal",
+    "rt_sigprocmask": "signal masks, threads",
+    "rt_sigreturn": "return from a handler",
+    "sigaltstack": "faulthandler, threads",
+    "rt_sigsuspend": "signal.pause",
+    "rt_sigtimedwait": "signal.sigtimedwait",
+    "rt_sigpending": "signal.sigpending",
+    "alarm": "signal.alarm (its own process)",
+    "setitimer": "signal.setitimer (its own process)",
+    "getitimer": "signal.getitimer",
+    # time and sleeping
+    "clock_gettime": "time",
+    "clock_getres": "time",
+    "gettimeofday": "time",
+    "time": "time",
+    "nanosleep": "time.sleep",
+    "clock_nanosleep": "time.sleep",
+    "times": "os.times",
+    "getrusage": "resource.getrusage",
+    # threads (clone is allowed only with CLONE_THREAD, below)
+    "futex": "locks",
+    "set_robust_list": "threads",
+    "get_robust_list": "threads",
+    "set_tid_address": "threads",
+    "rseq": "threads (glibc)",
+    "gettid": "threads",
+    "sched_yield": "threads",
+    "sched_getaffinity": "os.cpu_count",
+    "arch_prctl": "thread TLS",
+    "membarrier": "runtime barriers",
+    # waiting on descriptors (selectors, asyncio without sockets)
+    "select": "select",
+    "pselect6": "select",
+    "poll": "select.poll",
+    "ppoll": "select.poll",
+    "epoll_create1": "selectors",
+    "epoll_ctl": "selectors",
+    "epoll_wait": "selectors",
+    "epoll_pwait": "selectors",
+    "eventfd2": "event loops",
+    # who and where am I (read-only)
+    "getpid": "os.getpid",
+    "getppid": "os.getppid",
+    "getuid": "os.getuid",
+    "geteuid": "os.geteuid",
+    "getgid": "os.getgid",
+    "getegid": "os.getegid",
+    "getgroups": "os.getgroups",
+    "getresuid": "os.getresuid",
+    "getresgid": "os.getresgid",
+    "getpgrp": "os.getpgrp",
+    "getpgid": "os.getpgid",
+    "getsid": "os.getsid",
+    "uname": "platform",
+    "sysinfo": "os.sysinfo",
+    "getrandom": "random, hashing",
+    "getrlimit": "resource.getrlimit",
+    "getpriority": "os.getpriority",
+    "sched_getparam": "os.sched_getparam",
+    "sched_getscheduler": "os.sched_getscheduler",
+    "wait4": "os.wait (there are no children)",
+    "waitid": "os.waitid (no children)",
+    # leaving
+    "exit": "thread exit",
+    "exit_group": "process exit",
+}
+# Extra calls at the bubblewrap level, whose file system is a private, size-limited tmpfs.
+_ALLOW_WRITES = {
+    "unlink": "temporary files",
+    "unlinkat": "temporary files",
+    "rename": "temporary files",
+    "renameat": "temporary files",
+    "renameat2": "temporary files",
+    "mkdir": "temporary dirs",
+    "mkdirat": "temporary dirs",
+    "rmdir": "temporary dirs",
+    "ftruncate": "temporary files",
+    "truncate": "temporary files",
+    "fchmod": "temporary files",
+    "chmod": "temporary files",
+    "fchmodat": "temporary files",
+    "utimensat": "temporary files",
+}
+# ioctl only for the requests Python's io module makes (isatty, close-on-exec, non-blocking)
+_IOCTLS = {
+    "TCGETS": 0x5401,
+    "TIOCGWINSZ": 0x5413,
+    "FIONREAD": 0x541B,
+    "FIONBIO": 0x5421,
+    "FIONCLEX": 0x5450,
+    "FIOCLEX": 0x5451,
+}
+# fcntl only for fd flags, duplication and locks: F_SETOWN/F_SETSIG would let a file's I/O signal
+# another process (SIGIO), F_SETLEASE/F_NOTIFY signal this one from outside
+_FCNTLS = {
+    "F_DUPFD": 0,
+    "F_GETFD": 1,
+    "F_SETFD": 2,
+    "F_GETFL": 3,
+    "F_SETFL": 4,
+    "F_GETLK": 5,
+    "F_SETLK": 6,
+    "F_SETLKW": 7,
+    "F_OFD_GETLK": 36,
+    "F_OFD_SETLK": 37,
+    "F_OFD_SETLKW": 38,
+    "F_DUPFD_CLOEXEC": 1030,
+    "F_GETPIPE_SZ": 1032,
+    "F_ADD_SEALS": 1033,
+    "F_GET_SEALS": 1034,
+}
+_PRLIMIT64 = "prlimit64"  # resource.getrlimit: allowed only with new_limit == NULL (reads)
 _CLONE_THREAD = 0x00010000
 _WRITE_FLAGS = (os.O_WRONLY, os.O_RDWR, os.O_CREAT, os.O_TRUNC, os.O_APPEND)
 
@@ -150,6 +231,7 @@ class Limits:
         self.cpu_seconds = cpu_seconds
         self.output_bytes = output_bytes
         self.read_only = read_only
+        self.processes = 64
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -158,33 +240,49 @@ class Limits:
             "cpu_seconds": self.cpu_seconds,
             "file_bytes": self.output_bytes,
             "open_files": 64,
-            "processes": 64,
+            "processes": self.processes,
         }
 
 
 @cache
 def seccomp_bpf(deny_writes: bool) -> bytes | None:
-    """The deny-list filter as raw BPF, or None when libseccomp/pyseccomp is unavailable."""
+    """The allow-list filter as raw BPF, or None when libseccomp/pyseccomp is unavailable.
+
+    ``deny_writes`` (the fallback level, where the real file system is visible): no file may be
+    opened for writing and no directory entry changed.
+    """
     try:
         import pyseccomp as sc
     except (ImportError, OSError) as exc:  # the Python binding or libseccomp.so is missing
         log.warning("seccomp unavailable (%s); children get rlimits only", exc)
         return None
-    flt = sc.SyscallFilter(sc.ALLOW)
     eperm = sc.ERRNO(errno.EPERM)
-    names = _DENY + (_DENY_WRITES if deny_writes else [])
-    for name in names:
+    flt = sc.SyscallFilter(eperm)
+    allowed = dict(_ALLOW)
+    if not deny_writes:
+        allowed.update(_ALLOW_WRITES)
+    for name in allowed:
+        if name in ("openat", "open") and deny_writes:
+            continue  # below, with their flags checked
         with contextlib.suppress(OSError, ValueError):  # a syscall this arch does not have
-            flt.add_rule(eperm, name)
-    # Threads are fine, new processes are not: clone without CLONE_THREAD is denied.
-    flt.add_rule(eperm, "clone", sc.Arg(0, sc.MASKED_EQ, _CLONE_THREAD, 0))
+            flt.add_rule(sc.ALLOW, name)
+    if deny_writes:
+        # open only when no write flag is set: flags & (O_WRONLY|O_RDWR|O_CREAT|O_TRUNC|O_APPEND)
+        write_mask = 0
+        for flag in _WRITE_FLAGS:
+            write_mask |= flag
+        flt.add_rule(sc.ALLOW, "openat", sc.Arg(2, sc.MASKED_EQ, write_mask, 0))
+        with contextlib.suppress(OSError, ValueError):
+            flt.add_rule(sc.ALLOW, "open", sc.Arg(1, sc.MASKED_EQ, write_mask, 0))
+    for request in _IOCTLS.values():
+        flt.add_rule(sc.ALLOW, "ioctl", sc.Arg(1, sc.EQ, request))
+    for command in _FCNTLS.values():
+        flt.add_rule(sc.ALLOW, "fcntl", sc.Arg(1, sc.EQ, command))
+    flt.add_rule(sc.ALLOW, _PRLIMIT64, sc.Arg(2, sc.EQ, 0))
+    # Threads are fine, new processes are not: clone needs CLONE_THREAD.
+    flt.add_rule(sc.ALLOW, "clone", sc.Arg(0, sc.MASKED_EQ, _CLONE_THREAD, _CLONE_THREAD))
     # clone3 takes its flags in memory seccomp cannot read: ENOSYS makes libc fall back to clone.
     flt.add_rule(sc.ERRNO(errno.ENOSYS), "clone3")
-    if deny_writes:
-        for flag in _WRITE_FLAGS:
-            flt.add_rule(eperm, "openat", sc.Arg(2, sc.MASKED_EQ, flag, flag))
-            flt.add_rule(eperm, "open", sc.Arg(1, sc.MASKED_EQ, flag, flag))
-        flt.add_rule(eperm, "openat2")
     with tempfile.TemporaryFile() as fh:
         flt.export_bpf(fh)
         fh.seek(0)
@@ -258,6 +356,85 @@ def _world_executable(path: str) -> bool:
         return bool(p.stat().st_mode & 0o001) and all(d.stat().st_mode & 0o001 for d in p.parents)
     except OSError:
         return False
+
+
+# ---------------------------------------------------------------- process and thread limit
+
+# RLIMIT_NPROC does nothing for a task whose user is root outside every user namespace (the
+# fallback as root, and bubblewrap started by root, whose uid 65534 maps to root outside), so a
+# candidate could start any number of threads. A cgroup's pids.max counts every task (threads
+# included) of everything started in it, whatever the uid: each worker gets its own.
+_PIDS_V1 = Path("/sys/fs/cgroup/pids")
+_CG_UNIFIED = Path("/sys/fs/cgroup")
+_cg_counter = iter(range(1, 1 << 62))
+
+
+@cache
+def pids_cgroup_root() -> Path | None:
+    """A cgroup folder under which this process may create pids-limited cgroups, or None."""
+    candidates = []
+    if (_PIDS_V1 / "cgroup.procs").exists():
+        candidates.append(_PIDS_V1)
+    controllers = _CG_UNIFIED / "cgroup.controllers"
+    if controllers.exists():
+        with contextlib.suppress(OSError):
+            own = Path("/proc/self/cgroup").read_text().splitlines()
+            path = next((line[3:] for line in own if line.startswith("0::")), None)
+            if (
+                path is not None
+                and "pids"
+                in (_CG_UNIFIED / path.lstrip("/") / "cgroup.subtree_control").read_text()
+            ):
+                candidates.append(_CG_UNIFIED / path.lstrip("/"))
+    for root in candidates:
+        probe = root / f"rewardplug-probe-{os.getpid()}"
+        try:
+            probe.mkdir()
+            (probe / "pids.max").write_text("8")
+            return root
+        except OSError:
+            continue
+        finally:
+            with contextlib.suppress(OSError):
+                probe.rmdir()
+    return None
+
+
+def make_pids_cgroup(limit: int) -> Path | None:
+    """A new cgroup whose tasks (processes and threads) are capped at ``limit``, or None."""
+    root = pids_cgroup_root()
+    if root is None:
+        return None
+    path = root / f"rewardplug-{os.getpid()}-{next(_cg_counter)}"
+    try:
+        path.mkdir()
+        (path / "pids.max").write_text(str(limit))
+    except OSError as exc:
+        log.warning("could not create a pids cgroup at %s (%s)", path, exc)
+        remove_cgroup(path)
+        return None
+    return path
+
+
+def in_cgroup(cmd: list[str], cgroup: Path) -> list[str]:
+    """``cmd``, started inside ``cgroup``: a shell moves itself in, then execs the command (so
+    nothing of the worker ever runs outside it)."""
+    return ["/bin/sh", "-c", 'echo $$ > "$0/cgroup.procs" && exec "$@"', str(cgroup), *cmd]
+
+
+def remove_cgroup(path: Path | None) -> None:
+    """Remove a worker's cgroup once its tasks are gone (best effort, a few tries)."""
+    if path is None:
+        return
+    for _ in range(50):
+        try:
+            path.rmdir()
+            return
+        except FileNotFoundError:
+            return
+        except OSError:
+            time.sleep(0.02)
+    log.warning("could not remove the cgroup %s", path)
 
 
 _probe_lock = threading.Lock()

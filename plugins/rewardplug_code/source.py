@@ -170,10 +170,12 @@ class TestCasesSource(RewardSource):
             broken = [r for r in got if not isinstance(r, dict) or "machinery" in r]
             if broken:
                 why = broken[0] if isinstance(broken[0], WorkerError) else broken[0]["machinery"]
-                scores[i] = Score.abstain(f"sandbox machinery failed: {why}", isolation=pool.level)
+                scores[i] = Score.abstain(
+                    f"sandbox machinery failed: {why}", isolation=pool.isolation
+                )
                 continue
             outcomes = self._decide(plan, got)
-            scores[i] = self._verdicts(samples[i], plan, outcomes, isolation=pool.level)
+            scores[i] = self._verdicts(samples[i], plan, outcomes, isolation=pool.isolation)
 
     def _jobs(self, plan: Plan, code: str, sample: Sample) -> list[dict[str, Any]]:
         cfg = self.config

@@ -174,10 +174,12 @@ def harden(limits, bpf):
         ("RLIMIT_CORE", 0),
         ("RLIMIT_NPROC", limits["processes"]),
     ):
-        try:
-            resource.setrlimit(getattr(resource, name), (value, value))
-        except (ValueError, OSError):
-            pass  # e.g. NPROC above the hard limit: the other layers still hold
+        res = getattr(resource, name)
+        hard = resource.getrlimit(res)[1]
+        if hard != resource.RLIM_INFINITY:
+            value = min(value, hard)  # a limit can always be lowered, never raised
+        # a failure is not ignored: a child without its limits must not run the candidate
+        resource.setrlimit(res, (value, value))
     # Oversized writes must fail with EFBIG instead of killing the harness mid-report.
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     drop_capabilities()

@@ -20,7 +20,11 @@ def test_pass_rate_is_the_fraction_of_cases(source):
     assert scores[0].value == 0.75
     assert scores[0].detail["failures"] == [{"case": 2, "reason": "ValueError: negative"}]
     assert scores[1].value == 0.5
-    assert all(s.detail["isolation"] in ("bwrap", "rlimits+seccomp") for s in scores)
+    assert all(
+        s.detail["isolation"].split("+pids")[0].split("+rlimit")[0]
+        in ("bwrap", "rlimits+seccomp", "rlimits+seccomp+landlock")
+        for s in scores
+    )
 
 
 def test_cases_after_a_failure_still_run_in_a_fresh_child(source):
