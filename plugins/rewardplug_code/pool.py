@@ -87,7 +87,13 @@ class Worker:
         if self.proc is None or self.proc.poll() is not None:
             self.start()
         try:
-            self._send(job)
+            if "check_code" in job:
+                # Two messages: the supervisor forks the candidate's process between them, so
+                # that process never holds the tests (see zygote.start_candidate).
+                self._send({k: v for k, v in job.items() if k != "check_code"})
+                self._send({"check_code": job["check_code"]})
+            else:
+                self._send(job)
             reply = self._recv(time.monotonic() + backstop_s)
         except (OSError, WorkerError) as exc:
             self.kill()

@@ -13,6 +13,17 @@ pipe; the supervisor enforces wall-clock deadlines (SIGKILL of the child's proce
 output, and relays the raw frames. Nothing here sees expected values or decides a verdict: the
 trusted parent does.
 
+**The candidate never holds the tests.** Expected values of ``call``/``stdio`` cases never enter
+the sandbox. A hardened ``check`` (assert-style test code that could not be converted) arrives in
+a second message: the supervisor first forks the process that will answer ``candidate(...)``
+calls (:func:`start_candidate`), then reads the test code and forks the checker that runs it.
+So no process running candidate code -- by its frames, ``gc``, ``/proc/self/mem`` or inherited
+heap -- can find the tests or their values. ``tests/rewardplug_code/test_sandbox_exploits.py``
+checks this at both isolation levels.
+
+A submission's results together are capped (``TOTAL_RESULT_BYTES``): beyond it the remaining
+cases fail, so a flood of large results is the submission's 0, never a broken reply.
+
 Frames (child -> zygote): 4-byte big-endian length, 1-byte marker, payload.
 ``L`` candidate loaded; ``P`` one case's result, child goes on; ``F`` one case's result, child
 exits (a fresh child takes the next case); ``A`` every remaining case fails with this payload.
@@ -68,6 +79,7 @@ MAX_ERROR = 300
 BIG = 10**4000
 BIGINT = "__bigint__"
 EXIT_EOF = 3
+TOTAL_RESULT_BYTES = 64 * 2**20
 TUPLE = "__tuple__"
 
 
@@ -342,22 +354,15 @@ def child_stdio(job, start, wfd):
     os._exit(0)
 
 
-def child_check(job, start, wfd, limits, bpf):
-    """Trusted checker: runs the test code; the candidate lives in a separate grandchild.
+def child_check(job, start, wfd, limits, bpf, candidate_fds):
+    """Trusted checker: runs the test code; the candidate lives in a separate process.
 
-    Every ``candidate(...)`` call crosses a strict JSON boundary, so the test code compares plain
-    data the candidate cannot forge, and the candidate never sees the test code or its values.
+    That process (see :func:`start_candidate`) was forked by the supervisor *before* the test
+    code was read, so neither its memory nor anything it can reach holds the tests or their
+    values. Every ``candidate(...)`` call crosses a strict JSON boundary, so the test code
+    compares plain data the candidate cannot forge.
     """
-    req_r, req_w = os.pipe()
-    resp_r, resp_w = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        isolate_fds((req_r, resp_w))
-        harden(limits, bpf)
-        serve_candidate(job, req_r, resp_w)
-        os._exit(0)
-    os.close(req_r)
-    os.close(resp_w)
+    req_w, resp_r = candidate_fds
     harden(limits, bpf)
     timeout = job["timeout"]
 
@@ -385,6 +390,32 @@ def child_check(job, start, wfd, limits, bpf):
         payload = err_payload("check failed: " + describe(exc))
     write_all(wfd, frame(b"P", payload))
     os._exit(0)
+
+
+def start_candidate(job, limits, bpf):
+    """Fork the process that answers a hardened check's ``candidate(...)`` calls.
+
+    Called by the supervisor before it reads the test code (the job's second message): the
+    invariant is that the candidate's process never holds the tests.
+    """
+    req_r, req_w = os.pipe()
+    resp_r, resp_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.setpgid(0, 0)
+            isolate_fds((req_r, resp_w))
+            harden(limits, bpf)
+            serve_candidate(job, req_r, resp_w)
+        finally:
+            os._exit(0)
+    os.close(req_r)
+    os.close(resp_w)
+    try:
+        os.setpgid(pid, pid)
+    except OSError:
+        pass
+    return pid, req_w, resp_r
 
 
 def read_reply(fd, deadline, cap):
@@ -451,15 +482,15 @@ def serve_candidate(job, req_r, resp_w):
 # ---------------------------------------------------------------- zygote side
 
 
-def spawn(job, start, limits, bpf):
+def spawn(job, start, limits, bpf, candidate_fds=None):
     rfd, wfd = os.pipe()
     pid = os.fork()
     if pid == 0:
         try:
             os.setpgid(0, 0)
-            isolate_fds((wfd,))
+            isolate_fds((wfd, *(candidate_fds or ())))
             if job["mode"] == "check":
-                child_check(job, start, wfd, limits, bpf)
+                child_check(job, start, wfd, limits, bpf, candidate_fds)
             harden(limits, bpf)
             if job["mode"] == "call":
                 child_call(job, start, wfd)
@@ -509,13 +540,16 @@ def exit_text(status):
     return "child exited (status %d) before returning a result" % os.WEXITSTATUS(status)
 
 
-def run_job(job, limits, bpf):
+def run_job(job, limits, bpf, candidate_fds=None):
     n = job["n"]
     results = [None] * n
     faults = [None] * n
     per_case = job["timeout"]
     total_deadline = time.monotonic() + job["total_timeout"]
     cap = job["result_bytes"] + 16
+    # All results of a job together stay far below what the parent accepts in one reply, so a
+    # submission that returns huge values fails its cases (a 0) instead of breaking the reply.
+    budget = job.get("total_result_bytes", TOTAL_RESULT_BYTES)
     one_per_child = job["mode"] != "call"
     i = 0
     while i < n:
@@ -523,7 +557,7 @@ def run_job(job, limits, bpf):
             for k in range(i, n):
                 faults[k] = "not run: the submission's total time budget was spent"
             break
-        pid, rfd = spawn(job, i, limits, bpf)
+        pid, rfd = spawn(job, i, limits, bpf, candidate_fds)
         k, buf, loaded, restart_at = i, b"", job["mode"] != "call", None
         deadline = min(time.monotonic() + per_case + job["load_timeout"], total_deadline)
         while restart_at is None:
@@ -566,8 +600,15 @@ def run_job(job, limits, bpf):
                     # Results before the harness has loaded the code were not made by it.
                     return {"violation": "unexpected frame from the child"}, pid, rfd
                 if marker == b"A":
+                    text = payload.decode("ascii", "replace")
                     for j in range(k, n):
-                        results[j] = payload.decode("ascii", "replace")
+                        results[j] = text
+                    restart_at = n
+                    break
+                budget -= len(payload)
+                if budget < 0:
+                    for j in range(k, n):
+                        faults[j] = "results exceed the submission's total size budget"
                     restart_at = n
                     break
                 results[k] = payload.decode("ascii", "replace")
@@ -590,12 +631,20 @@ def supervise(inp, out, limits, bpf):
     job = read_msg(inp)
     if job is None:
         os._exit(EXIT_EOF)
+    candidate = None
     try:
-        reply, pid, rfd = run_job(job, limits, bpf)
+        if job.get("mode") == "check":
+            # Fork the candidate's process first, then read the tests (the second message).
+            candidate = start_candidate(job, limits, bpf)
+            job["check_code"] = read_msg(inp)["check_code"]
+        reply, pid, rfd = run_job(job, limits, bpf, candidate and candidate[1:])
         if pid is not None:
             kill(pid, rfd)
     except Exception as exc:  # machinery failure: the parent makes the sample abstain
         reply = {"machinery": describe(exc)}
+    if candidate is not None:
+        os.close(candidate[1])
+        kill(candidate[0], candidate[2])
     reply["id"] = job["id"]
     send_msg(out, reply)
     reap()  # after replying: the teardown of killed children overlaps the parent's work
