@@ -25,7 +25,7 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
-from rewardplug_code import sandbox
+from rewardplug_code import cgroups, sandbox
 
 __all__ = ["Pool", "Worker", "WorkerError"]
 
@@ -52,16 +52,16 @@ class Worker:
     def start(self) -> None:
         """Start the sandbox and wait for the zygote's ready message."""
         if self.level == sandbox.LEVEL_BWRAP:
-            cmd, opts = sandbox.bwrap_command(self.tmp_mb), {"env": {}}
+            cmd, opts = sandbox.bwrap_command(self.tmp_mb), sandbox.bwrap_options()
         else:
             cmd, opts = sandbox.fallback_command()
         # every task of the worker counts: the sandbox's own few plus the candidate's
-        self.cgroup = sandbox.make_pids_cgroup(self.limits.processes + PIDS_OVERHEAD)
+        self.cgroup = cgroups.make_pids_cgroup(self.limits.processes + PIDS_OVERHEAD)
         if self.cgroup is not None:
             if "user" in opts:  # the fallback's worker moves itself in as that user
                 with contextlib.suppress(OSError):
                     os.chown(self.cgroup / "cgroup.procs", opts["user"], opts["group"])  # type: ignore[arg-type]
-            cmd = sandbox.in_cgroup(cmd, self.cgroup)
+            cmd = cgroups.in_cgroup(cmd, self.cgroup)
         bpf = sandbox.seccomp_bpf(self.level != sandbox.LEVEL_BWRAP)
         try:
             self.proc = subprocess.Popen(
@@ -121,7 +121,7 @@ class Worker:
                 for pid in (cgroup / "cgroup.procs").read_text().split():
                     with contextlib.suppress(OSError):
                         os.kill(int(pid), signal.SIGKILL)
-            sandbox.remove_cgroup(cgroup)
+            cgroups.remove_cgroup(cgroup)
 
     def _send(self, obj: dict[str, Any]) -> None:
         assert self.proc is not None and self.proc.stdin is not None
@@ -169,7 +169,7 @@ class Pool:
         self.level = level
         #: what ``detail.isolation`` reports: the level, and the task limit in force
         self.isolation = level + (
-            "+pids.max" if sandbox.pids_cgroup_root() is not None else "+rlimit-nproc"
+            "+pids.max" if cgroups.pids_cgroup_root() is not None else "+rlimit-nproc"
         )
         self.workers = [Worker(level, limits, tmp_mb) for _ in range(max(1, size))]
         self._todo: queue.SimpleQueue[Any] = queue.SimpleQueue()

@@ -29,10 +29,11 @@ import sys
 import sysconfig
 import tempfile
 import threading
-import time
 from functools import cache
 from pathlib import Path
 from typing import Any
+
+from rewardplug_code.interpreter import runnable_python
 
 log = logging.getLogger(__name__)
 
@@ -299,9 +300,24 @@ def _python() -> str:
     return os.path.realpath(sys.executable)
 
 
+def _unprivileged() -> bool:
+    """Whether workers must switch to ``nobody`` (the scorer is root)."""
+    return os.geteuid() == 0
+
+
+def bwrap_options() -> dict[str, Any]:
+    """Popen options for bubblewrap: as ``nobody`` when the scorer is root, so the sandbox's
+    uid 65534 maps to an unprivileged user outside too (not to root)."""
+    opts: dict[str, Any] = {"env": {}}
+    if _unprivileged():
+        opts.update(user=65534, group=65534, extra_groups=[], cwd="/")
+    return opts
+
+
 def bwrap_command(tmp_mb: int = 16) -> list[str]:
     """The bubblewrap argv that starts one worker."""
     prefix = os.path.realpath(sys.base_prefix)
+    interp = runnable_python() if _unprivileged() else None
     cmd = [
         shutil.which(BWRAP) or BWRAP,
         "--unshare-all",
@@ -325,7 +341,10 @@ def bwrap_command(tmp_mb: int = 16) -> list[str]:
             cmd += ["--symlink", os.readlink(target), f"/{link}"]
         elif target.is_dir():
             cmd += ["--ro-bind", str(target), f"/{link}"]
-    if not prefix.startswith("/usr/"):
+    if interp is not None and interp.copied:
+        # the read-only copy (standard library only) where the interpreter expects itself
+        cmd += ["--ro-bind", interp.prefix, prefix]
+    elif not prefix.startswith("/usr/"):
         cmd += ["--ro-bind", prefix, prefix]
         # Hide installed packages: only the standard library is needed.
         for site in {sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]}:
@@ -339,102 +358,22 @@ def bwrap_command(tmp_mb: int = 16) -> list[str]:
 
 
 def fallback_command() -> tuple[list[str], dict[str, object]]:
-    """argv and Popen options for a worker without bubblewrap (cleared env, empty cwd)."""
+    """argv and Popen options for a worker without bubblewrap (cleared env, empty cwd).
+
+    As root, the worker runs as ``nobody``, with an interpreter it can read
+    (:func:`~rewardplug_code.interpreter.runnable_python`): root would own every file, read every
+    ``/proc/<pid>/environ`` and be exempt from process limits; nobody owns nothing.
+    """
     cwd = tempfile.mkdtemp(prefix="rewardplug-sandbox-")
     opts: dict[str, object] = {"env": {"PATH": "/usr/bin:/bin"}, "cwd": cwd}
-    if os.geteuid() == 0 and _world_executable(_python()):
-        # Root would own every file (and read every /proc/<pid>/environ); nobody owns none.
+    python = _python()
+    if _unprivileged():
+        interp = runnable_python()
+        python = interp.executable
         os.chmod(cwd, 0o777)
+        opts["env"] = {"PATH": "/usr/bin:/bin", **interp.env}
         opts.update(user=65534, group=65534, extra_groups=[])
-    return [_python(), "-I", "-S", "-B", "-c", worker_source()], opts
-
-
-def _world_executable(path: str) -> bool:
-    """Whether any user can run ``path`` (every parent folder searchable by others)."""
-    p = Path(path)
-    try:
-        return bool(p.stat().st_mode & 0o001) and all(d.stat().st_mode & 0o001 for d in p.parents)
-    except OSError:
-        return False
-
-
-# ---------------------------------------------------------------- process and thread limit
-
-# RLIMIT_NPROC does nothing for a task whose user is root outside every user namespace (the
-# fallback as root, and bubblewrap started by root, whose uid 65534 maps to root outside), so a
-# candidate could start any number of threads. A cgroup's pids.max counts every task (threads
-# included) of everything started in it, whatever the uid: each worker gets its own.
-_PIDS_V1 = Path("/sys/fs/cgroup/pids")
-_CG_UNIFIED = Path("/sys/fs/cgroup")
-_cg_counter = iter(range(1, 1 << 62))
-
-
-@cache
-def pids_cgroup_root() -> Path | None:
-    """A cgroup folder under which this process may create pids-limited cgroups, or None."""
-    candidates = []
-    if (_PIDS_V1 / "cgroup.procs").exists():
-        candidates.append(_PIDS_V1)
-    controllers = _CG_UNIFIED / "cgroup.controllers"
-    if controllers.exists():
-        with contextlib.suppress(OSError):
-            own = Path("/proc/self/cgroup").read_text().splitlines()
-            path = next((line[3:] for line in own if line.startswith("0::")), None)
-            if (
-                path is not None
-                and "pids"
-                in (_CG_UNIFIED / path.lstrip("/") / "cgroup.subtree_control").read_text()
-            ):
-                candidates.append(_CG_UNIFIED / path.lstrip("/"))
-    for root in candidates:
-        probe = root / f"rewardplug-probe-{os.getpid()}"
-        try:
-            probe.mkdir()
-            (probe / "pids.max").write_text("8")
-            return root
-        except OSError:
-            continue
-        finally:
-            with contextlib.suppress(OSError):
-                probe.rmdir()
-    return None
-
-
-def make_pids_cgroup(limit: int) -> Path | None:
-    """A new cgroup whose tasks (processes and threads) are capped at ``limit``, or None."""
-    root = pids_cgroup_root()
-    if root is None:
-        return None
-    path = root / f"rewardplug-{os.getpid()}-{next(_cg_counter)}"
-    try:
-        path.mkdir()
-        (path / "pids.max").write_text(str(limit))
-    except OSError as exc:
-        log.warning("could not create a pids cgroup at %s (%s)", path, exc)
-        remove_cgroup(path)
-        return None
-    return path
-
-
-def in_cgroup(cmd: list[str], cgroup: Path) -> list[str]:
-    """``cmd``, started inside ``cgroup``: a shell moves itself in, then execs the command (so
-    nothing of the worker ever runs outside it)."""
-    return ["/bin/sh", "-c", 'echo $$ > "$0/cgroup.procs" && exec "$@"', str(cgroup), *cmd]
-
-
-def remove_cgroup(path: Path | None) -> None:
-    """Remove a worker's cgroup once its tasks are gone (best effort, a few tries)."""
-    if path is None:
-        return
-    for _ in range(50):
-        try:
-            path.rmdir()
-            return
-        except FileNotFoundError:
-            return
-        except OSError:
-            time.sleep(0.02)
-    log.warning("could not remove the cgroup %s", path)
+    return [python, "-I", "-S", "-B", "-c", worker_source()], opts
 
 
 _probe_lock = threading.Lock()
@@ -470,7 +409,8 @@ def landlock_abi() -> int:
 
 def read_only_paths() -> list[str]:
     """What a fallback child may read: system libraries and the Python installation."""
-    paths = ["/usr", "/lib", "/lib64", "/bin", os.path.realpath(sys.base_prefix)]
+    prefix = runnable_python().prefix if _unprivileged() else os.path.realpath(sys.base_prefix)
+    paths = ["/usr", "/lib", "/lib64", "/bin", prefix]
     return [p for p in dict.fromkeys(paths) if os.path.exists(p)]
 
 
@@ -481,7 +421,7 @@ def _probe() -> str:
         cmd = [*bwrap_command()[: bwrap_command().index("--")], "--", _python(), "-I", "-S"]
         cmd += ["-c", "import os; print(os.getuid())"]
         try:
-            out = subprocess.run(cmd, capture_output=True, text=True, timeout=30, env={})
+            out = subprocess.run(cmd, capture_output=True, text=True, timeout=30, **bwrap_options())
             if out.returncode == 0 and out.stdout.strip() == "65534":
                 return LEVEL_BWRAP
             _probed["why"] = f"bwrap failed: {out.stderr.strip()[:300] or out.returncode}"
