@@ -13,6 +13,7 @@ import base64
 import contextlib
 import json
 import os
+import pickle
 import queue
 import select
 import signal
@@ -212,9 +213,19 @@ class Pool:
         error: WorkerError | None = None
         for _ in range(2):  # a fresh worker gets one more try
             try:
-                return worker.run(job, backstop)
+                reply = worker.run(job, backstop)
             except WorkerError as exc:
                 error = exc
+                continue
+            if "machinery" not in reply:
+                return reply
+            worker.kill()  # a supervisor died: never reuse that worker
+            error = WorkerError(str(reply["machinery"]))
+        # The job broke two fresh workers. Whose fault? A fresh worker's own health probe
+        # decides: if it passes, the machinery works and the submission broke it -- a 0 for the
+        # submission (every case fails), never an abstention it could use to dodge a 0.
+        if _healthy(worker):
+            return {"violation": f"the submission broke its sandbox worker twice ({error})"}
         return error
 
     def close(self) -> None:
@@ -228,3 +239,27 @@ class Pool:
             t.join(timeout=10)
         for w in self.workers:
             w.kill()
+
+
+_PROBE = {
+    "mode": "call",
+    "code": "def probe(x):\n    return x + 1\n",
+    "entry_point": "probe",
+    "n": 1,
+    "cases": [base64.b64encode(pickle.dumps(((41,), {}), protocol=4)).decode()],
+    "timeout": 10.0,
+    "load_timeout": 10.0,
+    "total_timeout": 20.0,
+    "result_bytes": 1024,
+    "tuples": False,
+}
+
+
+def _healthy(worker: Worker) -> bool:
+    """Whether a fresh worker runs a trivial job correctly (the machinery's own check)."""
+    worker.kill()
+    try:
+        reply = worker.run({**_PROBE, "id": "health-probe"}, 30.0)
+    except WorkerError:
+        return False
+    return reply.get("results") == ['{"value": 42}'] and reply.get("faults") == [None]

@@ -37,6 +37,7 @@ import pickle
 import resource
 import select
 import signal
+import stat
 import struct
 import sys
 import time
@@ -651,9 +652,31 @@ def supervise(inp, out, limits, bpf):
     os._exit(0)
 
 
+def clear_dir(path):
+    """Remove everything below ``path`` (iteratively: nesting depth cannot stop it; modes a
+    submission set, like a 000 folder, are undone first)."""
+    todo = [os.path.join(path, name) for name in os.listdir(path)]
+    folders = []
+    while todo:
+        entry = todo.pop()
+        try:
+            mode = os.lstat(entry).st_mode
+        except FileNotFoundError:
+            continue
+        if stat.S_ISDIR(mode):
+            os.chmod(entry, 0o700)
+            folders.append(entry)
+            todo.extend(os.path.join(entry, name) for name in os.listdir(entry))
+        else:
+            os.unlink(entry)
+    for folder in reversed(folders):
+        os.rmdir(folder)
+
+
 def main():
     # Non-dumpable: children cannot open /proc/<zygote>/mem or its fds to forge replies.
     _libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
+    workdir = os.getcwd()  # bubblewrap's private /tmp, or the fallback's empty folder
     inp, out = os.dup(0), os.dup(1)
     isolate_fds((inp, out))
     init = read_msg(inp)
@@ -678,6 +701,12 @@ def main():
         _, status = os.waitpid(pid, 0)
         if os.WIFEXITED(status) and os.WEXITSTATUS(status) == EXIT_EOF:
             return
+        # Each submission gets the working folder empty: nothing one leaves there (files, a
+        # full disk) reaches the next. If it cannot be emptied, this worker is done.
+        try:
+            clear_dir(workdir)
+        except OSError:
+            os._exit(1)
         if not (os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0):
             # The supervisor died mid-job: say so (the parent retries on a fresh worker).
             send_msg(out, {"id": None, "machinery": "job supervisor died: " + exit_text(status)})
