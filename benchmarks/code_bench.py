@@ -105,6 +105,12 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=None, help="test_cases workers (default)")
     ap.add_argument("--threads", type=int, default=None, help="baseline threads (default: cores)")
     ap.add_argument("--data", type=Path, default=DATA)
+    ap.add_argument(
+        "--isolation",
+        default="auto",
+        choices=["auto", "bwrap", "rlimits+seccomp"],
+        help="test_cases isolation level (auto: bubblewrap when it works)",
+    )
     args = ap.parse_args()
 
     cores = len(os.sched_getaffinity(0))
@@ -115,7 +121,7 @@ def main() -> None:
     print(
         f"{len(problems)} problems x {args.samples} samples = {len(samples)} submissions, "
         f"{sum(len(s.tests['cases']) for s in samples)} cases, {cores} cores, "
-        f"python {sys.version.split()[0]}"
+        f"python {sys.version.split()[0]}, test_cases isolation {args.isolation!r}"
     )
 
     items = []
@@ -138,6 +144,7 @@ def main() -> None:
         timeout_s=args.timeout / 2,
         total_timeout_s=args.timeout,
         workers=args.workers,
+        isolation=args.isolation,
     )
     src.score(samples[:cores])  # start the warm workers (one-time cost, reported separately)
 

@@ -49,6 +49,8 @@ class Worker:
         self.tmp_mb = tmp_mb
         self.proc: subprocess.Popen[bytes] | None = None
         self.cgroup: Path | None = None
+        #: whether each job runs in a PID namespace of its own (the zygote's probe says)
+        self.pidns: bool | None = None
 
     def start(self) -> None:
         """Start the sandbox and wait for the zygote's ready message."""
@@ -82,6 +84,7 @@ class Worker:
         if not reply.get("ready"):
             self.kill()
             raise WorkerError(f"the sandbox worker sent {reply!r} instead of ready")
+        self.pidns = bool(reply.get("pidns"))
 
     def run(self, job: dict[str, Any], backstop_s: float) -> dict[str, Any]:
         """Send one job and wait for its reply, at most ``backstop_s`` seconds."""
@@ -168,15 +171,20 @@ class Pool:
 
     def __init__(self, level: str, limits: sandbox.Limits, size: int, tmp_mb: int = 16):
         self.level = level
-        #: what ``detail.isolation`` reports: the level, and the task limit in force
-        self.isolation = level + (
-            "+pids.max" if cgroups.pids_cgroup_root() is not None else "+rlimit-nproc"
-        )
+        self._limit = "+pids.max" if cgroups.pids_cgroup_root() is not None else "+rlimit-nproc"
         self.workers = [Worker(level, limits, tmp_mb) for _ in range(max(1, size))]
         self._todo: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
         self._closed = False
+
+    @property
+    def isolation(self) -> str:
+        """What ``detail.isolation`` reports: the level, ``+pidns`` when every started worker
+        runs each job in a PID namespace of its own, and the task limit in force."""
+        started = [w.pidns for w in self.workers if w.pidns is not None]
+        pidns = "+pidns" if started and all(started) else ""
+        return self.level + pidns + self._limit
 
     def _ensure_threads(self) -> None:
         with self._lock:

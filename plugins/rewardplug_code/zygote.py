@@ -623,15 +623,40 @@ def run_job(job, limits, bpf, candidate_fds=None):
     return {"results": results, "faults": faults}, None, None
 
 
-def supervise(inp, out, limits, bpf):
+def supervise(inp, out, limits, bpf, pidns):
     """One job, in a fresh process forked from the clean zygote: read it, run it, reply, exit.
 
     The zygote itself never reads a job, so no child can find another submission's code or
-    results in the memory it inherits.
+    results in the memory it inherits. With ``pidns`` the job runs in a PID namespace of its
+    own: its first process (PID 1 there) runs the job, and when it exits the kernel kills
+    whatever the submission left behind.
     """
     job = read_msg(inp)
     if job is None:
         os._exit(EXIT_EOF)
+    if pidns:
+        try:
+            new_pid_namespace()
+        except OSError:
+            pidns = False
+    if not pidns:
+        run_supervised(job, inp, out, limits, bpf)
+        os._exit(0)
+    pid = os.fork()
+    if pid == 0:
+        try:
+            run_supervised(job, inp, out, limits, bpf)
+        finally:
+            os._exit(1)
+    _, status = os.waitpid(pid, 0)
+    if not (os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0):
+        send_msg(out, {"id": job["id"], "machinery": "job init died: " + exit_text(status)})
+    os._exit(0)
+
+
+def run_supervised(job, inp, out, limits, bpf):
+    """Run ``job`` (reading a hardened check's tests only after forking the candidate's process)
+    and send the reply; exits the process."""
     candidate = None
     try:
         if job.get("mode") == "check":
@@ -650,6 +675,34 @@ def supervise(inp, out, limits, bpf):
     send_msg(out, reply)
     reap()  # after replying: the teardown of killed children overlaps the parent's work
     os._exit(0)
+
+
+CLONE_NEWUSER = 0x10000000
+CLONE_NEWPID = 0x20000000
+
+
+def new_pid_namespace():
+    """Put this process's future children in a new PID namespace (with the user namespace that
+    lets an unprivileged process make one); raises OSError where the kernel does not allow it."""
+    if _libc.unshare(CLONE_NEWUSER | CLONE_NEWPID) != 0:
+        raise OSError(ctypes.get_errno(), "unshare(CLONE_NEWUSER | CLONE_NEWPID) failed")
+
+
+def pid_namespaces_work():
+    """Whether a child of this process can make a PID namespace (probed once, in a fork)."""
+    pid = os.fork()
+    if pid == 0:
+        try:
+            new_pid_namespace()
+            child = os.fork()
+            if child == 0:
+                os._exit(0 if os.getpid() == 1 else 1)
+            _, status = os.waitpid(child, 0)
+            os._exit(0 if os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0 else 1)
+        except BaseException:
+            os._exit(1)
+    _, status = os.waitpid(pid, 0)
+    return os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
 
 
 def clear_dir(path):
@@ -688,14 +741,15 @@ def main():
             __import__(name)
         except ImportError:
             pass
-    send_msg(out, {"ready": True, "pid": os.getpid()})
+    pidns = pid_namespaces_work()
+    send_msg(out, {"ready": True, "pid": os.getpid(), "pidns": pidns})
     while True:
         # Block until the parent sends a job, so the supervisor is forked just in time.
         select.select([inp], [], [])
         pid = os.fork()
         if pid == 0:
             try:
-                supervise(inp, out, limits, bpf)
+                supervise(inp, out, limits, bpf, pidns)
             finally:
                 os._exit(1)
         _, status = os.waitpid(pid, 0)

@@ -6,7 +6,6 @@ import asyncio
 import json
 import os
 import socket
-import subprocess
 import sys
 import threading
 import time
@@ -14,6 +13,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from serving import free_port, server_process
 
 from rewardplug import load_stack
 from rewardplug.server import create_app
@@ -206,16 +206,10 @@ async def test_overload_answers_503_and_keeps_serving():
         assert (await c.get("/health")).json()["admitted"] == 0
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_real_socket_with_uvicorn_in_a_thread():
     import uvicorn
 
-    port = _free_port()
+    port = free_port()
     app = create_app(python_stack())
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
     thread = threading.Thread(target=server.run, daemon=True)
@@ -242,26 +236,13 @@ def test_serve_process_binds_loopback(tmp_path):
     stack.write_text(
         "sources:\n  - name: len\n    use: python\n    with: {function: 'rp_test_rewards:length'}\n"
     )
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]),
     }
     code = f"from rewardplug.server import serve; serve({str(stack)!r}, port={port})"
-    proc = subprocess.Popen(
-        [sys.executable, "-c", code], env=env, stderr=subprocess.PIPE, text=True
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert proc.poll() is None, proc.stderr.read()
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "server did not come up"
-            time.sleep(0.1)
+    with server_process([sys.executable, "-c", code], port, env):
         r = httpx.post(f"http://127.0.0.1:{port}/get_reward", json=body([("q", "abc")]))
         assert r.json()["rewards"] == [3.0]
         # Loopback only by default: the port is not open on the machine's other addresses.
@@ -270,6 +251,3 @@ def test_serve_process_binds_loopback(tmp_path):
             with socket.socket() as s, pytest.raises(OSError):
                 s.settimeout(1)
                 s.connect((address, port))
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)

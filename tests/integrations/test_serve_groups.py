@@ -10,13 +10,13 @@ import asyncio
 import json
 import os
 import random
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import httpx
 import pytest
+from serving import free_port, server_process
 
 from rewardplug import load_stack
 from rewardplug.integrations.openrlhf import parse_request
@@ -140,43 +140,19 @@ async def test_grouped_mode_bad_input_and_overload():
         assert [r.status_code for r in await asyncio.gather(*held)] == [200, 200]
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_openrlhf_client_one_sample_per_request_against_rewardplug_serve(tmp_path):
     """OpenRLHF's own client posts one sample per request (as its agent executor does)."""
     agent = require("openrlhf.utils.agent")
     stack_file = tmp_path / "stack.yaml"
     stack_file.write_text(json.dumps(NOISY))
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]),
     }
     cmd = [sys.executable, "-m", "rewardplug", "serve", str(stack_file), "--port", str(port)]
-    proc = subprocess.Popen(
-        [*cmd, "--group-size", "4", "--group-timeout", "30"],
-        env=env,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert proc.poll() is None, proc.stderr.read()
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "server did not come up"
-            time.sleep(0.1)
-        executor = agent.SingleTurnAgentExecutor(f"http://127.0.0.1:{port}/get_reward")
+    with server_process([*cmd, "--group-size", "4", "--group-timeout", "30"], port, env) as url:
+        executor = agent.SingleTurnAgentExecutor(f"{url}/get_reward")
         bodies = one_sample_bodies(labels=True)
         order = list(range(len(bodies)))
         random.Random(3).shuffle(order)
@@ -200,9 +176,6 @@ def test_openrlhf_client_one_sample_per_request_against_rewardplug_serve(tmp_pat
             assert answers[i]["extra_logs"]["tier"] == [float(w.tier)]
             assert answers[i]["extra_logs"]["group_size"] == [4.0]
         assert {w.n_tiers for w in want} == {2, 3}
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 @pytest.mark.anyio

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import sys
 from pathlib import Path
 
 import pytest
+from serving import free_port
 
 torch = pytest.importorskip("torch")
 
@@ -63,12 +63,6 @@ def _worker(rank: int, world: int, port: int, out_dir: str, asynchronous: bool) 
         dist.destroy_process_group()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.parametrize("asynchronous", [False, True])
 def test_two_processes_get_the_single_process_rewards(tmp_path, asynchronous):
     import torch.multiprocessing as mp
@@ -78,7 +72,7 @@ def test_two_processes_get_the_single_process_rewards(tmp_path, asynchronous):
     env = os.environ.get("PYTHONPATH", "")
     os.environ["PYTHONPATH"] = os.pathsep.join([str(HERE), env])
     try:
-        mp.spawn(_worker, args=(2, _free_port(), str(tmp_path), asynchronous), nprocs=2, join=True)
+        mp.spawn(_worker, args=(2, free_port(), str(tmp_path), asynchronous), nprocs=2, join=True)
     finally:
         os.environ["PYTHONPATH"] = env
     got = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]
@@ -118,7 +112,7 @@ def test_a_real_grpo_trainer_on_two_processes(tmp_path):
         "OMP_NUM_THREADS": "1",
     }
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2"]
-    cmd += ["--master_port", str(_free_port()), str(script), str(tmp_path)]
+    cmd += ["--master_port", str(free_port()), str(script), str(tmp_path)]
     run = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=540)
     assert run.returncode == 0, run.stderr[-3000:]
     ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]

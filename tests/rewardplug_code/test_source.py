@@ -20,9 +20,13 @@ def test_pass_rate_is_the_fraction_of_cases(source):
     assert scores[0].value == 0.75
     assert scores[0].detail["failures"] == [{"case": 2, "reason": "ValueError: negative"}]
     assert scores[1].value == 0.5
+    levels = ("bwrap", "rlimits+seccomp", "rlimits+seccomp+landlock")
     assert all(
-        s.detail["isolation"].split("+pids")[0].split("+rlimit")[0]
-        in ("bwrap", "rlimits+seccomp", "rlimits+seccomp+landlock")
+        s.detail["isolation"]
+        .removesuffix("+pids.max")
+        .removesuffix("+rlimit-nproc")
+        .removesuffix("+pidns")
+        in levels
         for s in scores
     )
 
