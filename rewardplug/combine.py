@@ -111,7 +111,7 @@ def combine_scores(
     )
 
     total = sum(weights[nm] for nm in names)
-    with np.errstate(invalid="ignore", divide="ignore"):
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         raw = _combine(v[:, :, None], w[:, :, None], method, lam, total)[:, 0]
         drw = _combine(x, w[:, :, None], method, lam, total)
     raw[~usable] = np.nan

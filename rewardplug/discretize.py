@@ -57,6 +57,24 @@ def as_draw_matrix(draws: Any) -> np.ndarray:
     return out
 
 
+_HUGE_EXP = 500  # |draw| >= 2**500: squares and sums of a group's draws could overflow
+
+
+def _huge_group_shift(mat: np.ndarray, labels: np.ndarray) -> np.ndarray | None:
+    """Per row, the power of two its group's draws are divided by so that means and spreads
+    cannot overflow (every decision is scale-invariant, and the division is exact); None when no
+    group needs it, which leaves ordinary groups bit for bit as they are."""
+    with np.errstate(invalid="ignore"):
+        row_max = np.nanmax(np.abs(mat), axis=1, initial=0.0)
+    if not (row_max >= 2.0**_HUGE_EXP).any():
+        return None
+    _, codes = np.unique(labels.astype(str), return_inverse=True)
+    group_max = np.zeros(codes.max() + 1)
+    np.maximum.at(group_max, codes, row_max)
+    exponent = np.frexp(group_max)[1]
+    return np.where(exponent > _HUGE_EXP, exponent - _HUGE_EXP, 0)[codes]
+
+
 def discretize(
     draws: Any,
     groups: Sequence[Hashable] | np.ndarray,
@@ -93,7 +111,19 @@ def discretize(
     labels = np.asarray(groups, dtype=object) if not isinstance(groups, np.ndarray) else groups
     if labels.shape[0] != n:
         raise ValueError(f"got {n} draw rows but {labels.shape[0]} group labels")
-    mat = np.where(np.isfinite(mat), mat, np.nan)
+    if labels.dtype == object:
+        kinds = {type(g).__name__ for g in labels.tolist()}
+        if len(kinds) > 1 and not kinds <= {"int", "float", "bool"}:
+            raise TypeError(
+                f"group labels must be of one kind, got {', '.join(sorted(kinds))}: "
+                "convert them (e.g. all to str) so that equal groups compare equal"
+            )
+    # An infinite draw is not a score: the whole row abstains (it is never silently dropped).
+    infinite = np.isinf(mat).any(axis=1)
+    mat = np.where(np.isfinite(mat) & ~infinite[:, None], mat, np.nan)
+    shift = _huge_group_shift(mat, labels) if margin == 0 else None
+    if shift is not None:
+        mat = np.ldexp(mat, -shift[:, None])
     k = np.count_nonzero(~np.isnan(mat), axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
         mean = np.nansum(mat, axis=1) / k
@@ -103,6 +133,8 @@ def discretize(
         point = np.asarray(values, dtype=np.float64)
         if point.shape != (n,):
             raise ValueError(f"values must have shape ({n},), got {point.shape}")
+        if shift is not None:
+            point = np.ldexp(point, -shift)
     active = (k > 0) & np.isfinite(point)
 
     tier = np.full(n, -1, dtype=np.int64)
@@ -140,6 +172,8 @@ def discretize(
         n_tiers[gids] = t[:, -1] + 1
     tier[act] = s_tier
     reward[act] = s_reward
+    if shift is not None and assign == "mean":
+        reward = np.ldexp(reward, shift)  # back to the draws' own scale (exact)
     return DiscretizeResult(
         tier, reward, dict(zip(uniques.tolist(), n_tiers.tolist(), strict=True))
     )

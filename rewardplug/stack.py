@@ -154,12 +154,21 @@ class Stack:
         enabled = self.config.discretize.enabled
         result = self.discretize(batch, combined) if enabled else None
         k = combined.draws.shape[1]
-        stds = np.std(combined.draws, axis=1, ddof=1) if k > 1 else np.zeros(len(batch))
+        with np.errstate(over="ignore", invalid="ignore"):  # an overflow abstains below
+            stds = np.std(combined.draws, axis=1, ddof=1) if k > 1 else np.zeros(len(batch))
         sizes = Counter(s.group for s in batch)
         rewards = []
         for i, sample in enumerate(batch):
             per_source = {name: scores[name][i] for name in scores}
             raw = combined.raw[i]
+            reason = combined.reasons[i]
+            if math.isfinite(raw) and not math.isfinite(stds[i]):
+                raw = math.inf  # the combined draws overflow: treated like an overflowed raw
+            if not math.isnan(raw) and not math.isfinite(raw):
+                raw, reason = (
+                    math.nan,
+                    ("the combined score is not finite (the sources' scores, weighted, overflow)"),
+                )
             if math.isnan(raw):
                 status = "error" if combined.all_failed[i] else "abstain"
                 rewards.append(
@@ -172,7 +181,7 @@ class Stack:
                         tier=None,
                         n_tiers=None,
                         status=status,
-                        reason=combined.reasons[i],
+                        reason=reason,
                         group_size=sizes[sample.group],
                         sources=per_source,
                     )

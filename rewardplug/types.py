@@ -125,13 +125,31 @@ class Sample(BaseModel):
         return self.metadata.get(name, default)
 
 
+def _mean(draws: list[float]) -> float:
+    """The mean of finite draws; finite whenever the draws are (no overflow of their sum)."""
+    n = len(draws)
+    mean = sum(draws) / n
+    if not math.isfinite(mean):  # the sum overflowed: average the draws scaled down instead
+        scale = max(abs(d) for d in draws)
+        mean = scale * (math.fsum(d / scale for d in draws) / n)
+    return mean
+
+
 def _std(draws: list[float]) -> float:
-    """Sample standard deviation of draws (0 for a single draw)."""
+    """Sample standard deviation of draws (0 for a single draw); inf only when it really is
+    beyond the float range, never from an overflow on the way."""
     n = len(draws)
     if n < 2:
         return 0.0
-    mean = sum(draws) / n
-    return math.sqrt(sum((d - mean) ** 2 for d in draws) / (n - 1))
+    mean = _mean(draws)
+    std = math.sqrt(sum((d - mean) * (d - mean) for d in draws) / (n - 1))
+    if not math.isfinite(std):  # differences or squares overflowed: scale the draws down
+        scale = max(abs(d) for d in draws)
+        m = mean / scale
+        std = scale * math.sqrt(
+            math.fsum((d / scale - m) * (d / scale - m) for d in draws) / (n - 1)
+        )
+    return std
 
 
 class Score(BaseModel):
@@ -169,7 +187,12 @@ class Score(BaseModel):
         if not self.draws:
             self.draws = [float(self.value)]  # type: ignore[arg-type]
         if self.value is None:
-            self.value = sum(self.draws) / len(self.draws)
+            self.value = _mean(self.draws)
+        if not (math.isfinite(self.value) and math.isfinite(_std(self.draws))):
+            self.status = "abstain"
+            self.detail["reason"] = (
+                "source returned draws too large to average (their mean or spread overflows)"
+            )
         return self
 
     @computed_field  # type: ignore[prop-decorator]

@@ -1,0 +1,79 @@
+"""Scores too large for floats, infinite draws and mixed group labels never pass as ok, never
+vanish silently, and never crash with a bare error."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+import rewardplug
+from rewardplug.types import Score
+
+
+@pytest.mark.parametrize(
+    ("draws", "value"),
+    [([1e308, 1e308], 1e308), ([1e308, -1e308], 0.0), ([0.1, 0.2, 0.3], 0.2)],
+)
+def test_finite_draws_have_a_finite_mean_and_spread(draws, value):
+    score = Score(draws=draws)
+    assert score.status == "ok"
+    assert score.value == pytest.approx(value)
+    assert math.isfinite(score.std)
+
+
+def test_a_spread_beyond_the_float_range_abstains_with_a_reason():
+    score = Score(draws=[1.7e308, -1.7e308])
+    assert score.status == "abstain"
+    assert "overflow" in score.reason
+
+
+def test_the_discretizer_handles_huge_groups_without_changing_ordinary_ones():
+    draws = [[1e308, 1e308], [1e307, 1e307], [1.0, 2.0], [1.1, 2.1]]
+    result = rewardplug.discretize(draws, ["big", "big", "small", "small"])
+    assert result.tier.tolist() == [0, 1, 0, 0]
+    assert result.reward.tolist()[:2] == [1e308, 1e307]
+    alone = rewardplug.discretize(draws[2:], ["small", "small"])
+    assert result.reward.tolist()[2:] == alone.reward.tolist()  # bit for bit
+    gaussian = rewardplug.discretize(
+        [[1e308, -1e308, 1e308], [1e307, 1e307, 1e307]], ["g", "g"], method="gaussian"
+    )
+    assert np.isfinite(gaussian.reward).all() and gaussian.n_tiers == {"g": 1}
+
+
+def test_an_infinite_draw_makes_its_row_abstain():
+    result = rewardplug.discretize([[1.0, np.inf], [1.0, 1.1]], ["a", "a"])
+    assert result.tier.tolist() == [-1, 0]
+    assert math.isnan(result.reward[0])
+
+
+def test_mixed_group_label_kinds_say_what_to_do():
+    with pytest.raises(TypeError, match="group labels must be of one kind"):
+        rewardplug.discretize([[1.0], [2.0]], [1, "1"])
+
+
+def test_a_combined_score_that_overflows_abstains_in_the_stack():
+    stack = rewardplug.load_stack(
+        {
+            "sources": [
+                {
+                    "name": "a",
+                    "use": "python",
+                    "with": {"function": "tests.core.test_overflow:huge"},
+                },
+                {
+                    "name": "b",
+                    "use": "python",
+                    "with": {"function": "tests.core.test_overflow:huge"},
+                },
+            ]
+        }
+    )
+    (reward,) = stack.score([{"prompt": "p", "response": "r"}])
+    assert reward.status == "abstain" and reward.reward is None
+    assert "not finite" in reward.reason
+
+
+def huge(prompts, completions, **_):
+    return [1.5e308 for _ in completions]
