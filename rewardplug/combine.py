@@ -75,6 +75,10 @@ def combine_scores(
     seed: int = 0,
 ) -> Combined:
     """Combine per-source scores of a batch into :class:`Combined` (see module docstring)."""
+    if method not in ("weighted_sum", "min", "mean_minus_var"):
+        raise ValueError(f"combine method {method!r}: use weighted_sum, min or mean_minus_var")
+    if on_abstain not in ("renormalize", "abstain"):
+        raise ValueError(f"on_abstain {on_abstain!r}: use renormalize or abstain")
     names = [name for name in scores if weights.get(name, 0) > 0]
     n = len(samples)
     if k is None:

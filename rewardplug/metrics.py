@@ -45,7 +45,10 @@ def pair_counts(
     groups: Sequence[Hashable] | np.ndarray,
     tol: float = 1e-9,
 ) -> GroupCounts:
-    """Count the pairs within each group; samples with no reward or no gold are left out."""
+    """Count the pairs within each group; samples with no reward or no gold are left out.
+
+    Two values are equal when they differ by at most ``tol`` relative to the larger magnitude.
+    """
     r = np.array([np.nan if x is None else float(x) for x in rewards], dtype=np.float64)
     g = np.array([np.nan if x is None else float(x) for x in gold], dtype=np.float64)
     labels = np.asarray(groups, dtype=object)
@@ -69,8 +72,9 @@ def pair_counts(
         iu, ju = np.triu_indices(size, k=1)
         dr = rr[:, iu] - rr[:, ju]
         dg = gg[:, iu] - gg[:, ju]
-        gold_equal = np.abs(dg) <= tol
-        reward_equal = np.abs(dr) <= tol
+        # relative: rewards of 2e-10 and 1e-10 are ordered, not tied; float noise is a tie
+        gold_equal = np.abs(dg) <= tol * np.maximum(np.abs(gg[:, iu]), np.abs(gg[:, ju]))
+        reward_equal = np.abs(dr) <= tol * np.maximum(np.abs(rr[:, iu]), np.abs(rr[:, ju]))
         out[0, gids] = (~gold_equal).sum(axis=1)
         out[1, gids] = (~gold_equal & ~reward_equal & (np.sign(dr) == np.sign(dg))).sum(axis=1)
         out[2, gids] = gold_equal.sum(axis=1)

@@ -77,3 +77,19 @@ def test_a_combined_score_that_overflows_abstains_in_the_stack():
 
 def huge(prompts, completions, **_):
     return [1.5e308 for _ in completions]
+
+
+def test_metrics_order_tiny_rewards_instead_of_tying_them():
+    report = rewardplug.evaluate([2e-10, 1e-10], [1, 0], ["g", "g"], n_boot=0)
+    assert report["discriminative_ability"] == 1.0
+    tied = rewardplug.evaluate([0.1 + 0.2, 0.3], [1, 1], ["g", "g"], n_boot=0)
+    assert tied["specificity"] == 1.0  # float noise is still a tie
+
+
+def test_unknown_combine_settings_are_errors_not_fallbacks():
+    from rewardplug.combine import combine_scores
+
+    with pytest.raises(ValueError, match="combine method"):
+        combine_scores([], {}, {}, method="average")
+    with pytest.raises(ValueError, match="on_abstain"):
+        combine_scores([], {}, {}, on_abstain="skip")
