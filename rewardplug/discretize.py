@@ -124,6 +124,9 @@ def discretize(
     shift = _huge_group_shift(mat, labels) if margin == 0 else None
     if shift is not None:
         mat = np.ldexp(mat, -shift[:, None])
+    # Each row's draws in sorted order (NaN padding last): means and spreads are then the same
+    # to the last bit whatever order a source listed its draws in.
+    mat = np.sort(mat, axis=1)
     k = np.count_nonzero(~np.isnan(mat), axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
         mean = np.nansum(mat, axis=1) / k
@@ -236,7 +239,8 @@ def _differ_gaussian(
     """
     gap = np.abs(mean[:, :, None] - mean[:, None, :]) - margin
     scale = np.sqrt(std[:, :, None] ** 2 + std[:, None, :] ** 2)
-    return np.where(scale > 0, gap >= _z_threshold(confidence) * scale, gap > 0)
+    # gap > 0 as well: at confidence 0.5 (z = 0) identical draws must still share a tier
+    return np.where(scale > 0, (gap >= _z_threshold(confidence) * scale) & (gap > 0), gap > 0)
 
 
 def _z_threshold(confidence: float) -> float:

@@ -93,3 +93,23 @@ def test_unknown_combine_settings_are_errors_not_fallbacks():
         combine_scores([], {}, {}, method="average")
     with pytest.raises(ValueError, match="on_abstain"):
         combine_scores([], {}, {}, on_abstain="skip")
+
+
+@pytest.mark.parametrize("method", ["exact", "gaussian"])
+def test_identical_draws_in_another_order_share_a_tier_even_at_confidence_one_half(method):
+    # two orders of the same draws whose plain sums differ in the last bits
+    draws = [
+        200.2392583645255,
+        0.00018851919251246558,
+        -63.319409019222675,
+        -377.5635052328082,
+        -1091.1461176191954,
+        -12.77680166386608,
+        630.4114907682319,
+        581.1658124128057,
+    ]
+    shuffled = [draws[i] for i in (7, 5, 6, 3, 0, 1, 4, 2)]
+    assert sum(draws) != sum(shuffled)
+    result = rewardplug.discretize([draws, shuffled], ["g", "g"], confidence=0.5, method=method)
+    assert result.tier.tolist() == [0, 0]
+    assert result.reward[0] == result.reward[1]
