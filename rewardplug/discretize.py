@@ -64,10 +64,12 @@ def _huge_group_shift(mat: np.ndarray, labels: np.ndarray) -> np.ndarray | None:
     """Per row, the power of two its group's draws are divided by so that means and spreads
     cannot overflow (every decision is scale-invariant, and the division is exact); None when no
     group needs it, which leaves ordinary groups bit for bit as they are."""
-    with np.errstate(invalid="ignore"):
-        row_max = np.nanmax(np.abs(mat), axis=1, initial=0.0)
-    if not (row_max >= 2.0**_HUGE_EXP).any():
+    if not mat.size:
         return None
+    with np.errstate(invalid="ignore"):
+        if max(np.nanmax(mat, initial=0.0), -np.nanmin(mat, initial=0.0)) < 2.0**_HUGE_EXP:
+            return None  # the common case: two passes, no temporaries
+        row_max = np.nanmax(np.abs(mat), axis=1, initial=0.0)
     _, codes = np.unique(labels.astype(str), return_inverse=True)
     group_max = np.zeros(codes.max() + 1)
     np.maximum.at(group_max, codes, row_max)
@@ -119,8 +121,11 @@ def discretize(
                 "convert them (e.g. all to str) so that equal groups compare equal"
             )
     # An infinite draw is not a score: the whole row abstains (it is never silently dropped).
-    infinite = np.isinf(mat).any(axis=1)
-    mat = np.where(np.isfinite(mat) & ~infinite[:, None], mat, np.nan)
+    inf = np.isinf(mat)
+    if inf.any():
+        mat = mat.copy()
+        mat[inf.any(axis=1)] = np.nan
+    mat = np.where(np.isfinite(mat), mat, np.nan)
     shift = _huge_group_shift(mat, labels) if margin == 0 else None
     if shift is not None:
         mat = np.ldexp(mat, -shift[:, None])
