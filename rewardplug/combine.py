@@ -29,7 +29,8 @@ __all__ = ["Combined", "align", "combine_scores", "sample_seed"]
 
 @dataclass
 class Combined:
-    """Combined scores of a batch: ``raw`` (N,) point estimates, ``draws`` (N, K); NaN = none."""
+    """Combined scores of a batch: ``raw`` (N,) point estimates, ``draws`` (N, K); NaN = none
+    (a row with fewer draws than the widest is NaN-padded at the end)."""
 
     raw: np.ndarray
     draws: np.ndarray
@@ -81,16 +82,28 @@ def combine_scores(
         raise ValueError(f"on_abstain {on_abstain!r}: use renormalize or abstain")
     names = [name for name in scores if weights.get(name, 0) > 0]
     n = len(samples)
-    if k is None:
-        k = max((len(s.draws) for name in names for s in scores[name] if s.ok), default=1)
+    # Each sample's common K is its own (the stack's ``draws:``, else the largest K among the
+    # sources that scored it), never the batch's: a sample's combined draws, and so its group's
+    # rewards, do not depend on what else is in the batch. Rows are NaN-padded to the widest.
+    ks = np.array(
+        [
+            k
+            or max((len(scores[name][i].draws) for name in names if scores[name][i].ok), default=1)
+            for i in range(n)
+        ],
+        dtype=np.int64,
+    )
+    width = int(ks.max(initial=1))
     shuffle = len(names) > 1
-    x = np.full((len(names), n, k), np.nan)
+    x = np.full((len(names), n, width), np.nan)
     v = np.full((len(names), n), np.nan)
     for si, name in enumerate(names):
         for i, score in enumerate(scores[name]):
             if score.ok:
-                x[si, i] = align(
-                    score.draws, k, sample_seed(samples[i], seed * 7919 + si) if shuffle else None
+                x[si, i, : ks[i]] = align(
+                    score.draws,
+                    int(ks[i]),
+                    sample_seed(samples[i], seed * 7919 + si) if shuffle else None,
                 )
                 v[si, i] = score.value
     present = ~np.isnan(v)

@@ -134,7 +134,7 @@ def discretize(
     mat = np.sort(mat, axis=1)
     k = np.count_nonzero(~np.isnan(mat), axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
-        mean = np.nansum(mat, axis=1) / k
+        mean = _row_sum(mat, k) / k
     if values is None:
         point = mean
     else:
@@ -202,9 +202,19 @@ def _group_order(
     return np.lexsort((skew, spread, -mean, -point, codes))
 
 
+def _row_sum(mat: np.ndarray, k: np.ndarray) -> np.ndarray:
+    """Per row, the sum of its first ``k`` entries, added left to right: unlike ``nansum``
+    (pairwise, by blocks of the row's width) the result does not depend on how much NaN padding
+    follows, so a group's rewards are the same to the bit whatever else shares its batch."""
+    if not mat.shape[1]:
+        return np.zeros(mat.shape[0])
+    total = np.cumsum(np.nan_to_num(mat, nan=0.0), axis=1)
+    return total[np.arange(mat.shape[0]), np.maximum(k, 1) - 1] * (k > 0)
+
+
 def _std(mat: np.ndarray, mean: np.ndarray, k: np.ndarray) -> np.ndarray:
     """Sample standard deviation per row (ddof = 1; 0 for a single draw), NaN padding ignored."""
-    sq = np.nansum((mat - mean[:, None]) ** 2, axis=1)
+    sq = _row_sum((mat - mean[:, None]) ** 2, k)
     return np.sqrt(np.divide(sq, k - 1, out=np.zeros_like(sq), where=k > 1))
 
 

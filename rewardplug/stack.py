@@ -153,9 +153,13 @@ class Stack:
         combined = self.combine(batch, scores)
         enabled = self.config.discretize.enabled
         result = self.discretize(batch, combined) if enabled else None
-        k = combined.draws.shape[1]
-        with np.errstate(over="ignore", invalid="ignore"):  # an overflow abstains below
-            stds = np.std(combined.draws, axis=1, ddof=1) if k > 1 else np.zeros(len(batch))
+        counts = np.count_nonzero(~np.isnan(combined.draws), axis=1)  # rows are NaN-padded
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            # an overflow abstains below
+            stds = np.zeros(len(batch))
+            several = counts > 1
+            if several.any():
+                stds[several] = np.nanstd(combined.draws[several], axis=1, ddof=1)
         sizes = Counter(s.group for s in batch)
         rewards = []
         for i, sample in enumerate(batch):

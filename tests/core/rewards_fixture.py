@@ -55,3 +55,8 @@ def seeded_draws(prompts, completions, quality, **kwargs):
         seed = int.from_bytes(hashlib.blake2b(c.encode(), digest_size=8).digest(), "little")
         out.append((q + 0.3 * np.random.default_rng(seed).standard_normal(8)).tolist())
     return out
+
+
+def given_draws(prompts, completions, draws, **kwargs):
+    """The draws listed in the sample's ``draws`` column (any K, per sample)."""
+    return [list(d) for d in draws]
