@@ -166,12 +166,17 @@ def test_tiers_are_complete_linkage_and_contiguous(batch):
     res = discretize(draws, groups, conf, method=method)
     from tests.core.reference import pair_probability
 
-    mean = draws.mean(axis=1)
+    # the discretizer's own mean: sorted draws, summed left to right
+    mean = np.cumsum(np.sort(draws, axis=1), axis=1)[:, -1] / draws.shape[1]
     for i in range(len(groups)):
         for j in range(len(groups)):
             if i == j or groups[i] != groups[j]:
                 continue
-            if res.tier[i] == res.tier[j] and mean[i] != mean[j]:
+            if mean[i] == mean[j]:
+                # the documented rule: equal estimates always share a tier, even when their
+                # draws are confidently different (tiers follow the estimate)
+                assert res.tier[i] == res.tier[j]
+            elif res.tier[i] == res.tier[j]:
                 p = max(
                     pair_probability(draws[i], draws[j], method, 0.0),
                     pair_probability(draws[j], draws[i], method, 0.0),
@@ -212,3 +217,15 @@ def test_package_level_function_works_in_any_import_order():
     importlib.import_module("rewardplug.discretize")  # rebinds the package attribute to the module
     res = rewardplug.discretize([[1.0], [0.0]], ["g", "g"], confidence=0.9, assign="mean")
     assert res.tier.tolist() == [0, 1]
+
+
+def test_equal_estimates_share_a_tier_even_when_confidently_different():
+    """A = [1] * 10 and B = [0] * 9 + [10] have the same mean, and P(A > B) = 0.9: the
+    documented rule keeps them in one tier (docs/discretizer.md, "Equal estimates")."""
+    a, b = [1.0] * 10, [0.0] * 9 + [10.0]
+    from tests.core.reference import pair_probability
+
+    assert pair_probability(np.array(a), np.array(b), "exact", 0.0) == pytest.approx(0.9)
+    res = discretize([a, b, [5.0] * 10], ["g", "g", "g"], 0.9)
+    assert res.tier.tolist() == [1, 1, 0]
+    assert res.reward[0] == res.reward[1]
