@@ -27,7 +27,14 @@ from typing import Any, Literal, NamedTuple
 import numpy as np
 from scipy.special import ndtr, ndtri
 
-__all__ = ["Assign", "DiscretizeResult", "Method", "as_draw_matrix", "discretize"]
+__all__ = [
+    "Assign",
+    "DiscretizeResult",
+    "Method",
+    "as_draw_matrix",
+    "discretize",
+    "row_spread",
+]
 
 Assign = Literal["mean", "rank", "binary"]
 Method = Literal["exact", "gaussian"]
@@ -200,6 +207,16 @@ def _group_order(
     centered = np.nan_to_num(mat - mean[:, None])
     skew = np.einsum("ij,ij,ij->i", centered, centered, centered)
     return np.lexsort((skew, spread, -mean, -point, codes))
+
+
+def row_spread(mat: np.ndarray) -> np.ndarray:
+    """Per row of a NaN-padded draw matrix, the sample std of its draws (0 for one draw), the
+    same to the bit whatever the order of the draws or the width of the padding."""
+    mat = np.sort(mat, axis=1)
+    k = np.count_nonzero(~np.isnan(mat), axis=1)
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        mean = _row_sum(mat, k) / k
+        return _std(mat, mean, k)
 
 
 def _row_sum(mat: np.ndarray, k: np.ndarray) -> np.ndarray:

@@ -21,7 +21,7 @@ from pydantic import ValidationError
 from rewardplug import plugins
 from rewardplug.combine import Combined, combine_scores
 from rewardplug.config import StackConfig, StackError, describe_errors, read_stack_file
-from rewardplug.discretize import DiscretizeResult, discretize
+from rewardplug.discretize import DiscretizeResult, discretize, row_spread
 from rewardplug.source import RewardSource
 from rewardplug.types import Reward, Sample, Score
 
@@ -153,13 +153,7 @@ class Stack:
         combined = self.combine(batch, scores)
         enabled = self.config.discretize.enabled
         result = self.discretize(batch, combined) if enabled else None
-        counts = np.count_nonzero(~np.isnan(combined.draws), axis=1)  # rows are NaN-padded
-        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            # an overflow abstains below
-            stds = np.zeros(len(batch))
-            several = counts > 1
-            if several.any():
-                stds[several] = np.nanstd(combined.draws[several], axis=1, ddof=1)
+        stds = row_spread(combined.draws)  # an overflow (inf) abstains below
         sizes = Counter(s.group for s in batch)
         rewards = []
         for i, sample in enumerate(batch):

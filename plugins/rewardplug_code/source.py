@@ -4,8 +4,9 @@ Per sample: extract the code (:mod:`.extract`), parse ``Sample.tests`` (:mod:`.f
 cases in the sandbox pool (:mod:`.pool`, :mod:`.sandbox`), and decide every case here, in the
 trusted parent, by strict comparison of decoded plain values (:mod:`.protocol`).
 
-``value`` = passed / total; ``draws`` are K samples from Beta(passed + 1/2, failed + 1/2) with a
-seed derived from the sample id, so a sample's draws never depend on the rest of its batch.
+``value`` = passed / total; ``draws`` are the K evenly spaced quantiles of the posterior
+Beta(passed + 1/2, failed + 1/2) (or, with ``posterior: random``, K draws seeded by the sample id),
+so a sample's draws never depend on the rest of its batch nor, by default, on its id.
 """
 
 from __future__ import annotations
@@ -34,13 +35,25 @@ _MAX_FAILURES_SHOWN = 5
 _warned: set[str] = set()
 
 
-def beta_draws(passed: int, failed: int, k: int, seed: int, key: str) -> list[float]:
-    """K draws from Beta(passed + 1/2, failed + 1/2), seeded by ``seed`` and ``key`` only."""
+def beta_draws(
+    passed: int, failed: int, k: int, seed: int, key: str, kind: str = "quantiles"
+) -> list[float]:
+    """K draws representing Beta(passed + 1/2, failed + 1/2) (the Jeffreys posterior).
+
+    ``quantiles`` (default): the posterior's quantiles at (j + 1/2) / K -- the same K numbers for
+    every sample with the same counts, so whether 1/1 beats 0/1 never depends on Monte Carlo
+    noise or on a sample's id. ``random``: K random draws seeded by ``seed`` and ``key`` only.
+    """
     import numpy as np
 
+    a, b = passed + 0.5, failed + 0.5
+    if kind == "quantiles":
+        from scipy.special import betaincinv
+
+        return [float(x) for x in betaincinv(a, b, (np.arange(k) + 0.5) / k)]
     digest = hashlib.blake2b(f"{seed}\x00{key}".encode("utf-8", "surrogatepass"), digest_size=8)
     rng = np.random.default_rng(int.from_bytes(digest.digest(), "big"))
-    return [float(x) for x in rng.beta(passed + 0.5, failed + 0.5, size=k)]
+    return [float(x) for x in rng.beta(a, b, size=k)]
 
 
 class TestCasesSource(RewardSource):
@@ -64,6 +77,9 @@ class TestCasesSource(RewardSource):
         their time waiting, on pipes and on wall-clock timeouts of looping code)."""
         draws: int = Field(32, ge=1, le=10_000)
         """K, the number of posterior draws per sample."""
+        posterior: Literal["quantiles", "random"] = "quantiles"
+        """How the draws represent the pass-rate posterior: its K evenly spaced quantiles
+        (deterministic: equal counts always give equal draws) or K seeded random draws."""
         seed: int = 0
         """Seed of the posterior draws (combined with each sample's id)."""
         prepend_prompt: bool = False
@@ -303,7 +319,8 @@ class TestCasesSource(RewardSource):
                 "hardened case (test code in a trusted checker, candidate answering over a pipe)"
             )
             detail["converted"] = len(plan.cases)
-        draws = beta_draws(passed, total - passed, self.config.draws, self.config.seed, sample.id)
+        cfg = self.config
+        draws = beta_draws(passed, total - passed, cfg.draws, cfg.seed, sample.id, cfg.posterior)
         return Score(value=passed / total, draws=draws, detail=detail)
 
 

@@ -197,16 +197,26 @@ def test_bad_tests_abstain_with_a_reason(source, tests, reason):
     assert good.value == 1.0  # the batch completes
 
 
-def test_draws_follow_the_beta_posterior():
+@pytest.mark.parametrize("kind", ["quantiles", "random"])
+def test_draws_follow_the_beta_posterior(kind):
     import numpy as np
 
-    d = np.array(beta_draws(9, 1, 4000, 0, "x"))
-    assert abs(d.mean() - 9.5 / 11) < 0.01
-    p_nine = np.array(beta_draws(9, 1, 4000, 0, "a"))
-    p_ten = np.array(beta_draws(10, 0, 4000, 0, "b"))
-    p_two = np.array(beta_draws(2, 8, 4000, 0, "c"))
-    assert (p_ten > p_nine).mean() < 0.9  # 9/10 vs 10/10: not confidently different
-    assert (p_ten > p_two).mean() > 0.99  # 2/10 vs 10/10: confidently different
+    def draws(passed, failed, key):
+        return np.array(beta_draws(passed, failed, 400, 0, key, kind))
+
+    assert abs(draws(9, 1, "x").mean() - 9.5 / 11) < 0.01
+
+    def p_better(a, b):  # over all draw pairs, as the discretizer's exact mode counts
+        return (a[:, None] > b[None, :]).mean()
+
+    p_nine, p_ten, p_two = draws(9, 1, "a"), draws(10, 0, "b"), draws(2, 8, "c")
+    assert p_better(p_ten, p_nine) < 0.9  # 9/10 vs 10/10: not confidently different
+    assert p_better(p_ten, p_two) > 0.99  # 2/10 vs 10/10: confidently different
+
+
+def test_quantile_draws_are_the_same_for_every_id_and_seed():
+    assert beta_draws(3, 1, 8, 0, "a") == beta_draws(3, 1, 8, 7, "b")
+    assert beta_draws(3, 1, 8, 0, "a", "random") != beta_draws(3, 1, 8, 0, "b", "random")
 
 
 def test_draws_do_not_depend_on_the_batch(source):
@@ -216,7 +226,7 @@ def test_draws_do_not_depend_on_the_batch(source):
     mixed = source.score([other, target, other])[1]
     assert alone.draws == mixed.draws
     assert len(alone.draws) == 32
-    again = TestCasesSource(seed=1, workers=1)
+    again = TestCasesSource(seed=1, workers=1, posterior="random")
     try:
         assert again.score([target])[0].draws != alone.draws
     finally:
@@ -311,3 +321,27 @@ def test_missing_bubblewrap_falls_back_with_a_warning(monkeypatch, caplog):
     assert "bubblewrap is unavailable" in caplog.text
     with pytest.raises(RuntimeError, match="bubblewrap was requested"):
         sandbox.isolation_level("bwrap")
+
+
+def test_one_case_right_vs_wrong_is_decided_the_same_for_every_sample_id(source):
+    """1/1 against 0/1: P(better) is about 0.905, just above confidence 0.9. With random draws
+    the verdict depended on the ids' seeds (a right and a wrong answer tied in some groups);
+    the posterior's quantiles give every group the same tiers."""
+    import rewardplug
+
+    one = call_tests(([1, 2], 3))
+    stack = rewardplug.load_stack(
+        {
+            "sources": [{"name": "tests", "use": "test_cases", "with": {"workers": 2}}],
+            "discretize": {"confidence": 0.9},
+        }
+    )
+    batch = []
+    for g in range(40):
+        batch.append(sample("def f(a, b):\n    return a + b", one, id=f"right-{g}", group=str(g)))
+        batch.append(sample("def f(a, b):\n    return a - b", one, id=f"wrong-{g}", group=str(g)))
+    rewards = stack.score(batch)
+    stack.close()
+    tiers = {(r.tier, r.n_tiers) for r in rewards if r.id.startswith("right")}
+    assert len(tiers) == 1, tiers
+    assert {(r.tier, r.n_tiers) for r in rewards if r.id.startswith("wrong")} != tiers
