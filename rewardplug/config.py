@@ -47,6 +47,18 @@ class DiscretizeConfig(BaseModel):
     assign: Literal["mean", "rank", "binary"] = "mean"
     method: Literal["exact", "gaussian"] = "exact"
     margin: float = Field(0.0, ge=0, allow_inf_nan=False)
+    #: ``different``: apart only when confidently different; ``equivalent``: together only when
+    #: confidently within ``margin`` (the paper's clustering; needs margin > 0)
+    rule: Literal["different", "equivalent"] = "different"
+
+    @model_validator(mode="after")
+    def _equivalent_needs_a_margin(self) -> DiscretizeConfig:
+        if self.rule == "equivalent" and self.margin <= 0:
+            raise ValueError(
+                "rule: equivalent merges responses confidently within `margin` of each other; "
+                "set margin > 0 (on the reward's scale), or use rule: different"
+            )
+        return self
 
 
 class StackConfig(BaseModel):

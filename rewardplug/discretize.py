@@ -31,6 +31,7 @@ __all__ = [
     "Assign",
     "DiscretizeResult",
     "Method",
+    "Rule",
     "as_draw_matrix",
     "discretize",
     "row_spread",
@@ -38,6 +39,7 @@ __all__ = [
 
 Assign = Literal["mean", "rank", "binary"]
 Method = Literal["exact", "gaussian"]
+Rule = Literal["different", "equivalent"]
 
 # Cells of the per-chunk one-hot matrices in exact mode (64 MB of float32 each).
 _EXACT_CHUNK_CELLS = 1 << 24
@@ -93,6 +95,7 @@ def discretize(
     values: Sequence[float] | np.ndarray | None = None,
     method: Method = "exact",
     margin: float = 0.0,
+    rule: Rule = "different",
 ) -> DiscretizeResult:
     """Turn per-sample draws into tie-grouped rewards, group by group.
 
@@ -105,6 +108,10 @@ def discretize(
         the mean of each sample's draws). NaN marks an abstained sample.
     :param method: ``exact`` (all draw pairs) or ``gaussian`` (normal approximation).
     :param margin: differences up to ``margin`` do not count (``P(R_i > R_j + margin)``).
+    :param rule: ``different`` (default): two samples share a tier unless one is confidently
+        better; ``equivalent`` (the clustering of "Discretizing Reward Models"): they share a tier
+        only when they are confidently within ``margin`` of each other,
+        ``P(|R_i - R_j| <= margin) >= confidence`` (needs ``margin > 0``).
     """
     if not 0.5 <= confidence <= 1.0:
         raise ValueError(f"confidence must be in [0.5, 1], got {confidence}")
@@ -114,6 +121,13 @@ def discretize(
         raise ValueError(f"method must be 'exact' or 'gaussian', got {method!r}")
     if margin < 0:
         raise ValueError(f"margin must be >= 0, got {margin}")
+    if rule not in ("different", "equivalent"):
+        raise ValueError(f"rule must be 'different' or 'equivalent', got {rule!r}")
+    if rule == "equivalent" and margin <= 0:
+        raise ValueError(
+            "rule 'equivalent' merges samples confidently within `margin` of each other: give a "
+            "margin > 0 (on the reward's scale), or use rule 'different'"
+        )
 
     mat = as_draw_matrix(draws)
     n = mat.shape[0]
@@ -181,6 +195,7 @@ def discretize(
             assign,
             method,
             margin,
+            rule,
         )
         s_tier[idx] = t
         s_reward[idx] = r
@@ -245,12 +260,21 @@ def _block(
     assign: Assign,
     method: Method,
     margin: float,
+    rule: Rule = "different",
 ) -> tuple[np.ndarray, np.ndarray]:
     """Tiers and rewards for ``n`` groups of equal size ``g``, each sorted best-first."""
     n, g = point.shape
     if g == 1:
         return np.zeros((n, 1), dtype=np.int64), _assign(point, np.zeros((n, 1), np.int64), assign)
-    if method == "gaussian":
+    if rule == "equivalent":
+        # apart unless confidently within the margin: P(|d| <= m) = 1 - P(d > m) - P(-d > m)
+        if method == "gaussian":
+            within = _p_within_gaussian(mean, std, margin)
+        else:
+            p_greater = _p_exact(mat, k, margin)
+            within = 1.0 - p_greater - p_greater.transpose(0, 2, 1)
+        differ = ~(within >= confidence)
+    elif method == "gaussian":
         differ = _differ_gaussian(mean, std, margin, confidence)
     else:
         p_greater = _p_exact(mat, k, margin)
@@ -273,6 +297,15 @@ def _differ_gaussian(
     scale = np.sqrt(std[:, :, None] ** 2 + std[:, None, :] ** 2)
     # gap > 0 as well: at confidence 0.5 (z = 0) identical draws must still share a tier
     return np.where(scale > 0, (gap >= _z_threshold(confidence) * scale) & (gap > 0), gap > 0)
+
+
+def _p_within_gaussian(mean: np.ndarray, std: np.ndarray, margin: float) -> np.ndarray:
+    """``P(|R_i - R_j| <= margin)`` for all pairs under the normal model."""
+    gap = mean[:, :, None] - mean[:, None, :]
+    scale = np.sqrt(std[:, :, None] ** 2 + std[:, None, :] ** 2)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        p = ndtr((margin - gap) / scale) - ndtr((-margin - gap) / scale)
+    return np.where(scale > 0, p, (np.abs(gap) <= margin).astype(float))
 
 
 def _z_threshold(confidence: float) -> float:

@@ -146,6 +146,7 @@ class Stack:
             values=combined.raw,
             method=d.method,
             margin=d.margin,
+            rule=d.rule,
         )
 
     def finish(self, batch: Sequence[Sample], scores: dict[str, list[Score]]) -> list[Reward]:
