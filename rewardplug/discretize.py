@@ -235,13 +235,19 @@ def row_spread(mat: np.ndarray) -> np.ndarray:
 
 
 def _row_sum(mat: np.ndarray, k: np.ndarray) -> np.ndarray:
-    """Per row, the sum of its first ``k`` entries, added left to right: unlike ``nansum``
-    (pairwise, by blocks of the row's width) the result does not depend on how much NaN padding
-    follows, so a group's rewards are the same to the bit whatever else shares its batch."""
-    if not mat.shape[1]:
-        return np.zeros(mat.shape[0])
-    total = np.cumsum(np.nan_to_num(mat, nan=0.0), axis=1)
-    return total[np.arange(mat.shape[0]), np.maximum(k, 1) - 1] * (k > 0)
+    """Per row, the sum of its first ``k`` entries (the rest is NaN padding), computed over
+    exactly those ``k`` columns: unlike ``nansum`` over the whole width, the rounding does not
+    depend on how much padding follows, so a group's rewards are the same to the bit whatever
+    else shares its batch."""
+    n, width = mat.shape
+    if n and int(k.min()) == width:  # no padding anywhere: the common case, one pass
+        return np.sum(mat, axis=1)
+    out = np.zeros(n)
+    for kk in np.unique(k):
+        if kk:
+            rows = k == kk
+            out[rows] = np.sum(mat[rows, :kk], axis=1)
+    return out
 
 
 def _std(mat: np.ndarray, mean: np.ndarray, k: np.ndarray) -> np.ndarray:
