@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 __all__ = [
     "CombineMethod",
     "DiscretizeConfig",
+    "NoiseSpec",
     "SourceSpec",
     "StackConfig",
     "StackError",
@@ -24,6 +25,19 @@ __all__ = [
 ]
 
 CombineMethod = Literal["weighted_sum", "min", "mean_minus_var"]
+
+
+class NoiseSpec(BaseModel):
+    """``noise:`` of a source: a known measurement noise for a source that gives one number.
+
+    Each ok score with a single draw gets ``draws`` draws ``value + std * z`` instead, ``z``
+    standard normal, seeded by the sample alone (so rewards stay batch-independent).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    std: float = Field(gt=0, allow_inf_nan=False, description="standard deviation of the noise")
+    draws: int = Field(32, ge=2, le=4096, description="draws per sample")
 
 
 class SourceSpec(BaseModel):
@@ -35,6 +49,7 @@ class SourceSpec(BaseModel):
     use: str = Field(min_length=1, description='registered source name, or "package.module:Class"')
     weight: float = Field(1.0, ge=0, allow_inf_nan=False, description="weight when combining")
     with_: dict[str, Any] = Field(default_factory=dict, alias="with", description="source config")
+    noise: NoiseSpec | None = Field(None, description="known noise for one-draw scores")
 
 
 class DiscretizeConfig(BaseModel):

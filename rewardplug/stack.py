@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import warnings
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -19,7 +20,7 @@ import numpy as np
 from pydantic import ValidationError
 
 from rewardplug import plugins
-from rewardplug.combine import Combined, combine_scores
+from rewardplug.combine import Combined, combine_scores, sample_seed
 from rewardplug.config import StackConfig, StackError, describe_errors, read_stack_file
 from rewardplug.discretize import DiscretizeResult, discretize, row_spread
 from rewardplug.source import RewardSource
@@ -82,6 +83,9 @@ class Stack:
         if problems:
             raise StackError(problems, _origin)
         self.weights = {spec.name: spec.weight for spec in config.sources}
+        self.noise = {spec.name: spec.noise for spec in config.sources if spec.noise is not None}
+        self._index = {spec.name: i for i, spec in enumerate(config.sources)}
+        self._warned_k1 = False
 
     # -- scoring -----------------------------------------------------------------------------
 
@@ -109,7 +113,25 @@ class Stack:
         results = await asyncio.gather(
             *(self.sources[n].ascore(batch) for n in names), return_exceptions=True
         )
-        return {n: _checked(n, r, len(batch)) for n, r in zip(names, results, strict=True)}
+        return {
+            n: self._with_noise(n, batch, _checked(n, r, len(batch)))
+            for n, r in zip(names, results, strict=True)
+        }
+
+    def _with_noise(self, name: str, batch: Sequence[Sample], scores: list[Score]) -> list[Score]:
+        """A source's one-draw scores with its declared ``noise:`` as draws (seeded per sample)."""
+        noise = self.noise.get(name)
+        if noise is None:
+            return scores
+        out = []
+        for sample, score in zip(batch, scores, strict=True):
+            if score.ok and len(score.draws) == 1:
+                rng = np.random.default_rng(sample_seed(sample, 104729 + self._index[name]))
+                draws = (score.value + noise.std * rng.standard_normal(noise.draws)).tolist()
+                detail = {**score.detail, "noise_std": noise.std}
+                score = score.model_copy(update={"draws": draws, "detail": detail})
+            out.append(score)
+        return out
 
     def score_sources(self, batch: Sequence[Sample]) -> dict[str, list[Score]]:
         """Every source's scores for the batch (sources run in parallel threads)."""
@@ -119,7 +141,7 @@ class Stack:
                 result: Any = self.sources[name].score(batch)
             except Exception as exc:
                 result = exc
-            return _checked(name, result, len(batch))
+            return self._with_noise(name, batch, _checked(name, result, len(batch)))
 
         if len(self.sources) == 1:
             return {name: run(name) for name in self.sources}
@@ -153,6 +175,8 @@ class Stack:
         """Combine and discretize already computed source scores into rewards."""
         combined = self.combine(batch, scores)
         enabled = self.config.discretize.enabled
+        if enabled and not self._warned_k1:
+            self._warn_if_no_uncertainty(batch, combined)
         result = self.discretize(batch, combined) if enabled else None
         stds = row_spread(combined.draws)  # an overflow (inf) abstains below
         sizes = Counter(s.group for s in batch)
@@ -207,6 +231,25 @@ class Stack:
                 )
             )
         return rewards
+
+    def _warn_if_no_uncertainty(self, batch: Sequence[Sample], combined: Combined) -> None:
+        """Say once when every member of a group has one draw: discretizing does nothing then."""
+        counts = np.count_nonzero(~np.isnan(combined.draws), axis=1)
+        single: dict[str, bool] = {}
+        size: Counter[str] = Counter()
+        for sample, k in zip(batch, counts, strict=True):
+            if k:
+                single[sample.group] = single.get(sample.group, True) and k == 1
+                size[sample.group] += 1
+        if any(single[g] and size[g] > 1 for g in single):
+            self._warned_k1 = True
+            warnings.warn(
+                "discretizing groups whose every member has a single draw: with no uncertainty "
+                "distinct scores are never tied, so tie-grouping does nothing. Give one-number "
+                "sources their measurement noise (`noise: {std: ...}` in the stack) or draws.",
+                UserWarning,
+                stacklevel=3,
+            )
 
     # -- integrations ------------------------------------------------------------------------
 
