@@ -7,6 +7,7 @@ its line in the YAML file when there is one, and the allowed values or keys.
 
 from __future__ import annotations
 
+import difflib
 import typing
 from pathlib import Path
 from typing import Any, Literal
@@ -152,6 +153,9 @@ def describe_errors(
         if err["type"] == "extra_forbidden":
             allowed = _allowed_keys(model, tuple(err["loc"])[:-1])
             if allowed:
+                close = difflib.get_close_matches(str(loc[-1]), allowed, n=1)
+                if close:
+                    message += f"; did you mean {close[0]!r}?"
                 message += f"; allowed keys: {', '.join(allowed)}"
         line = _line_of(node, loc)
         where = f" (line {line})" if line else ""

@@ -8,6 +8,7 @@ error while the others still load), honours ``REWARDPLUG_DISABLE_PLUGINS=a,b`` a
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import os
 import threading
@@ -109,10 +110,11 @@ class Registry:
             return self.entries[name]
         except KeyError:
             known = ", ".join(sorted(self.entries)) or "(none)"
-            hint = ""
+            close = difflib.get_close_matches(name, list(self.entries), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
             broken = [i.name for i in _state().infos.values() if i.error]
             if broken:
-                hint = (
+                hint += (
                     f"; plugins that failed to load: {', '.join(broken)} (see `rewardplug plugins`)"
                 )
             raise UnknownNameError(f"unknown {self.what} {name!r}; known: {known}{hint}") from None

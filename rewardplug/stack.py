@@ -57,8 +57,35 @@ def load_stack(stack: str | Path | Mapping[str, Any] | StackConfig) -> Stack:
     try:
         config = StackConfig.model_validate(data)
     except ValidationError as exc:
-        raise StackError(describe_errors(exc, StackConfig, node=node), origin) from None
+        # every problem in one pass: the stack's own, and each source's `with:` as well
+        problems = describe_errors(exc, StackConfig, node=node) + _source_problems(data, node)
+        raise StackError(problems, origin) from None
     return Stack(config, _node=node, _origin=origin)
+
+
+def _source_problems(data: Mapping[str, Any], node: Any) -> list[str]:
+    """Problems in the sources' ``use:``/``with:``, checked on their own (the stack as a whole
+    did not validate, so this is the only chance to report them in the same pass)."""
+    problems: list[str] = []
+    sources = data.get("sources")
+    if not isinstance(sources, list):
+        return problems
+    for i, spec in enumerate(sources):
+        if not isinstance(spec, Mapping) or not isinstance(spec.get("use"), str):
+            continue
+        try:
+            cls = resolve_source(spec["use"])
+        except (LookupError, ValueError) as exc:
+            problems.append(f"sources[{i}].use: {exc}")
+            continue
+        options = spec.get("with", {})
+        if not isinstance(options, Mapping):
+            continue
+        try:
+            cls.Config.model_validate(dict(options))
+        except ValidationError as exc:
+            problems += describe_errors(exc, cls.Config, ("sources", i, "with"), node)
+    return problems
 
 
 class Stack:

@@ -200,3 +200,20 @@ def test_as_trl_reward_returns_none_for_abstentions():
         pytest.approx(0.5),
         None,
     ]
+
+
+def test_validate_reports_every_problem_in_one_pass_with_suggestions(tmp_path):
+    """A stack-level typo no longer hides the sources' problems; typos get a "did you mean"."""
+    bad = tmp_path / "stack.yaml"
+    bad.write_text(
+        "sources:\n"
+        "  - name: tests\n    use: test_case\n"
+        "  - name: f\n    use: python\n    with: {functoin: 'x:y'}\n"
+        "discretize: {confidance: 0.9}\n"
+    )
+    with pytest.raises(StackError) as info:
+        load_stack(bad)
+    text = str(info.value)
+    assert "discretize.confidance (line 7)" in text and "did you mean 'confidence'" in text
+    assert "unknown source 'test_case'" in text and "did you mean 'test_cases'" in text
+    assert "sources[1].with.functoin (line 6)" in text and "did you mean 'function'" in text
