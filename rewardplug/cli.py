@@ -248,6 +248,12 @@ def _print_report(report: dict[str, Any]) -> None:
         f"{raw['groups']} groups, {raw['samples']} samples, {raw['pairs_gold_differs']} pairs with "
         f"different gold, {raw['pairs_gold_equal']} with equal gold; {report['abstained']} abstained"
     )
+    if report.get("n_tiers_mean") is not None:
+        spread = ", ".join(f"{n}: {c}" for n, c in report["n_tiers_distribution"].items())
+        console.print(
+            f"tiers per group (discretized): mean {report['n_tiers_mean']:.2f}; groups by number "
+            f"of tiers {{{spread}}}"
+        )
 
 
 @cli.command()

@@ -77,7 +77,8 @@ def evaluate_stack(
     groups = np.array([s.group for s in samples], dtype=object)
     combined = score_combined(stack, samples, batch_size, on_progress)
     raw = np.where(np.isnan(gold), np.nan, combined.raw)
-    disc = stack.discretize(samples, combined).reward
+    result = stack.discretize(samples, combined)
+    disc = result.reward
     report: dict[str, Any] = {
         "raw": evaluate(raw, gold, groups, n_boot=n_boot),
         "discretized": evaluate(
@@ -87,19 +88,28 @@ def evaluate_stack(
         "gold_field": gold_field,
         "abstained": int(np.isnan(combined.raw).sum()),
         "missing_gold": int(np.isnan(gold).sum()),
+        **tier_stats(result.n_tiers),
     }
-    report["sweep"] = [
-        {
-            "confidence": c,
-            **_point(
-                evaluate(
-                    stack.discretize(samples, combined, confidence=c).reward, gold, groups, n_boot=0
-                )
-            ),
-        }
-        for c in sweep
-    ]
+    sweep_points = []
+    for c in sweep:
+        at = stack.discretize(samples, combined, confidence=c)
+        point = _point(evaluate(at.reward, gold, groups, n_boot=0))
+        sweep_points.append(
+            {"confidence": c, **point, "n_tiers_mean": tier_stats(at.n_tiers)["n_tiers_mean"]}
+        )
+    report["sweep"] = sweep_points
     return report
+
+
+def tier_stats(n_tiers: dict[Any, int]) -> dict[str, Any]:
+    """Tiers per group: the mean, and how many groups have 1, 2, ... tiers."""
+    counts = list(n_tiers.values())
+    if not counts:
+        return {"n_tiers_mean": None, "n_tiers_distribution": {}}
+    distribution: dict[str, int] = {}
+    for n in sorted(counts):
+        distribution[str(n)] = distribution.get(str(n), 0) + 1
+    return {"n_tiers_mean": float(np.mean(counts)), "n_tiers_distribution": distribution}
 
 
 def _point(metrics: dict[str, Any]) -> dict[str, Any]:

@@ -195,6 +195,10 @@ def test_eval_writes_json_and_plot(tmp_path, stack_file):
     assert report["discretized"]["discriminative_ability"] == 1.0
     assert len(report["sweep"]) >= 5
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # tiers per group: every group is {two tied good answers} + {two tied bad ones}
+    assert report["n_tiers_mean"] == 2.0 and report["n_tiers_distribution"] == {"2": 12}
+    assert all(p["n_tiers_mean"] is not None for p in report["sweep"])
+    assert "tiers per group (discretized): mean 2.00" in result.output
 
 
 def test_eval_without_gold_field_fails_clearly(tmp_path, stack_file):
