@@ -221,6 +221,110 @@ def eval_cmd(
         click.echo(f"wrote {plot_path}", err=True)
 
 
+@cli.command()
+@click.argument("stack", type=click.Path(dir_okay=False))
+@click.argument("data", metavar="DATA.jsonl", type=click.Path(dir_okay=False))
+@click.option(
+    "--gold", "gold_field", required=True, help="Field holding the gold quality (number or bool)."
+)
+@click.option(
+    "--objective",
+    type=click.Choice(["accuracy", "sp_at_max_da_loss"]),
+    default="accuracy",
+    show_default=True,
+    help="accuracy: the best accuracy; sp_at_max_da_loss: the best specificity losing at most "
+    "--max-da-loss of the raw reward's discriminative ability.",
+)
+@click.option("--max-da-loss", default=0.05, show_default=True, type=click.FloatRange(0, 1))
+@click.option(
+    "--json", "json_path", type=click.Path(dir_okay=False), help="Write all rows as JSON."
+)
+@click.option("--bootstrap", default=200, show_default=True, help="Bootstrap resamples for CIs.")
+@click.option("--batch-size", default=256, show_default=True)
+@click.option("--skip-bad", is_flag=True, help="Skip malformed input lines instead of failing.")
+def tune(
+    stack: str,
+    data: str,
+    gold_field: str,
+    objective: str,
+    max_da_loss: float,
+    json_path: str | None,
+    bootstrap: int,
+    batch_size: int,
+    skip_bad: bool,
+) -> None:
+    """Choose discretize: settings on labelled data (scores once, sweeps without rescoring)."""
+    from rewardplug.io import load_jsonl
+    from rewardplug.stack import load_stack
+    from rewardplug.tuning import tune as run_tune
+
+    with _friendly_errors():
+        loaded_stack = load_stack(stack)
+        samples = load_jsonl(data, skip_bad=skip_bad).samples
+        with loaded_stack, _progress("scoring") as update:
+            report = run_tune(
+                loaded_stack,
+                samples,
+                gold_field,
+                objective=objective,
+                max_da_loss=max_da_loss,
+                n_boot=bootstrap,
+                batch_size=batch_size,
+                on_progress=update,
+            )
+    _print_tuning(report)
+    if json_path:
+        Path(json_path).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+        click.echo(f"wrote {json_path}", err=True)
+
+
+def _print_tuning(report: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    def cell(row: dict[str, Any], key: str) -> str:
+        value = row.get(key)
+        if value is None:
+            return "n/a"
+        ci = (row.get("ci") or {}).get(key)
+        return f"{value:.3f}" + (f" [{ci[0]:.2f}, {ci[1]:.2f}]" if ci else "")
+
+    raw = report["raw"]
+    table = Table(
+        title=f"gold = {report['gold_field']}; raw reward: DA {raw['discriminative_ability']:.3f}, "
+        f"SP {raw['specificity']:.3f}, accuracy {raw['accuracy']:.3f}"
+    )
+    for name in ("noise std", "rule", "margin", "confidence", "DA", "SP", "accuracy", "tiers"):
+        table.add_column(name)
+    chosen = report["chosen"]
+    for row in report["rows"]:
+        mark = " <" if row == chosen else ""
+        table.add_row(
+            "-" if row["noise_std"] is None else f"{row['noise_std']:g}",
+            row["rule"],
+            f"{row['margin']:g}",
+            f"{row['confidence']:g}{mark}",
+            cell(row, "discriminative_ability"),
+            cell(row, "specificity"),
+            cell(row, "accuracy"),
+            "n/a" if row["n_tiers_mean"] is None else f"{row['n_tiers_mean']:.2f}",
+        )
+    console = Console()
+    console.print(table)
+    if report["one_draw_sources"]:
+        console.print(
+            "sources with one draw per response (noise levels swept for them): "
+            + ", ".join(report["one_draw_sources"])
+        )
+    goal = (
+        "best accuracy"
+        if report["objective"] == "accuracy"
+        else f"best specificity within {report['max_da_loss']:g} of the raw DA"
+    )
+    console.print(f"chosen ({goal}):")
+    click.echo(report["yaml"])
+
+
 def _print_report(report: dict[str, Any]) -> None:
     from rich.console import Console
     from rich.table import Table

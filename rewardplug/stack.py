@@ -150,13 +150,25 @@ class Stack:
         noise = self.noise.get(name)
         if noise is None:
             return scores
+        return self.noisy_scores(name, batch, scores, noise.std, noise.draws)
+
+    def noisy_scores(
+        self,
+        name: str,
+        batch: Sequence[Sample],
+        scores: Sequence[Score],
+        std: float,
+        draws: int = 32,
+    ) -> list[Score]:
+        """``scores`` of source ``name`` with every one-draw ok score turned into ``draws`` draws
+        ``value + std * z``, seeded by the sample and the source alone."""
         out = []
         for sample, score in zip(batch, scores, strict=True):
             if score.ok and len(score.draws) == 1:
                 rng = np.random.default_rng(sample_seed(sample, 104729 + self._index[name]))
-                draws = (score.value + noise.std * rng.standard_normal(noise.draws)).tolist()
-                detail = {**score.detail, "noise_std": noise.std}
-                score = score.model_copy(update={"draws": draws, "detail": detail})
+                values = (score.value + std * rng.standard_normal(draws)).tolist()
+                detail = {**score.detail, "noise_std": std}
+                score = score.model_copy(update={"draws": values, "detail": detail})
             out.append(score)
         return out
 

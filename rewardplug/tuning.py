@@ -1,0 +1,189 @@
+"""``rewardplug tune``: which ``discretize:`` settings to use, chosen on labelled data.
+
+The stack's sources score the data once. Every candidate setting is then applied to those same
+scores -- ``confidence``; ``rule: equivalent`` with a few margins on the scores' own scale; and,
+when a source gives one number per response, a few ``noise: {std}`` levels for it (applied to the
+stored scores, seeded per sample as the stack does) -- and measured with the paper's metrics,
+with bootstrap CIs over groups. The objective picks one:
+
+* ``accuracy``: the highest accuracy (ties: higher SP, then higher confidence);
+* ``sp_at_max_da_loss``: the highest specificity whose discriminative ability is at most
+  ``max_da_loss`` below the raw reward's (ties: higher accuracy).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from rewardplug.evaluation import DEFAULT_SWEEP, gold_values, tier_stats
+from rewardplug.io import group_batches
+from rewardplug.metrics import evaluate
+from rewardplug.stack import Stack
+from rewardplug.types import Sample, Score
+
+__all__ = ["OBJECTIVES", "chosen_yaml", "tune"]
+
+OBJECTIVES = ("accuracy", "sp_at_max_da_loss")
+MARGIN_FRACTIONS = (0.02, 0.05, 0.1)  # of the raw scores' range
+NOISE_FRACTIONS = (0.02, 0.05, 0.1)  # of the one-draw sources' score range
+
+
+def _score_all(
+    stack: Stack,
+    samples: Sequence[Sample],
+    batch_size: int,
+    on_progress: Callable[[int, int], None] | None,
+) -> dict[str, list[Score]]:
+    scores: dict[str, list[Any]] = {name: [None] * len(samples) for name in stack.sources}
+    done = 0
+    for batch in group_batches(samples, batch_size):
+        part = stack.score_sources([samples[i] for i in batch])
+        for name, values in part.items():
+            for i, score in zip(batch, values, strict=True):
+                scores[name][i] = score
+        done += len(batch)
+        if on_progress:
+            on_progress(done, len(samples))
+    return scores
+
+
+def _one_draw_sources(stack: Stack, scores: dict[str, list[Score]]) -> list[str]:
+    """Weighted sources without their own noise whose every ok score has a single draw."""
+    out = []
+    for name, values in scores.items():
+        ok = [s for s in values if s.ok]
+        weighted = stack.weights.get(name, 0) > 0 and name not in stack.noise
+        if ok and weighted and all(len(s.draws) == 1 for s in ok):
+            out.append(name)
+    return out
+
+
+def _span(values: np.ndarray) -> float:
+    finite = values[np.isfinite(values)]
+    return float(finite.max() - finite.min()) if finite.size else 0.0
+
+
+def _round(x: float) -> float:
+    return float(f"{x:.2g}")
+
+
+def tune(
+    stack: Stack,
+    samples: Sequence[Sample],
+    gold_field: str,
+    *,
+    objective: str = "accuracy",
+    max_da_loss: float = 0.05,
+    n_boot: int = 200,
+    batch_size: int = 256,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> dict[str, Any]:
+    """Score once, measure every candidate setting, and choose one (see module docstring)."""
+    if objective not in OBJECTIVES:
+        raise ValueError(f"objective {objective!r}: use one of {', '.join(OBJECTIVES)}")
+    gold = gold_values(samples, gold_field)
+    if np.isnan(gold).all():
+        raise ValueError(f"no sample has a numeric or boolean gold field {gold_field!r}")
+    groups = np.array([s.group for s in samples], dtype=object)
+    scores = _score_all(stack, samples, batch_size, on_progress)
+    base = stack.combine(samples, scores)
+    raw_metrics = evaluate(np.where(np.isnan(gold), np.nan, base.raw), gold, groups, n_boot=n_boot)
+
+    one_draw = _one_draw_sources(stack, scores)
+    noise_levels: list[float | None] = [None]
+    if one_draw:
+        span = max(
+            _span(np.array([s.value if s.ok else np.nan for s in scores[n]], dtype=float))
+            for n in one_draw
+        )
+        noise_levels += [_round(f * span) for f in NOISE_FRACTIONS if f * span > 0]
+
+    current = stack.config.discretize
+    rows: list[dict[str, Any]] = []
+    for std in noise_levels:
+        noisy = scores
+        if std is not None:
+            noisy = {
+                n: stack.noisy_scores(n, samples, v, std) if n in one_draw else v
+                for n, v in scores.items()
+            }
+        combined = stack.combine(samples, noisy)
+        span = _span(combined.raw)
+        settings: list[dict[str, Any]] = [
+            {"rule": "different", "margin": current.margin, "confidence": c} for c in DEFAULT_SWEEP
+        ]
+        settings += [
+            {"rule": "equivalent", "margin": _round(f * span), "confidence": c}
+            for f in MARGIN_FRACTIONS
+            if f * span > 0
+            for c in (0.6, 0.8, 0.9, 0.95)
+        ]
+        for setting in settings:
+            result = stack.discretize(samples, combined, **setting)
+            m = evaluate(
+                np.where(np.isnan(gold), np.nan, result.reward), gold, groups, n_boot=n_boot
+            )
+            rows.append(
+                {
+                    **setting,
+                    "noise_std": std,
+                    "discriminative_ability": m["discriminative_ability"],
+                    "specificity": m["specificity"],
+                    "accuracy": m["accuracy"],
+                    "ci": m.get("ci", {}),
+                    "n_tiers_mean": tier_stats(result.n_tiers)["n_tiers_mean"],
+                }
+            )
+    chosen = _choose(rows, objective, max_da_loss, raw_metrics["discriminative_ability"])
+    return {
+        "gold_field": gold_field,
+        "objective": objective,
+        "max_da_loss": max_da_loss,
+        "raw": {k: raw_metrics[k] for k in ("discriminative_ability", "specificity", "accuracy")},
+        "raw_ci": raw_metrics.get("ci", {}),
+        "one_draw_sources": one_draw,
+        "rows": rows,
+        "chosen": chosen,
+        "yaml": chosen_yaml(stack, chosen, one_draw),
+    }
+
+
+def _num(x: float | None) -> float:
+    return -1.0 if x is None else float(x)
+
+
+def _choose(
+    rows: list[dict[str, Any]], objective: str, max_da_loss: float, raw_da: float | None
+) -> dict[str, Any]:
+    if objective == "accuracy":
+        return max(
+            rows, key=lambda r: (_num(r["accuracy"]), _num(r["specificity"]), r["confidence"])
+        )
+    floor = (raw_da or 0.0) - max_da_loss
+    allowed = [r for r in rows if _num(r["discriminative_ability"]) >= floor - 1e-12]
+    if not allowed:  # nothing keeps DA within the loss: the least loss
+        return max(rows, key=lambda r: (_num(r["discriminative_ability"]), _num(r["accuracy"])))
+    return max(allowed, key=lambda r: (_num(r["specificity"]), _num(r["accuracy"])))
+
+
+def chosen_yaml(stack: Stack, chosen: dict[str, Any], one_draw: list[str]) -> str:
+    """The chosen settings as the YAML to paste into the stack."""
+    d = stack.config.discretize
+    lines = [
+        "discretize:",
+        "  enabled: true",
+        f"  confidence: {chosen['confidence']}",
+        f"  assign: {d.assign}",
+        f"  method: {d.method}",
+        f"  rule: {chosen['rule']}",
+        f"  margin: {chosen['margin']}",
+    ]
+    if chosen.get("noise_std") is not None:
+        lines.append("# and, under each of these sources:")
+        for name in one_draw:
+            lines.append(f"#   - name: {name}")
+            lines.append(f"#     noise: {{std: {chosen['noise_std']}}}")
+    return "\n".join(lines)
