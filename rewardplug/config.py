@@ -94,6 +94,9 @@ class StackConfig(BaseModel):
     on_abstain: Literal["renormalize", "abstain"] = "renormalize"
     draws: int | None = Field(None, ge=1, le=4096, description="common K (default: largest K)")
     seed: int = 0
+    #: how sources' draws are matched when combined: ``shuffled`` (at random, for independent
+    #: sources) or ``paired`` (draw j with draw j, for sources whose draws are correlated)
+    pairing: Literal["shuffled", "paired"] = "shuffled"
     discretize: DiscretizeConfig = Field(default_factory=DiscretizeConfig)
 
     @field_validator("sources")

@@ -191,7 +191,15 @@ class Stack:
         """Combine the sources' scores draw-wise (see :mod:`rewardplug.combine`)."""
         c = self.config
         return combine_scores(
-            batch, scores, self.weights, c.combine, c.lambda_, c.on_abstain, c.draws, c.seed
+            batch,
+            scores,
+            self.weights,
+            c.combine,
+            c.lambda_,
+            c.on_abstain,
+            c.draws,
+            c.seed,
+            c.pairing,
         )
 
     def discretize(

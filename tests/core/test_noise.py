@@ -52,3 +52,27 @@ def test_no_uncertainty_warning_comes_once_per_stack():
 def test_noise_is_validated():
     with pytest.raises(rewardplug.StackError, match="std"):
         rewardplug.load_stack({"sources": [{**LENGTH, "noise": {"std": 0}}]})
+
+
+def correlated(prompts, completions, **kwargs):
+    """The same 16 draws for two sources: perfectly correlated measurement noise."""
+    import numpy as np
+
+    return [(1.0 + np.random.default_rng(len(c)).standard_normal(16)).tolist() for c in completions]
+
+
+def test_paired_draws_keep_the_spread_of_correlated_sources():
+    import numpy as np
+
+    spec = {"use": "python", "with": {"function": "tests.core.test_noise:correlated"}}
+    sources = [{"name": "a", **spec}, {"name": "b", **spec}]
+    batch = [{"prompt": "p", "response": "x" * n} for n in range(1, 41)]
+    spreads = {}
+    for pairing in ("shuffled", "paired"):
+        stack = rewardplug.load_stack({"sources": sources, "pairing": pairing})
+        spreads[pairing] = np.mean([r.std for r in stack.score(batch)])
+    truth = np.mean(
+        [2 * np.std(correlated([], [b["response"]])[0], ddof=1) for b in batch]
+    )  # a + b = 2a: twice each source's spread
+    assert spreads["paired"] == pytest.approx(truth, rel=1e-9)
+    assert spreads["shuffled"] < 0.8 * truth  # independent pairing shrinks it (about 0.71x)
