@@ -147,7 +147,7 @@ def discretize(
         mat = mat.copy()
         mat[inf.any(axis=1)] = np.nan
     mat = np.where(np.isfinite(mat), mat, np.nan)
-    shift = _huge_group_shift(mat, labels) if margin == 0 else None
+    shift = _huge_group_shift(mat, labels)
     if shift is not None:
         mat = np.ldexp(mat, -shift[:, None])
     # Each row's draws in sorted order (NaN padding last): means and spreads are then the same
@@ -172,6 +172,8 @@ def discretize(
         return DiscretizeResult(tier, reward, {})
 
     act = np.flatnonzero(active)
+    # a scaled group's margin is scaled with it (the decisions stay exactly the same)
+    row_margin = np.full(n, float(margin)) if shift is None else np.ldexp(float(margin), -shift)
     uniques, codes = np.unique(labels[act], return_inverse=True)
     a_mat, a_point, a_mean, a_k = mat[act], point[act], mean[act], k[act]
     spread = _std(a_mat, a_mean, a_k)
@@ -194,7 +196,7 @@ def discretize(
             confidence,
             assign,
             method,
-            margin,
+            _block_margin(row_margin[act][idx[:, 0]], margin),
             rule,
         )
         s_tier[idx] = t
@@ -232,6 +234,14 @@ def row_spread(mat: np.ndarray) -> np.ndarray:
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         mean = _row_sum(mat, k) / k
         return _std(mat, mean, k)
+
+
+def _block_margin(margins: np.ndarray, margin: float) -> float | np.ndarray:
+    """The margin for a block of groups: the plain number, or per group (shape (n, 1, 1)) when
+    some of them were scaled down."""
+    if margin == 0 or (margins == margin).all():
+        return margin
+    return margins[:, None, None]
 
 
 def _row_sum(mat: np.ndarray, k: np.ndarray) -> np.ndarray:
@@ -336,6 +346,9 @@ def _p_exact(mat: np.ndarray, k: np.ndarray, margin: float) -> np.ndarray:
     """
     n, g, width = mat.shape
     m = g * width
+    per_group = isinstance(margin, np.ndarray)
+    margins = margin.reshape(n, 1) if per_group else None
+    margin = bool(per_group) or margin  # from here on: "is there a margin at all"
     length = 2 * m if margin else m
     chunk = max(1, _EXACT_CHUNK_CELLS // (length * g))
     label = np.tile(np.repeat(np.arange(g), width), 2 if margin else 1)
@@ -344,7 +357,8 @@ def _p_exact(mat: np.ndarray, k: np.ndarray, margin: float) -> np.ndarray:
     for lo in range(0, n, chunk):
         x = mat[lo : lo + chunk].reshape(-1, m)
         rows = x.shape[0]
-        pooled = np.concatenate((x - margin, x), axis=1) if margin else x
+        shift_by = margins[lo : lo + rows] if per_group else margin  # one row per group
+        pooled = np.concatenate((x - shift_by, x), axis=1) if margin else x
         order = np.argsort(pooled, axis=1, kind="stable" if margin else None)
         ordered = np.take_along_axis(pooled, order, axis=1)
         present = ~np.isnan(ordered).ravel()
