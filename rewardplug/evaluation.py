@@ -117,7 +117,12 @@ def _point(metrics: dict[str, Any]) -> dict[str, Any]:
 
 
 def plot_tradeoff(report: dict[str, Any], path: str | Path, title: str = "") -> Path:
-    """PNG of specificity against discriminative ability over the confidence sweep."""
+    """PNG: specificity against discriminative ability over the confidence sweep (the stack's
+    own setting marked), and accuracy against confidence next to it.
+
+    Points that coincide share one label (``0.5-0.8``) instead of printing over each other; a
+    sweep that does not move at all (sources without uncertainty) says so on the plot.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -128,21 +133,12 @@ def plot_tradeoff(report: dict[str, Any], path: str | Path, title: str = "") -> 
         for p in report["sweep"]
         if p["specificity"] is not None and p["discriminative_ability"] is not None
     ]
-    fig, ax = plt.subplots(figsize=(6, 4.5), dpi=120)
-    ax.plot(
-        [p["discriminative_ability"] for p in sweep],
-        [p["specificity"] for p in sweep],
-        "o-",
-        label="discretized (confidence sweep)",
-    )
-    for p in sweep:
-        ax.annotate(
-            f"{p['confidence']:g}",
-            (p["discriminative_ability"], p["specificity"]),
-            textcoords="offset points",
-            xytext=(4, 4),
-            fontsize=7,
-        )
+    fig, (ax, acc_ax) = plt.subplots(1, 2, figsize=(10, 4.5), dpi=120)
+    xs = [p["discriminative_ability"] for p in sweep]
+    ys = [p["specificity"] for p in sweep]
+    ax.plot(xs, ys, "o-", label="discretized (confidence sweep)")
+    for (x, y), label in _point_labels(sweep).items():
+        ax.annotate(label, (x, y), textcoords="offset points", xytext=(5, 5), fontsize=7)
     raw = report["raw"]
     if raw["discriminative_ability"] is not None and raw["specificity"] is not None:
         ax.plot(
@@ -152,16 +148,61 @@ def plot_tradeoff(report: dict[str, Any], path: str | Path, title: str = "") -> 
             markersize=14,
             label="raw reward",
         )
+    own = report.get("discretized") or {}
+    confidence = (report.get("settings") or {}).get("confidence")
+    if own.get("discriminative_ability") is not None and own.get("specificity") is not None:
+        ax.plot(
+            [own["discriminative_ability"]],
+            [own["specificity"]],
+            "gD",
+            markersize=9,
+            label=f"this stack (confidence {confidence:g})" if confidence else "this stack",
+        )
+    if len({(x, y) for x, y in zip(xs, ys, strict=True)}) == 1 and sweep:
+        ax.text(
+            0.5,
+            0.5,
+            "the sweep is flat: every confidence gives the same tiers\n(scores without "
+            "uncertainty? give one-draw sources noise: {std: ...})",
+            transform=ax.transAxes,
+            ha="center",
+            va="center",
+            fontsize=8,
+            bbox={"facecolor": "white", "alpha": 0.8, "edgecolor": "0.7"},
+        )
     ax.set_xlabel("discriminative ability")
     ax.set_ylabel("specificity")
     ax.set_xlim(-0.02, 1.02)
     ax.set_ylim(-0.02, 1.02)
     ax.grid(alpha=0.3)
-    ax.legend(loc="lower left")
-    ax.set_title(title or "specificity vs discriminative ability")
+    ax.legend(loc="lower left", fontsize=8)
+    ax.set_title(title or "specificity vs discriminative ability", fontsize=10)
+
+    accuracy = [(p["confidence"], p["accuracy"]) for p in sweep if p.get("accuracy") is not None]
+    if accuracy:
+        acc_ax.plot([c for c, _ in accuracy], [a for _, a in accuracy], "o-", label="discretized")
+    if raw.get("accuracy") is not None:
+        acc_ax.axhline(raw["accuracy"], color="r", linestyle="--", label="raw reward")
+    if confidence is not None:
+        acc_ax.axvline(confidence, color="g", alpha=0.5, label=f"this stack ({confidence:g})")
+    acc_ax.set_xlabel("confidence")
+    acc_ax.set_ylabel("accuracy")
+    acc_ax.set_ylim(-0.02, 1.02)
+    acc_ax.grid(alpha=0.3)
+    acc_ax.legend(loc="lower left", fontsize=8)
+    acc_ax.set_title("accuracy over the sweep", fontsize=10)
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)
     plt.close(fig)
     return path
+
+
+def _point_labels(sweep: list[dict[str, Any]]) -> dict[tuple[float, float], str]:
+    """One label per distinct point: the confidences that land on it, as a range."""
+    at: dict[tuple[float, float], list[float]] = {}
+    for p in sweep:
+        key = (round(p["discriminative_ability"], 3), round(p["specificity"], 3))
+        at.setdefault(key, []).append(p["confidence"])
+    return {key: f"{c[0]:g}" if len(c) == 1 else f"{min(c):g}-{max(c):g}" for key, c in at.items()}

@@ -208,3 +208,12 @@ def test_eval_without_gold_field_fails_clearly(tmp_path, stack_file):
         result.exit_code == 1
         and "no sample has a numeric or boolean gold field 'nope'" in result.output
     )
+
+
+def test_plot_labels_coinciding_points_once():
+    from rewardplug.evaluation import _point_labels
+
+    sweep = [
+        {"confidence": c, "discriminative_ability": 1.0, "specificity": 0.5} for c in (0.5, 0.8)
+    ] + [{"confidence": 0.9, "discriminative_ability": 0.9, "specificity": 0.7}]
+    assert _point_labels(sweep) == {(1.0, 0.5): "0.5-0.8", (0.9, 0.7): "0.9"}

@@ -142,3 +142,12 @@ def test_file_errors_name_the_file(tmp_path):
     text = str(info.value)
     assert "bad.yaml" in text and "criteria[0] (id 'z')" in text
     assert "give a `weight` or a `category`" in text
+
+
+def test_an_unknown_check_kind_suggests_the_close_one():
+    from rewardplug_rubric.model import Rubric
+
+    with pytest.raises(ValueError, match="did you mean 'regex'"):
+        Rubric.model_validate(
+            {"name": "r", "criteria": [{"id": "a", "weight": 1, "check": {"kind": "regexx"}}]}
+        )
