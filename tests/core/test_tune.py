@@ -102,3 +102,44 @@ def test_tune_on_real_gsm8k_solutions(shared_data):
     assert report["chosen"]["accuracy"] >= report["raw"]["accuracy"] - 1e-9
     assert report["chosen"]["accuracy"] > 0.9
     assert "discretize:" in report["yaml"]
+
+
+@pytest.mark.slow
+def test_tune_on_real_arena_responses(shared_data):
+    """Arena prompts with GPT-4-graded responses, scored by the bundled MiniLM encoder (MC
+    dropout) against each prompt's reference answer."""
+    pytest.importorskip("torch")
+    samples = []
+    with (shared_data / "arena_bench_v1" / "graded_responses.jsonl").open() as fh:
+        for line, _ in zip(fh, range(12), strict=False):
+            row = json.loads(line)
+            for j, r in enumerate(row["responses"][:4]):
+                samples.append(
+                    rewardplug.Sample(
+                        id=f"{row['question_id']}-{j}",
+                        group=row["question_id"],
+                        prompt=row["prompt"],
+                        response=r["response"],
+                        reference=row["reference"],
+                        metadata={"grade": r["gpt4_grade"]},
+                    )
+                )
+    stack = rewardplug.load_stack(
+        {
+            "sources": [
+                {
+                    "name": "similarity",
+                    "use": "embedding_similarity",
+                    "with": {"mc_samples": 8, "dropout_rate": 0.1, "max_length": 128},
+                }
+            ]
+        }
+    )
+    report = tune(stack, samples, "grade", objective="sp_at_max_da_loss", n_boot=20)
+    stack.close()
+    assert report["one_draw_sources"] == []  # MC dropout gives draws: no noise sweep needed
+    assert report["rows"] and all(r["noise_std"] is None for r in report["rows"])
+    chosen = report["chosen"]
+    assert chosen["discriminative_ability"] >= report["raw"]["discriminative_ability"] - 0.05
+    assert chosen["specificity"] >= report["raw"]["specificity"]
+    assert yaml.safe_load(report["yaml"])["discretize"]["confidence"] == chosen["confidence"]
