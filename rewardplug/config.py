@@ -94,6 +94,10 @@ class StackConfig(BaseModel):
     on_abstain: Literal["renormalize", "abstain"] = "renormalize"
     draws: int | None = Field(None, ge=1, le=4096, description="common K (default: largest K)")
     seed: int = 0
+    #: a source failing on at least ``source_failure_share`` of a batch is reported
+    #: (``warn``, once per source) or fails the batch (``fail``); see :mod:`rewardplug.health`
+    on_source_failure: Literal["warn", "fail"] = "warn"
+    source_failure_share: float = Field(1.0, gt=0, le=1)
     #: how sources' draws are matched when combined: ``shuffled`` (at random, for independent
     #: sources) or ``paired`` (draw j with draw j, for sources whose draws are correlated)
     pairing: Literal["shuffled", "paired"] = "shuffled"

@@ -158,6 +158,8 @@ class RewardService:
             "rejected": s.rejected,
             "largest_batch_requests": s.largest_batch_requests,
             "single_member_groups_warning": self.warned,
+            # sources that failed on a whole batch (rewardplug.health): name -> latest report
+            "source_failures": self.stack.health.as_dict(),
             "groups": None if self.assembler is None else _assembler_health(self.assembler),
         }
 

@@ -23,6 +23,7 @@ from rewardplug import plugins
 from rewardplug.combine import Combined, combine_scores, sample_seed
 from rewardplug.config import StackConfig, StackError, describe_errors, read_stack_file
 from rewardplug.discretize import DiscretizeResult, discretize, row_spread
+from rewardplug.health import SourceHealth
 from rewardplug.source import RewardSource
 from rewardplug.types import Reward, Sample, Score
 
@@ -113,6 +114,7 @@ class Stack:
         self.noise = {spec.name: spec.noise for spec in config.sources if spec.noise is not None}
         self._index = {spec.name: i for i, spec in enumerate(config.sources)}
         self._warned_k1 = False
+        self.health = SourceHealth(config.source_failure_share, config.on_source_failure)
 
     # -- scoring -----------------------------------------------------------------------------
 
@@ -220,6 +222,7 @@ class Stack:
 
     def finish(self, batch: Sequence[Sample], scores: dict[str, list[Score]]) -> list[Reward]:
         """Combine and discretize already computed source scores into rewards."""
+        self.health.observe(scores)
         combined = self.combine(batch, scores)
         enabled = self.config.discretize.enabled
         if enabled and not self._warned_k1:

@@ -9,6 +9,8 @@ TRL (>= 0.2x) also passes ``log_metric(name, value)`` and ``log_extra(column, va
 are there the adapter logs, next to TRL's own ``rewards/<name>/mean``:
 
 * ``rewards/<name>/<source>/mean`` -- each source's mean point estimate over the samples it scored;
+* ``rewards/<name>/<source>/failed`` -- the share of completions it could not score (a source
+  that is down shows 1.0 here instead of quietly dropping out of the reward);
 * ``rewards/<name>/raw/mean`` -- the combined score before discretizing;
 * ``rewards/<name>/n_tiers/mean`` -- tiers per group (1 = the whole group tied);
 * ``rewards/<name>/abstained`` -- the fraction of completions the stack abstained on (TRL turns
@@ -124,6 +126,8 @@ def log_to_trl(
             mean = _mean(values)
             if mean is not None:  # a source that scored nothing has no mean (NaN would poison it)
                 log_metric(f"rewards/{name}/{s}/mean", mean)
+            # the share this source could not score: 1.0 is a source that is down, not a 0
+            log_metric(f"rewards/{name}/{s}/failed", sum(v is None for v in values) / len(values))
         raw = _mean([r.raw for r in rewards])
         if raw is not None:
             log_metric(f"rewards/{name}/raw/mean", raw)

@@ -60,3 +60,8 @@ def seeded_draws(prompts, completions, quality, **kwargs):
 def given_draws(prompts, completions, draws, **kwargs):
     """The draws listed in the sample's ``draws`` column (any K, per sample)."""
     return [list(d) for d in draws]
+
+
+def always_down(prompts, completions, **kwargs):
+    """A backend that is not there: every call fails."""
+    raise ConnectionError("connection refused: http://127.0.0.1:9/v1")
