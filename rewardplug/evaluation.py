@@ -20,7 +20,14 @@ from rewardplug.metrics import evaluate
 from rewardplug.stack import Stack
 from rewardplug.types import Sample, Score
 
-__all__ = ["DEFAULT_SWEEP", "evaluate_stack", "gold_values", "plot_tradeoff", "score_combined"]
+__all__ = [
+    "DEFAULT_SWEEP",
+    "evaluate_stack",
+    "gold_values",
+    "plot_tradeoff",
+    "score_all",
+    "score_combined",
+]
 
 DEFAULT_SWEEP = (0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.975, 0.99, 0.995, 0.999)
 
@@ -40,14 +47,14 @@ def gold_values(samples: Sequence[Sample], field: str) -> np.ndarray:
     return out
 
 
-def score_combined(
+def score_all(
     stack: Stack,
     samples: Sequence[Sample],
     batch_size: int = 256,
     on_progress: Callable[[int, int], None] | None = None,
-) -> Combined:
-    """Score all samples (batches of whole groups) and combine them; no discretizing."""
-    scores: dict[str, list[Score | None]] = {name: [None] * len(samples) for name in stack.sources}
+) -> dict[str, list[Score]]:
+    """Every source's scores for all samples (scored in batches of whole groups)."""
+    scores: dict[str, list[Any]] = {name: [None] * len(samples) for name in stack.sources}
     done = 0
     for batch in group_batches(samples, batch_size):
         part = stack.score_sources([samples[i] for i in batch])
@@ -57,7 +64,17 @@ def score_combined(
         done += len(batch)
         if on_progress:
             on_progress(done, len(samples))
-    return stack.combine(samples, scores)  # type: ignore[arg-type]
+    return scores
+
+
+def score_combined(
+    stack: Stack,
+    samples: Sequence[Sample],
+    batch_size: int = 256,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> Combined:
+    """Score all samples (batches of whole groups) and combine them; no discretizing."""
+    return stack.combine(samples, score_all(stack, samples, batch_size, on_progress))
 
 
 def evaluate_stack(

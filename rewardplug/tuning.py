@@ -18,8 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from rewardplug.evaluation import DEFAULT_SWEEP, gold_values, tier_stats
-from rewardplug.io import group_batches
+from rewardplug.evaluation import DEFAULT_SWEEP, gold_values, score_all, tier_stats
 from rewardplug.metrics import evaluate
 from rewardplug.stack import Stack
 from rewardplug.types import Sample, Score
@@ -29,25 +28,6 @@ __all__ = ["OBJECTIVES", "chosen_yaml", "tune"]
 OBJECTIVES = ("accuracy", "sp_at_max_da_loss")
 MARGIN_FRACTIONS = (0.02, 0.05, 0.1)  # of the raw scores' range
 NOISE_FRACTIONS = (0.02, 0.05, 0.1)  # of the one-draw sources' score range
-
-
-def _score_all(
-    stack: Stack,
-    samples: Sequence[Sample],
-    batch_size: int,
-    on_progress: Callable[[int, int], None] | None,
-) -> dict[str, list[Score]]:
-    scores: dict[str, list[Any]] = {name: [None] * len(samples) for name in stack.sources}
-    done = 0
-    for batch in group_batches(samples, batch_size):
-        part = stack.score_sources([samples[i] for i in batch])
-        for name, values in part.items():
-            for i, score in zip(batch, values, strict=True):
-                scores[name][i] = score
-        done += len(batch)
-        if on_progress:
-            on_progress(done, len(samples))
-    return scores
 
 
 def _one_draw_sources(stack: Stack, scores: dict[str, list[Score]]) -> list[str]:
@@ -88,7 +68,7 @@ def tune(
     if np.isnan(gold).all():
         raise ValueError(f"no sample has a numeric or boolean gold field {gold_field!r}")
     groups = np.array([s.group for s in samples], dtype=object)
-    scores = _score_all(stack, samples, batch_size, on_progress)
+    scores = score_all(stack, samples, batch_size, on_progress)
     base = stack.combine(samples, scores)
     raw_metrics = evaluate(np.where(np.isnan(gold), np.nan, base.raw), gold, groups, n_boot=n_boot)
 
