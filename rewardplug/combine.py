@@ -30,6 +30,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from rewardplug.discretize import row_spread
 from rewardplug.types import Sample, Score
 
 __all__ = ["Combined", "align", "combine_scores", "sample_seed"]
@@ -44,6 +45,8 @@ class Combined:
     draws: np.ndarray
     reasons: list[str | None]
     all_failed: np.ndarray
+    #: (N,) sample std of each row's draws (NaN where ``raw`` is)
+    std: np.ndarray
 
 
 def sample_seed(sample: Sample, salt: int) -> list[int]:
@@ -144,9 +147,16 @@ def combine_scores(
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         raw = _combine(v[:, :, None], w[:, :, None], method, lam, total)[:, 0]
         drw = _combine(x, w[:, :, None], method, lam, total)
+    std = row_spread(drw)
+    # weighted scores beyond the float range abstain with a reason (never an "ok" NaN reward)
+    overflow = usable & ~(np.isfinite(raw) & np.isfinite(std))
+    for i in np.flatnonzero(overflow):
+        reasons[i] = "the combined score is not finite (the sources' scores, weighted, overflow)"
+    usable &= ~overflow
     raw[~usable] = np.nan
     drw[~usable] = np.nan
-    return Combined(raw=raw, draws=drw, reasons=reasons, all_failed=all_failed)
+    std[~usable] = np.nan
+    return Combined(raw=raw, draws=drw, reasons=reasons, all_failed=all_failed, std=std)
 
 
 def _combine(x: np.ndarray, w: np.ndarray, method: str, lam: float, total: float) -> np.ndarray:

@@ -22,7 +22,7 @@ from pydantic import ValidationError
 from rewardplug import plugins
 from rewardplug.combine import Combined, combine_scores, sample_seed
 from rewardplug.config import StackConfig, StackError, describe_errors, read_stack_file
-from rewardplug.discretize import DiscretizeResult, discretize, row_spread
+from rewardplug.discretize import DiscretizeResult, discretize
 from rewardplug.health import SourceHealth
 from rewardplug.source import RewardSource
 from rewardplug.types import Reward, Sample, Score
@@ -228,20 +228,11 @@ class Stack:
         if enabled and not self._warned_k1:
             self._warn_if_no_uncertainty(batch, combined)
         result = self.discretize(batch, combined) if enabled else None
-        stds = row_spread(combined.draws)  # an overflow (inf) abstains below
         sizes = Counter(s.group for s in batch)
         rewards = []
         for i, sample in enumerate(batch):
             per_source = {name: scores[name][i] for name in scores}
             raw = combined.raw[i]
-            reason = combined.reasons[i]
-            if math.isfinite(raw) and not math.isfinite(stds[i]):
-                raw = math.inf  # the combined draws overflow: treated like an overflowed raw
-            if not math.isnan(raw) and not math.isfinite(raw):
-                raw, reason = (
-                    math.nan,
-                    ("the combined score is not finite (the sources' scores, weighted, overflow)"),
-                )
             if math.isnan(raw):
                 status = "error" if combined.all_failed[i] else "abstain"
                 rewards.append(
@@ -254,13 +245,13 @@ class Stack:
                         tier=None,
                         n_tiers=None,
                         status=status,
-                        reason=reason,
+                        reason=combined.reasons[i],
                         group_size=sizes[sample.group],
                         sources=per_source,
                     )
                 )
                 continue
-            std = float(stds[i])
+            std = float(combined.std[i])
             if result is None:
                 reward, tier, n_tiers = float(raw), None, None
             else:
