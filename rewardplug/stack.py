@@ -72,21 +72,27 @@ def _source_problems(data: Mapping[str, Any], node: Any) -> list[str]:
     if not isinstance(sources, list):
         return problems
     for i, spec in enumerate(sources):
-        if not isinstance(spec, Mapping) or not isinstance(spec.get("use"), str):
-            continue
-        try:
-            cls = resolve_source(spec["use"])
-        except (LookupError, ValueError) as exc:
-            problems.append(f"sources[{i}].use: {exc}")
-            continue
-        options = spec.get("with", {})
-        if not isinstance(options, Mapping):
-            continue
-        try:
-            cls.Config.model_validate(dict(options))
-        except ValidationError as exc:
-            problems += describe_errors(exc, cls.Config, ("sources", i, "with"), node)
+        if isinstance(spec, Mapping) and isinstance(spec.get("use"), str):
+            options = spec.get("with", {})
+            if isinstance(options, Mapping):
+                problems += _build_source(i, spec["use"], dict(options), node)[1]
     return problems
+
+
+def _build_source(
+    i: int, use: str, options: dict[str, Any], node: Any
+) -> tuple[RewardSource | None, list[str]]:
+    """The source ``sources[i]`` declares, or the problems that prevent it (path and line)."""
+    try:
+        cls = resolve_source(use)
+    except (LookupError, ValueError) as exc:
+        return None, [f"sources[{i}].use: {exc}"]
+    try:
+        return cls(cls.Config.model_validate(options)), []
+    except ValidationError as exc:
+        return None, describe_errors(exc, cls.Config, ("sources", i, "with"), node)
+    except (ValueError, OSError, RuntimeError) as exc:  # a source's own load-time check
+        return None, [f"sources[{i}].with: {exc}"]
 
 
 class Stack:
@@ -97,17 +103,10 @@ class Stack:
         self.sources: dict[str, RewardSource] = {}
         problems: list[str] = []
         for i, spec in enumerate(config.sources):
-            try:
-                cls = resolve_source(spec.use)
-            except (LookupError, ValueError) as exc:
-                problems.append(f"sources[{i}].use: {exc}")
-                continue
-            try:
-                self.sources[spec.name] = cls(cls.Config.model_validate(spec.with_))
-            except ValidationError as exc:
-                problems += describe_errors(exc, cls.Config, ("sources", i, "with"), _node)
-            except (ValueError, OSError, RuntimeError) as exc:  # a source's own load-time check
-                problems.append(f"sources[{i}].with: {exc}")
+            source, found = _build_source(i, spec.use, spec.with_, _node)
+            problems += found
+            if source is not None:
+                self.sources[spec.name] = source
         if problems:
             raise StackError(problems, _origin)
         self.weights = {spec.name: spec.weight for spec in config.sources}
