@@ -197,25 +197,17 @@ def eval_cmd(
 ) -> None:
     """Discriminative ability, specificity and accuracy: raw vs discretized reward."""
     from rewardplug.evaluation import evaluate_stack, plot_tradeoff
-    from rewardplug.io import load_jsonl
-    from rewardplug.stack import load_stack
 
-    with _friendly_errors():
-        loaded_stack = load_stack(stack)
-        samples = load_jsonl(data, skip_bad=skip_bad).samples
-        with loaded_stack, _progress("scoring") as update:
-            report = evaluate_stack(
-                loaded_stack,
-                samples,
-                gold_field,
-                n_boot=bootstrap,
-                batch_size=batch_size,
-                on_progress=update,
-            )
+    report = _on_labelled_data(
+        stack,
+        data,
+        skip_bad,
+        lambda st, samples, update: evaluate_stack(
+            st, samples, gold_field, n_boot=bootstrap, batch_size=batch_size, on_progress=update
+        ),
+    )
     _print_report(report)
-    if json_path:
-        Path(json_path).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-        click.echo(f"wrote {json_path}", err=True)
+    _write_json(json_path, report)
     if plot_path:
         plot_tradeoff(report, plot_path, title=f"{Path(stack).name} on {Path(data).name}")
         click.echo(f"wrote {plot_path}", err=True)
@@ -254,28 +246,45 @@ def tune(
     skip_bad: bool,
 ) -> None:
     """Choose discretize: settings on labelled data (scores once, sweeps without rescoring)."""
-    from rewardplug.io import load_jsonl
-    from rewardplug.stack import load_stack
     from rewardplug.tuning import tune as run_tune
 
+    report = _on_labelled_data(
+        stack,
+        data,
+        skip_bad,
+        lambda st, samples, update: run_tune(
+            st,
+            samples,
+            gold_field,
+            objective=objective,
+            max_da_loss=max_da_loss,
+            n_boot=bootstrap,
+            batch_size=batch_size,
+            on_progress=update,
+        ),
+    )
+    _print_tuning(report)
+    _write_json(json_path, report)
+
+
+def _on_labelled_data(
+    stack_path: str, data: str, skip_bad: bool, run: Callable[..., dict[str, Any]]
+) -> dict[str, Any]:
+    """Load the stack and the JSONL file, then ``run(stack, samples, on_progress)``."""
+    from rewardplug.io import load_jsonl
+    from rewardplug.stack import load_stack
+
     with _friendly_errors():
-        loaded_stack = load_stack(stack)
+        loaded_stack = load_stack(stack_path)
         samples = load_jsonl(data, skip_bad=skip_bad).samples
         with loaded_stack, _progress("scoring") as update:
-            report = run_tune(
-                loaded_stack,
-                samples,
-                gold_field,
-                objective=objective,
-                max_da_loss=max_da_loss,
-                n_boot=bootstrap,
-                batch_size=batch_size,
-                on_progress=update,
-            )
-    _print_tuning(report)
-    if json_path:
-        Path(json_path).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-        click.echo(f"wrote {json_path}", err=True)
+            return run(loaded_stack, samples, update)
+
+
+def _write_json(path: str | None, report: dict[str, Any]) -> None:
+    if path:
+        Path(path).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+        click.echo(f"wrote {path}", err=True)
 
 
 def _print_tuning(report: dict[str, Any]) -> None:
