@@ -1,0 +1,221 @@
+"""verl >= 0.9: the reward-loop manager (``rewardplug.integrations.verl.RewardManager``).
+
+Kept apart from :mod:`rewardplug.integrations.verl` so that importing that module never imports
+verl (with Ray and torch): ``RewardManager`` is made on first access, a subclass of verl's
+``RewardManagerBase`` (which gives ``self.loop`` and ``assemble_rm_scores``) when verl is there,
+of a plain stand-in otherwise.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from rewardplug.integrations.verl import (
+    STACK_ENV,
+    _digest,
+    _fields,
+    _lock,
+    _plain,
+    _result,
+    _warn_once,
+    get_stack,
+)
+from rewardplug.types import Reward, Sample
+
+__all__ = ["RewardLoopManager", "reward_manager_class"]
+
+
+_local: dict[tuple[Any, ...], Any] = {}
+
+
+def _option(config: Any, *path: str) -> Any:
+    """``config.a.b.c`` of verl's (OmegaConf or dict) config, or None where a key is missing."""
+    node = config
+    for key in path:
+        if node is None:
+            return None
+        try:
+            node = node.get(key) if hasattr(node, "get") else getattr(node, key, None)
+        except Exception:
+            return None
+    return node
+
+
+class RewardLoopManager:
+    """verl reward-loop manager: tie-grouped rewards for ``run_single`` calls (see
+    :mod:`rewardplug.integrations.verl`); made a subclass of verl's ``RewardManagerBase`` by
+    :func:`reward_manager_class`.
+
+    verl builds it with ``config`` (the whole trainer config), ``tokenizer`` and
+    ``compute_score`` (unused: the stack scores), plus the reward-model router's address and
+    tokenizer (unused).
+    """
+
+    def __init__(
+        self,
+        config: Any,
+        tokenizer: Any,
+        compute_score: Any = None,
+        reward_router_address: str | None = None,
+        reward_model_tokenizer: Any = None,
+        **options: Any,
+    ):
+        super().__init__(config, tokenizer, compute_score)
+        kwargs = _option(config, "reward", "custom_reward_function", "reward_kwargs") or {}
+        opts = {**dict(kwargs.items()), **options}
+        self.stack_path = str(opts.get("stack") or os.environ.get(STACK_ENV) or "")
+        if not self.stack_path:
+            raise ValueError(
+                "no reward stack given: add +reward.custom_reward_function.reward_kwargs.stack="
+                f"/abs/path/stack.yaml to the verl config, or set {STACK_ENV}"
+            )
+        if not Path(self.stack_path).is_file():
+            raise ValueError(
+                f"reward stack {self.stack_path!r} is not a file (reward_kwargs.stack)"
+            )
+        size = opts.get("group_size") or _option(config, "actor_rollout_ref", "rollout", "n")
+        if not isinstance(size, int) or isinstance(size, bool) or size < 1:
+            raise ValueError(
+                f"group size {size!r}: set actor_rollout_ref.rollout.n (or reward_kwargs.group_size) "
+                "to the number of responses per prompt"
+            )
+        self.group_size = size
+        self.timeout_s = float(opts.get("group_timeout", 60.0))
+        self.abstain_reward = float(opts.get("abstain_reward", 0.0))
+        self.assembler = str(opts.get("assembler", "auto"))
+        if self.assembler not in ("auto", "ray", "local"):
+            raise ValueError(f"reward_kwargs.assembler={self.assembler!r}; use auto, ray or local")
+        self.num_cpus = float(opts.get("assembler_num_cpus", 0))
+        self._actor: Any = None
+
+    async def run_single(self, data: Any) -> dict[str, Any]:
+        """The reward of one sample (``data[i:i+1]``), once its ``uid`` group is complete."""
+        import asyncio
+
+        item = data[-1:][0]
+        sample, key = await asyncio.get_running_loop().run_in_executor(None, self._sample, item)
+        reward = await self._submit(sample, key)
+        out = _result(reward, list(reward.sources), self.abstain_reward)
+        score = out.pop("score")
+        return {"reward_score": score, "reward_extra_info": out}
+
+    def _sample(self, item: Any) -> tuple[Sample, str]:
+        """A sample and its group key from one verl ``DataProtoItem`` (as verl's naive manager)."""
+        responses = item.batch["responses"]
+        mask = item.batch["attention_mask"]
+        valid = int(mask[-responses.shape[-1] :].sum())
+        response = self.tokenizer.decode(responses[:valid], skip_special_tokens=True)
+        extra = item.non_tensor_batch
+        reward_model = _plain(extra.get("reward_model")) or {}
+        gt = reward_model.get("ground_truth") if isinstance(reward_model, dict) else None
+        info = _plain(extra.get("extra_info"))
+        fields = _fields(info if isinstance(info, dict) else {})
+        if "prompt" not in fields:
+            fields["prompt"] = self._prompt(item, _plain(extra.get("raw_prompt")))
+        fields["metadata"]["data_source"] = _plain(extra.get("data_source"))
+        uid = _plain(extra.get("uid"))
+        if isinstance(uid, str | int) and not isinstance(uid, bool) and uid != "":
+            key = f"uid:{uid}"
+        else:
+            _warn_once(
+                "uid",
+                f"a verl sample has no usable uid ({uid!r}); grouping such samples by prompt",
+            )
+            key = "prompt:" + _digest(fields["prompt"])
+        reference = None if gt is None else (gt if isinstance(gt, str) else json.dumps(gt))
+        sample = Sample.model_validate(
+            {
+                **fields,
+                "id": _digest([key, response]),
+                "group": key,
+                "response": response,
+                "reference": reference,
+            }
+        )
+        return sample, key
+
+    def _prompt(self, item: Any, raw_prompt: Any) -> Any:
+        if isinstance(raw_prompt, list) and all(isinstance(m, dict) for m in raw_prompt):
+            return raw_prompt  # chat messages (data.return_raw_chat=True)
+        if "prompts" not in item.batch.keys():  # noqa: SIM118 (TensorDict: no __contains__)
+            return ""
+        prompts = item.batch["prompts"]
+        mask = item.batch["attention_mask"][: prompts.shape[-1]]
+        valid = int(mask.sum())
+        return self.tokenizer.decode(prompts[prompts.shape[-1] - valid :], skip_special_tokens=True)
+
+    async def _submit(self, sample: Sample, key: str) -> Reward:
+        mode = self.assembler
+        if mode == "auto":
+            import sys
+
+            ray = sys.modules.get("ray")
+            mode = "ray" if ray is not None and ray.is_initialized() else "local"
+        if mode == "ray":
+            if self._actor is None:
+                from rewardplug.groups_ray import shared_assembler
+
+                self._actor = shared_assembler(
+                    self.stack_path, timeout_s=self.timeout_s, num_cpus=self.num_cpus
+                )
+            return await self._actor.submit.remote(
+                sample.model_dump(mode="json"), key, self.group_size
+            )
+        return await _local_assembler(self.stack_path, self.group_size, self.timeout_s).submit(
+            sample, key
+        )
+
+
+def _local_assembler(stack_path: str, group_size: int, timeout_s: float) -> Any:
+    """This process's assembler for the running event loop (one per stack, size and deadline)."""
+    import asyncio
+
+    from rewardplug.groups import GroupAssembler
+
+    stack = get_stack(stack_path)  # takes _lock itself
+    key = (asyncio.get_running_loop(), id(stack), group_size, timeout_s)
+    with _lock:
+        if key not in _local:
+            _local[key] = GroupAssembler(stack, group_size, timeout_s=timeout_s)
+        return _local[key]
+
+
+class _StandIn:
+    """verl's base class where verl < 0.9 (or no verl) is installed: the class still documents
+    itself and can be built (e.g. to check a config)."""
+
+    def __init__(self, config: Any, tokenizer: Any, compute_score: Any = None):
+        self.config, self.tokenizer, self.compute_score = config, tokenizer, compute_score
+        self.loop = None
+
+
+_classes: dict[type, type] = {}
+
+
+def reward_manager_class() -> type:
+    """``RewardManager``: :class:`RewardLoopManager` on top of verl's ``RewardManagerBase``.
+
+    Looked up on every access (one class per base is kept), so a process that reaches verl only
+    later -- verl's own loader, after the path was set up -- gets the real base then."""
+    try:
+        from verl.experimental.reward_loop.reward_manager.base import (  # type: ignore[import-not-found]
+            RewardManagerBase as base,
+        )
+    except ImportError:
+        # a folder named verl on the path imports as an empty namespace package: drop it, so
+        # that the real verl, once reachable, is imported then
+        stale = sys.modules.get("verl")
+        if stale is not None and getattr(stale, "__file__", None) is None:
+            del sys.modules["verl"]
+        base = _StandIn
+    if base not in _classes:
+        _classes[base] = type(
+            "RewardManager",
+            (RewardLoopManager, base),
+            {"__doc__": RewardLoopManager.__doc__, "__module__": "rewardplug.integrations.verl"},
+        )
+    return _classes[base]
