@@ -63,6 +63,9 @@ class RewardService:
     """
 
     ROUTES = ("/get_reward", "/")
+    #: the largest reward request accepted (a 413 beyond it), so a client cannot make the server
+    #: buffer without bound
+    MAX_BODY_BYTES = 64 * 2**20
 
     def __init__(
         self,
@@ -89,15 +92,25 @@ class RewardService:
             and scope["path"] in self.ROUTES
             and not scope.get("root_path")
         ):
-            chunks = []
+            chunks, size = [], 0
             while True:
                 message = await receive()
                 if message["type"] == "http.disconnect":
                     return
                 chunks.append(message.get("body", b""))
+                size += len(chunks[-1])
+                if size > self.MAX_BODY_BYTES:  # the cap FastAPI's own route would enforce
+                    break
                 if not message.get("more_body"):
                     break
-            status, payload, headers = await self.answer(b"".join(chunks))
+            if size > self.MAX_BODY_BYTES:
+                status, payload, headers = (
+                    413,
+                    {"error": f"request body over {self.MAX_BODY_BYTES} bytes; send fewer samples"},
+                    {},
+                )
+            else:
+                status, payload, headers = await self.answer(b"".join(chunks))
             body = json.dumps(payload, separators=(",", ":")).encode()
             raw_headers = [
                 (b"content-type", b"application/json"),

@@ -194,3 +194,15 @@ async def test_the_fastapi_route_answers_like_the_fast_path():
         # everything else is FastAPI's
         assert (await fast.get("/get_reward")).status_code == 405
         assert (await fast.get("/health")).json()["sources"] == ["len"]
+
+
+@pytest.mark.anyio
+async def test_an_oversized_body_is_refused_not_buffered(monkeypatch):
+    service = create_app(load_stack(NOISY))
+    monkeypatch.setattr(type(service), "MAX_BODY_BYTES", 1000)
+    big = {"query": ["p" + "x" * 2000], "prompts": ["p"]}
+    async with client(service) as c:
+        r = await c.post("/get_reward", json=big)
+        assert r.status_code == 413 and "1000 bytes" in r.json()["error"]
+        ok = await c.post("/get_reward", json={"query": ["pxx"], "prompts": ["p"]})
+        assert ok.status_code == 200
