@@ -142,7 +142,7 @@ def append_rows(path: Path, rows: Sequence[dict[str, Any]]) -> None:
         return
     text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
     # errors="backslashreplace": a lone surrogate (legal in a JSON string escape, not in UTF-8)
-    # is written as the escape \udXXX, which reads back as the same string
+    # is written as its escape (e.g. \ud800), which reads back as the same string
     with path.open("a", encoding="utf-8", errors="backslashreplace") as f:
         f.write(text)
         f.flush()

@@ -275,6 +275,8 @@ class Stack:
     def _warn_if_no_uncertainty(self, batch: Sequence[Sample], combined: Combined) -> None:
         """Say once when every member of a group has one draw: discretizing does nothing then."""
         counts = np.count_nonzero(~np.isnan(combined.draws), axis=1)
+        if not (counts == 1).any():  # the usual case (sources with draws): one array check
+            return
         single: dict[str, bool] = {}
         size: Counter[str] = Counter()
         for sample, k in zip(batch, counts, strict=True):

@@ -86,7 +86,7 @@ def _bigint_hook(obj: dict[str, Any]) -> Any:
 
 def safe_text(text: Any, limit: int = 300) -> str:
     """Text from the sandbox made safe to store and print: at most ``limit`` characters, lone
-    surrogates (valid in a JSON escape, not in UTF-8) shown as ``\\udXXX`` escapes."""
+    surrogates (valid in a JSON escape, not in UTF-8) shown as escapes such as ``\\ud800``."""
     text = str(text)[:limit]
     return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
