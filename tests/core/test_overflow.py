@@ -40,6 +40,11 @@ def test_the_discretizer_handles_huge_groups_without_changing_ordinary_ones():
         [[1e308, -1e308, 1e308], [1e307, 1e307, 1e307]], ["g", "g"], method="gaussian"
     )
     assert np.isfinite(gaussian.reward).all() and gaussian.n_tiers == {"g": 1}
+    # huge but confidently different: the spread must not overflow and merge them
+    apart = rewardplug.discretize(
+        [[1e308, 1e308, 0.99e308], [-1e308, -1e308, -0.99e308]], ["g", "g"], method="gaussian"
+    )
+    assert apart.tier.tolist() == [0, 1]
 
 
 def test_an_infinite_draw_makes_its_row_abstain():
