@@ -64,7 +64,36 @@ def _progress(label: str) -> Iterator[Callable[[int, int], None]]:
         yield update
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _PluginCommands(click.Group):
+    """The top-level group: plugin commands are added on first need, not at start-up.
+
+    A core command (``score``, ``validate``, ...) runs without calling any plugin's
+    ``register_commands``; an unknown name, or the command list that ``--help`` prints, calls them
+    once. Plugins still load their *sources* when a stack needs them.
+    """
+
+    _plugin_commands_added = False
+
+    def add_plugin_commands(self) -> None:
+        if not self._plugin_commands_added:
+            self._plugin_commands_added = True
+            from rewardplug.plugins import add_plugin_commands
+
+            add_plugin_commands(self)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        command = super().get_command(ctx, cmd_name)
+        if command is None and not self._plugin_commands_added:
+            self.add_plugin_commands()
+            command = super().get_command(ctx, cmd_name)
+        return command
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        self.add_plugin_commands()
+        return super().list_commands(ctx)
+
+
+@click.group(cls=_PluginCommands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="rewardplug")
 def cli() -> None:
     """Rewards you can trust for RL on language models: uncertain scores, tie-grouped rewards."""
@@ -461,20 +490,12 @@ def demo(out_dir: str, stack_path: str | None) -> None:
         run_demo(Path(out_dir), stack_path)
 
 
-_commands_added = False
-
-
 def build_cli() -> click.Group:
-    """The CLI with every plugin's commands added (once)."""
-    global _commands_added
-    if not _commands_added:
-        from rewardplug.plugins import add_plugin_commands
-
-        add_plugin_commands(cli)
-        _commands_added = True
+    """The CLI with every plugin's commands added (for callers that list or call them directly)."""
+    cli.add_plugin_commands()  # type: ignore[attr-defined]
     return cli
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Console-script entry point."""
-    build_cli().main(args=argv if argv is not None else sys.argv[1:], prog_name="rewardplug")
+    """Console-script entry point (plugin commands load lazily, see :class:`_PluginCommands`)."""
+    cli.main(args=argv if argv is not None else sys.argv[1:], prog_name="rewardplug")

@@ -69,7 +69,10 @@ class SourceHealth:
             else:
                 text = report.message() + "; the other sources carry on (on_source_failure: warn)"
                 warnings.warn(text, UserWarning, stacklevel=4)
-                log.warning(text)
+                if (
+                    log.hasHandlers()
+                ):  # a configured log (serve's) gets it too; never twice on stderr
+                    log.warning(text)
             self.failures[name] = report
 
     def as_dict(self) -> dict[str, dict[str, object]]:

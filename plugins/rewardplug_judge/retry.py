@@ -3,7 +3,9 @@
 * :func:`classify` sorts an exception from any client (openai, litellm, httpx, asyncio) into
   *retry* (429, 5xx, timeouts, connection errors, garbage replies), *fatal* (bad key, exhausted
   quota, unknown model: retrying thousands of times would only burn time) or *fail* (a request
-  the server rejects as invalid: only that draw is lost).
+  the server rejects as invalid: only that draw is lost). A refused connection or an unknown host
+  is marked ``unreachable``: the backend retries it once it has reached the server, and fails
+  fast on it before (nothing is listening there, so retries would only delay the error).
 * :func:`backoff_delay` is exponential backoff with jitter, honouring ``Retry-After``.
 * :class:`Limiter` bounds requests in flight (per event loop) and requests per second.
 """
@@ -13,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+import socket
 import time
 import weakref
 from dataclasses import dataclass
@@ -24,6 +27,7 @@ __all__ = [
     "Limiter",
     "RequestRejected",
     "Verdict",
+    "answered",
     "backoff_delay",
     "classify",
     "retry_after_s",
@@ -38,6 +42,16 @@ _QUOTA_MARKERS = (
     "billing_hard_limit",
     "exceeded your current quota",
 )
+# Messages of a request naming a model the server or client does not know (litellm answers a
+# model without a provider prefix with a 400, a vLLM or OpenAI server with a 404).
+# Messages of a failed connection whose socket error a client did not chain (litellm's 500).
+_CONNECTION_MARKERS = (
+    "connection error",
+    "cannot connect to host",
+    "connection refused",
+    "name or service not known",
+)
+_MODEL_MARKERS = ("llm provider not provided", "model_not_found", "does not exist")
 
 
 class BadReply(Exception):
@@ -55,6 +69,8 @@ class Verdict:
     kind: Kind
     reason: str
     retry_after: float | None = None
+    #: nothing answered at that address (connection refused, unknown host)
+    unreachable: bool = False
 
 
 def _status(exc: BaseException) -> int | None:
@@ -97,6 +113,49 @@ def retry_after_s(exc: BaseException) -> float | None:
         return None
 
 
+def _chain(exc: BaseException) -> list[BaseException]:
+    """``exc`` and its causes (clients wrap the socket error two to five times)."""
+    out: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and len(out) < 12 and all(current is not e for e in out):
+        out.append(current)
+        current = current.__cause__ or current.__context__
+    return out
+
+
+def _connection_failure(exc: BaseException) -> tuple[str, bool] | None:
+    """``(reason, unreachable)`` when ``exc`` is a failed connection, whatever wraps it.
+
+    litellm reports one as ``InternalServerError`` with status 500; the socket error at the
+    bottom of the chain says what happened.
+    """
+    chain = _chain(exc)
+    if not any(
+        "Connect" in type(e).__name__ or isinstance(e, ConnectionError | socket.gaierror)
+        for e in chain
+    ):
+        # litellm may drop the cause and keep only the message of the client's error
+        text = str(exc)
+        if not any(m in text.lower() for m in _CONNECTION_MARKERS):
+            return None
+        return f"{type(exc).__name__}: {text}"[:300], True
+    refused = [e for e in chain if isinstance(e, ConnectionRefusedError | socket.gaierror)]
+    # the socket's own error says most; a chain's tail may be unrelated context
+    root = (refused or [e for e in chain if isinstance(e, OSError)] or [exc])[-1]
+    return f"{type(root).__name__}: {root}"[:300], bool(refused)
+
+
+def answered(exc: BaseException) -> bool:
+    """Whether the server answered the failed request (an HTTP status, or a body we rejected)."""
+    if _connection_failure(exc) is not None:
+        return False  # litellm gives a failed connection a status (500) too
+    return isinstance(exc, BadReply | RequestRejected) or _status(exc) is not None
+
+
+def _names_model(lowered: str) -> bool:
+    return any(m in lowered for m in _MODEL_MARKERS)
+
+
 def classify(exc: BaseException) -> Verdict:
     """Decide whether a failed request is retried, fails its draw, or stops the run."""
     name = type(exc).__name__
@@ -108,6 +167,10 @@ def classify(exc: BaseException) -> Verdict:
         return Verdict("retry", f"bad reply: {exc}")
     if isinstance(exc, asyncio.TimeoutError | TimeoutError) or "Timeout" in name:
         return Verdict("retry", f"timeout: {text}")
+    failed = _connection_failure(exc)
+    if failed is not None:
+        what = "connection refused" if "refused" in failed[0].lower() else "connection error"
+        return Verdict("retry", f"{what} ({failed[0]})", unreachable=failed[1])
     if status in (401, 403) or name in ("AuthenticationError", "PermissionDeniedError"):
         return Verdict(
             "fatal", f"authentication failed ({text}); check the API key variable and base_url"
@@ -124,11 +187,11 @@ def classify(exc: BaseException) -> Verdict:
         if any(m in lowered for m in _QUOTA_MARKERS):
             return Verdict("fatal", f"quota exhausted ({text}); add credit or switch backend")
         return Verdict("retry", f"rate limited: {text}", retry_after_s(exc))
-    if status == 404 or name == "NotFoundError":
-        return Verdict("fatal", f"not found ({text}); check `model` and `base_url`")
+    if status == 404 or name == "NotFoundError" or (status == 400 and _names_model(lowered)):
+        return Verdict("fatal", f"unknown model or URL ({text}); check `model` and `base_url`")
     if status is not None and (status >= 500 or status in (408, 409)):
         return Verdict("retry", f"server error {status}: {text}", retry_after_s(exc))
-    if "Connection" in name or isinstance(exc, ConnectionError | OSError):
+    if isinstance(exc, OSError):
         return Verdict("retry", f"connection error: {text}")
     if isinstance(exc, ValueError) or "Validation" in name or "JSONDecode" in name:
         return Verdict("retry", f"bad reply: {text}")  # garbage body: a proxy hiccup, maybe

@@ -18,8 +18,6 @@ from typing import Any
 
 import click
 
-from rewardplug_rubric.model import RubricError, available_rubrics, load_rubric
-
 
 @click.group("rubric")
 def rubric() -> None:
@@ -31,6 +29,8 @@ def rubric() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON summary per rubric.")
 def check(files: tuple[str, ...], as_json: bool) -> None:
     """Validate rubric FILES (paths or names in the rubric library)."""
+    from rewardplug_rubric.model import RubricError, load_rubric
+
     failed = 0
     for spec in files:
         try:
@@ -63,6 +63,8 @@ def check(files: tuple[str, ...], as_json: bool) -> None:
 @rubric.command("list")
 def list_rubrics() -> None:
     """Name the rubrics of the shipped library (``rewardplug.paths.rubrics_dir()``)."""
+    from rewardplug_rubric.model import RubricError, available_rubrics, load_rubric
+
     for name in available_rubrics():
         try:
             description = load_rubric(name).description.strip().split("\n", 1)[0]
@@ -105,6 +107,7 @@ def generate(
     import yaml
 
     from rewardplug_rubric.generate import generate_file
+    from rewardplug_rubric.model import RubricError
 
     settings: dict[str, Any] = yaml.safe_load(judge_config) if judge_config else {}
     if not isinstance(settings, dict):

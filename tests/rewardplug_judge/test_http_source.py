@@ -282,3 +282,62 @@ def test_stack_uses_llm_judge_by_name(serve, tmp_path):
         rewardplug.load_stack(
             {"sources": [{"name": "j", "use": "llm_judge", "with": {**options, "samplez": 3}}]}
         )
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]  # nothing listens there once the socket is closed
+
+
+def test_nothing_listening_fails_fast_with_the_url(client_kind, tmp_path):
+    """A judge pointed at a server that is not running fails on its first request, naming the
+    URL, instead of retrying every draw into a silent abstention."""
+    url = f"http://127.0.0.1:{_closed_port()}/v1"
+    model = "judge" if client_kind == "openai" else "openai/judge"
+    options = {
+        "backend": client_kind,
+        "model": model,
+        "base_url": url,
+        "cache_dir": str(tmp_path / "cache"),
+        "samples": 3,
+        "max_retries": 6,
+        "backoff_s": 1.0,  # six retries of a refused connection would take a minute
+    }
+    src = JudgeSource(options)
+    start = time.monotonic()
+    with pytest.raises(FatalBackendError) as caught:
+        src.score([Sample(prompt="q", response=f"r{i}") for i in range(8)])
+    assert time.monotonic() - start < 10
+    message = str(caught.value)
+    assert url in message
+    # litellm reports the refusal as a 500 with its cause dropped: "Connection error."
+    assert "connection refused" in message.lower() or "connection error" in message.lower()
+    assert "server error 500" not in message
+
+
+def test_server_gone_after_first_success_is_retried_not_fatal(serve, client_kind, tmp_path):
+    """Once the judge has answered, a refused connection is an outage: retried, then the draws
+    abstain with the reason (the run goes on)."""
+    server = serve(lambda body, s: Reply(text="Rating: 7"))
+    src = JudgeSource(http_options(client_kind, server, tmp_path, samples=1, max_retries=1))
+    [first] = src.score([Sample(prompt="q", response="one")])
+    assert first.ok
+    server.__exit__()
+    [second] = src.score([Sample(prompt="q", response="two")])
+    assert second.status == "abstain"
+    assert "connection" in second.reason.lower()
+    assert "server error 500" not in second.reason
+
+
+def test_unknown_model_fails_fast_naming_model_and_url(serve, client_kind, tmp_path):
+    error = {"message": "The model `judge` does not exist.", "type": "NotFoundError"}
+    server = serve(lambda body, s: Reply(status=404, error=error))
+    src = JudgeSource(http_options(client_kind, server, tmp_path, samples=2, concurrency=1))
+    with pytest.raises(FatalBackendError) as caught:
+        src.score([Sample(prompt="q", response=f"r{i}") for i in range(10)])
+    assert server.base_url in str(caught.value)
+    assert "judge" in str(caught.value)
+    assert len(server.requests) <= 2

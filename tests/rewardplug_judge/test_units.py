@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -9,7 +11,7 @@ from rewardplug_judge.backends.types import TokenLogprob
 from rewardplug_judge.distribution import grade_distribution, quantile_draws
 from rewardplug_judge.parsing import parse_grades
 from rewardplug_judge.prompts import load_template, truncate
-from rewardplug_judge.retry import BadReply, backoff_delay, classify
+from rewardplug_judge.retry import BadReply, answered, backoff_delay, classify
 
 
 @given(st.text(max_size=300), st.text(max_size=100))
@@ -117,6 +119,36 @@ def test_classify():
     assert classify(_Err(400)).kind == "fail"
     assert classify(TimeoutError()).kind == "retry"
     assert classify(BadReply("no choices")).kind == "retry"
+    assert classify(_Err(400, "LLM Provider NOT provided. You passed model=judge")).kind == "fatal"
+
+
+def _wrapped(outer: Exception, *inner: BaseException) -> Exception:
+    """``outer`` raised from ``inner[0]`` raised from ``inner[1]`` ... (as clients wrap errors)."""
+    chain = [outer, *inner]
+    for exc, cause in itertools.pairwise(chain):
+        exc.__cause__ = cause
+    return outer
+
+
+def test_a_connection_failure_wrapped_as_a_500_is_a_connection_error():
+    # litellm: InternalServerError(500) <- APIConnectionError <- ... <- ConnectionRefusedError
+    class APIConnectionError(Exception):
+        pass
+
+    refused = _wrapped(
+        _Err(500, "litellm.InternalServerError: OpenAIException - Connection error."),
+        APIConnectionError("Connection error."),
+        ConnectionRefusedError(111, "Connect call failed ('127.0.0.1', 9)"),
+    )
+    verdict = classify(refused)
+    assert verdict.kind == "retry" and verdict.unreachable
+    assert verdict.reason.startswith("connection refused")
+    assert "500" not in verdict.reason
+    assert not answered(refused)
+
+    reset = _wrapped(APIConnectionError("Connection error."), ConnectionResetError(104, "reset"))
+    assert classify(reset).kind == "retry" and not classify(reset).unreachable
+    assert answered(_Err(503)) and not answered(TimeoutError())
 
 
 @given(st.integers(0, 10), st.floats(0.01, 2))

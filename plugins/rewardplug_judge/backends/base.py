@@ -24,7 +24,7 @@ from rewardplug_judge.backends.types import (
     TokenLogprob,
 )
 from rewardplug_judge.cache import CompletionCache, cache_key
-from rewardplug_judge.retry import Limiter, backoff_delay, classify
+from rewardplug_judge.retry import Limiter, answered, backoff_delay, classify
 
 __all__ = ["Backend", "BackendStats", "ChatRequest", "Choice", "Client", "RawReply"]
 
@@ -122,6 +122,9 @@ class Backend:
         self.config = config
         self._client_factory = client_factory
         self.stats = BackendStats()
+        #: whether any request has reached the server; until then, "nothing listens there" is
+        #: a configuration error (fail fast), afterwards a passing outage (retry)
+        self.reached = False
         self.limiter = Limiter(config.concurrency, config.requests_per_s)
         self.cache = CompletionCache(self._cache_folder()) if config.cache else None
         # Clients hold connection pools bound to the event loop that created them.
@@ -269,15 +272,24 @@ class Backend:
                         # the client enforces timeout_s itself; this guards clients that do not
                         timeout=cfg.timeout_s * 1.5 + 1,
                     )
+                self.reached = True
                 return self._split(reply, draws)
             except FatalBackendError:
                 raise
             except Exception as exc:
                 verdict = classify(exc)
                 reason = verdict.reason
+                if verdict.unreachable and not self.reached:
+                    raise FatalBackendError(
+                        f"{cfg.backend} backend cannot reach the judge at {self.where()}: "
+                        f"{verdict.reason}. Is the server running? Check `base_url` (and "
+                        "`model`) in the source's `with:` settings."
+                    ) from exc
+                if answered(exc):
+                    self.reached = True  # the server answered, even if with an error
                 if verdict.kind == "fatal":
                     raise FatalBackendError(
-                        f"{cfg.backend} backend (model={cfg.model!r}, base_url={cfg.base_url!r}): "
+                        f"{cfg.backend} backend (model={cfg.model!r}, at {self.where()}): "
                         f"{verdict.reason}"
                     ) from exc
                 if verdict.kind == "fail" or attempt == cfg.max_retries:
@@ -290,6 +302,12 @@ class Backend:
         if len(self.stats.errors) < 20:
             self.stats.errors.append(reason)
         return {d: Completion("", draw=d, error=reason) for d in draws}
+
+    def where(self) -> str:
+        """The address requests go to, for error messages."""
+        if self.config.base_url:
+            return self.config.base_url
+        return f"the {self.config.backend} default endpoint for model {self.config.model!r}"
 
     def _split(self, reply: RawReply, draws: list[int]) -> dict[int, Completion]:
         """Spread one reply over its draws: the prompt is billed once, to the first draw."""
