@@ -108,6 +108,27 @@ def plugins_cmd() -> None:
 
 
 @cli.command()
+@click.argument("folder", default=".", type=click.Path(file_okay=False))
+@click.option("--overwrite", is_flag=True, help="Replace starter files that already exist.")
+def init(folder: str, overwrite: bool) -> None:
+    """Write a commented starter stack, reward module and sample file into FOLDER."""
+    from rewardplug.starter import write_starter
+
+    try:
+        written = write_starter(folder, overwrite=overwrite)
+    except FileExistsError as exc:
+        raise _Failure(str(exc)) from None
+    for path in written:
+        click.echo(f"wrote {path}", err=True)
+    where = "" if Path(folder).resolve() == Path.cwd() else f"cd {folder} && "
+    click.echo(
+        f"next: {where}rewardplug validate stack.yaml && "
+        "rewardplug score stack.yaml samples.jsonl -o scored.jsonl",
+        err=True,
+    )
+
+
+@cli.command()
 @click.argument("stack", type=click.Path(dir_okay=False))
 def validate(stack: str) -> None:
     """Check a stack file (every source's settings included) without scoring anything."""
@@ -134,6 +155,7 @@ def validate(stack: str) -> None:
 @click.option(
     "--resume", is_flag=True, help="Continue an interrupted run (no duplicate, no lost row)."
 )
+@click.option("--overwrite", is_flag=True, help="Replace an existing output file.")
 @click.option(
     "--skip-bad",
     is_flag=True,
@@ -149,12 +171,53 @@ def score(
     input_path: str,
     output_path: str,
     resume: bool,
+    overwrite: bool,
     skip_bad: bool,
     batch_size: int,
     engine: str,
     address: str | None,
 ) -> None:
     """Score a JSONL file of samples with a stack."""
+    if resume and overwrite:
+        raise click.UsageError("--resume and --overwrite contradict each other; pick one")
+    saved = _rows_in(output_path)
+    if saved and not (resume or overwrite):
+        raise _Failure(
+            f"{output_path} already holds {saved} rows; pass --resume to continue that run, "
+            "or --overwrite to replace it"
+        )
+    try:
+        _score(stack, input_path, output_path, resume, skip_bad, batch_size, engine, address)
+    except KeyboardInterrupt:
+        saved = _rows_in(output_path)
+        click.secho(
+            f"interrupted: {saved} scored rows are saved in {output_path}; run the same command "
+            "with --resume to score the rest",
+            err=True,
+            fg="yellow",
+        )
+        sys.exit(130)
+
+
+def _rows_in(path: str) -> int:
+    """Complete rows in an output file (0 when there is none); batches are appended whole."""
+    try:
+        with open(path, "rb") as f:
+            return sum(1 for line in f if line.endswith(b"\n") and line.strip())
+    except FileNotFoundError:
+        return 0
+
+
+def _score(
+    stack: str,
+    input_path: str,
+    output_path: str,
+    resume: bool,
+    skip_bad: bool,
+    batch_size: int,
+    engine: str,
+    address: str | None,
+) -> None:
     if engine == "ray":
         if resume:
             raise click.UsageError("--resume is not supported with --engine ray")
@@ -188,6 +251,10 @@ def score(
             )
     for message in summary.skipped:
         click.echo(f"skipped: {message}", err=True)
+    if summary.total == 0:
+        click.secho(
+            f"warning: {input_path} holds no samples; nothing was scored", err=True, fg="yellow"
+        )
     click.echo(
         f"wrote {summary.written} rows to {output_path}"
         + (f" ({summary.resumed} already there)" if summary.resumed else "")
@@ -498,4 +565,8 @@ def build_cli() -> click.Group:
 
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point (plugin commands load lazily, see :class:`_PluginCommands`)."""
+    # A stack names its functions as `module:name`; as with `python -m`, modules in the current
+    # folder (the user's my_rewards.py) are importable. A console script would not see them.
+    if "" not in sys.path and str(Path.cwd()) not in sys.path:
+        sys.path.insert(0, str(Path.cwd()))
     cli.main(args=argv if argv is not None else sys.argv[1:], prog_name="rewardplug")

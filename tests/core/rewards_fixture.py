@@ -65,3 +65,10 @@ def given_draws(prompts, completions, draws, **kwargs):
 def always_down(prompts, completions, **kwargs):
     """A backend that is not there: every call fails."""
     raise ConnectionError("connection refused: http://127.0.0.1:9/v1")
+
+
+def interrupt_on_stop(prompts, completions, **kwargs):
+    """Like Ctrl-C arriving while the batch holding a 'STOP' completion is scored."""
+    if "STOP" in completions:
+        raise KeyboardInterrupt
+    return [1.0 for _ in completions]

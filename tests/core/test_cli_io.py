@@ -104,6 +104,40 @@ def test_empty_input_gives_empty_output(tmp_path, stack_file):
     out = tmp_path / "o.jsonl"
     result = run("score", stack_file, inp, "-o", out)
     assert result.exit_code == 0 and out.read_text() == ""
+    assert "holds no samples" in result.stderr
+
+
+def test_an_existing_output_is_neither_replaced_nor_appended_silently(tmp_path, stack_file):
+    inp = write_jsonl(tmp_path / "in.jsonl", rows_for(2))
+    out = tmp_path / "o.jsonl"
+    assert run("score", stack_file, inp, "-o", out).exit_code == 0
+    before = out.read_text()
+    again = run("score", stack_file, inp, "-o", out)
+    assert again.exit_code == 1
+    assert "already holds 8 rows" in again.stderr and "--resume" in again.stderr
+    assert "--overwrite" in again.stderr
+    assert out.read_text() == before
+    assert run("score", stack_file, inp, "-o", out, "--overwrite").exit_code == 0
+    assert out.read_text() == before  # replaced by the same rows, not doubled
+    both = run("score", stack_file, inp, "-o", out, "--overwrite", "--resume")
+    assert both.exit_code == 2
+
+
+def test_an_interrupted_run_says_what_was_saved_and_how_to_resume(tmp_path):
+    stack = tmp_path / "stack.yaml"
+    stack.write_text(
+        "sources:\n  - name: s\n    use: python\n"
+        '    with: {function: "tests.core.rewards_fixture:interrupt_on_stop"}\n'
+    )
+    rows = rows_for(4)
+    rows[-1]["response"] = "STOP"  # in the last group, so the second batch
+    inp = write_jsonl(tmp_path / "in.jsonl", rows)
+    out = tmp_path / "o.jsonl"
+    result = run("score", stack, inp, "-o", out, "--batch-size", "8")
+    assert result.exit_code == 130
+    assert "interrupted: 8 scored rows are saved" in result.stderr
+    assert "--resume" in result.stderr
+    assert len(out.read_text().splitlines()) == 8
 
 
 def test_sample_without_group_is_grouped_by_prompt(tmp_path):

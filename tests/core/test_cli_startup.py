@@ -1,0 +1,63 @@
+"""`rewardplug --help` and core commands answer without importing plugin command modules."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from click.testing import CliRunner
+
+from rewardplug.cli import cli
+
+# modules a plugin's commands or sources pull in; none belongs to starting the CLI
+HEAVY = (
+    "rewardplug_rubric.model",
+    "rewardplug_neural.common",
+    "rewardplug_judge.source",
+    "rewardplug_code.source",
+    "torch",
+    "numpy",
+    "rich",
+)
+
+
+def _modules_after(args: list[str]) -> set[str]:
+    code = (
+        "import sys, json\n"
+        "from rewardplug.cli import main\n"
+        "try:\n"
+        f"    main({args!r})\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "print(json.dumps(sorted(sys.modules)), file=sys.stderr)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert "Usage" in out.stdout
+    return set(json.loads(out.stderr.strip().splitlines()[-1]))
+
+
+def test_help_lists_plugin_commands_without_importing_them():
+    loaded = _modules_after(["--help"])
+    assert not loaded & set(HEAVY), sorted(loaded & set(HEAVY))
+    assert "rewardplug_rubric.cli" in loaded  # listed, so its (cheap) command module is read
+
+
+def test_help_names_the_plugin_command_group():
+    result = CliRunner().invoke(cli, ["--help"])
+    assert result.exit_code == 0
+    assert "rubric" in result.output and "score" in result.output
+
+
+def test_a_core_command_does_not_load_plugin_commands():
+    loaded = _modules_after(["validate", "--help"])
+    assert "rewardplug_rubric.cli" not in loaded
+    assert not loaded & set(HEAVY)
+
+
+def test_a_plugin_command_is_found_on_demand():
+    result = CliRunner().invoke(cli, ["rubric", "list"])
+    assert result.exit_code == 0, result.output
+    assert result.output.strip()
