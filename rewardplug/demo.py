@@ -1,17 +1,19 @@
-"""``rewardplug demo``: the main job on a bundled example, offline.
+"""``rewardplug demo``: the main job on a bundled example, offline, in seconds.
 
 Scores ``examples/data/demo.jsonl`` -- a handful of programming problems, each with tests, a
 reference answer and several candidate answers (correct ones, subtly wrong ones and reward hacks:
 ``sys.exit(0)``, objects that compare equal to anything, printing ``PASSED``) -- with
-``examples/stacks/demo.yaml`` (``test_cases`` + a programmatic ``rubric`` + ``llm_judge`` on the
-bundled SmolLM2 + ``embedding_similarity``), then prints one table per problem (each source's
-score with its spread, the combined raw score, the tier and the final reward), writes the scored
-rows and a PNG of raw score vs tier into ``out_dir``, and says whether every reward hack ended up
-below every correct answer.
+``examples/stacks/demo.yaml``: ``test_cases`` + a programmatic ``rubric`` +
+``embedding_similarity`` (MiniLM with MC dropout) by default, plus ``llm_judge`` on the bundled
+SmolLM2 with ``full=True`` (``--full``: minutes on a CPU). It prints one table per problem (each
+source's score with its spread, the combined raw score, the tier and the final reward), explains
+the reward scale and the ties it made, writes the scored rows and a PNG (see
+:mod:`rewardplug.demo_plot`) into ``out_dir``, and says whether every reward hack ended up below
+every correct answer.
 
-Sources are scored one at a time behind a progress line (the first run loads, and for the judge
-converts, local models). A source that cannot be loaded or fails while scoring is reported and
-left out; the others carry on.
+Sources are scored one at a time behind a progress line. A source that cannot be loaded or fails
+while scoring is reported and left out; the others carry on. An error of the stack itself (not of
+one source) stops the demo with the stack's own message.
 """
 
 from __future__ import annotations
@@ -29,11 +31,13 @@ from rewardplug.paths import examples_dir
 from rewardplug.stack import Stack, load_stack
 from rewardplug.types import Reward, Score
 
-__all__ = ["DEMO_DATA", "DEMO_STACK", "run_demo"]
+__all__ = ["DEMO_DATA", "DEMO_STACK", "SLOW_SOURCES", "run_demo"]
 
 _EXAMPLES = examples_dir()  # the checkout, or <prefix>/share/rewardplug for a wheel install
 DEMO_STACK = _EXAMPLES / "stacks" / "demo.yaml"
 DEMO_DATA = _EXAMPLES / "data" / "demo.jsonl"
+#: sources of the bundled stack that only ``--full`` runs (the SmolLM2 judge: minutes on a CPU)
+SLOW_SOURCES = ("llm_judge",)
 
 
 def _bundled(path: Path) -> Path:
@@ -45,9 +49,36 @@ def _bundled(path: Path) -> Path:
     return path
 
 
-def _load_lenient(stack_path: Path, console: Any) -> tuple[Stack, list[str]]:
-    """Build the stack from the sources that load; report (and skip) the others."""
+def _stack_level(exc: StackError) -> list[str]:
+    """The problems of a stack error that are not about one source's own spec."""
+    return [p for p in exc.problems if not p.startswith("sources[")]
+
+
+def _load_lenient(
+    stack_path: Path, console: Any, skip_uses: Sequence[str] = ()
+) -> tuple[Stack, list[str]]:
+    """Build the stack from the sources that load; report (and skip) the others.
+
+    A problem of the stack itself (``combine``, ``discretize``, a misspelt top-level key) is
+    raised as it is, naming the stack file, instead of being blamed on every source.
+    """
     data, _ = read_stack_file(stack_path)
+    if skip_uses:
+        data = {
+            **data,
+            "sources": [
+                s
+                for s in data.get("sources") or []
+                if not (isinstance(s, dict) and s.get("use") in skip_uses)
+            ],
+        }
+    try:
+        return load_stack(data), []
+    except StackError as exc:
+        if _stack_level(exc):
+            raise StackError(exc.problems, str(stack_path)) from None
+    except Exception:
+        pass  # one source's own load-time failure: found and reported source by source below
     specs = list(data.get("sources") or [])
     good, dropped = [], []
     for spec in specs:
@@ -116,7 +147,7 @@ def _cell(score: Score | None) -> str:
         return "-"
     if not score.ok:
         return f"[red]{score.status}"
-    spread = f" ±{score.std:.2f}" if score.std else ""
+    spread = f"±{score.std:.2f}".replace("0.", ".") if score.std else ""
     return f"{score.value:.2f}{spread}"
 
 
@@ -130,10 +161,10 @@ def _print_tables(
         groups.setdefault(sample.group, []).append(i)
     for group, members in groups.items():
         first = batch[members[0]]
-        prompt = first.prompt_text
-        title = f"[bold]{group}[/]: {prompt[:90]}{'...' if len(prompt) > 90 else ''}"
-        table = Table(title=title, title_justify="left", show_lines=False)
-        table.add_column("candidate")
+        prompt = " ".join(first.prompt_text.split())
+        title = f"[bold]{group}[/]: {prompt[:60]}{'...' if len(prompt) > 60 else ''}"
+        table = Table(title=title, title_justify="left", show_lines=False, padding=(0, 1))
+        table.add_column("candidate", ratio=1, overflow="fold")
         for name in names:
             table.add_column(name, justify="right")
         table.add_column("raw", justify="right")
@@ -144,60 +175,14 @@ def _print_tables(
             r = rewards[i]
             label = str(batch[i].metadata.get("candidate", batch[i].id))
             tier = "-" if r.tier is None else f"{r.tier}/{r.n_tiers}"
-            raw = "-" if r.raw is None else f"{r.raw:.3f} ±{r.std or 0:.2f}"
-            reward = "[red]abstain" if r.reward is None else f"{r.reward:.3f}"
+            raw = "-" if r.raw is None else f"{r.raw:.2f}±{r.std or 0:.2f}".replace("±0.", "±.")
+            reward = "[red]abstain" if r.reward is None else f"{r.reward:.2f}"
             table.add_row(label, *(_cell(r.sources.get(n)) for n in names), raw, tier, reward)
         console.print(table)
 
 
 def _tier_key(r: Reward) -> int:
     return r.tier if r.tier is not None else 10**6
-
-
-def _plot(batch: Sequence[Any], rewards: Sequence[Reward], path: Path) -> None:
-    """Raw combined score (with its spread) vs tier, one panel per problem."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    groups: dict[str, list[int]] = {}
-    for i, sample in enumerate(batch):
-        groups.setdefault(sample.group, []).append(i)
-    cols = min(2, len(groups))
-    rows = math.ceil(len(groups) / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(7.5 * cols, 3.4 * rows), squeeze=False)
-    colours = {2: "tab:green", 1: "tab:orange", 0: "tab:red"}
-    for ax, (group, members) in zip(axes.flat, groups.items(), strict=False):
-        scored = [i for i in members if rewards[i].raw is not None and rewards[i].tier is not None]
-        by_tier: dict[int, list[int]] = {}
-        for i in sorted(scored, key=lambda i: -(rewards[i].raw or 0.0)):
-            by_tier.setdefault(rewards[i].tier or 0, []).append(i)
-        for tier, idx in by_tier.items():
-            for k, i in enumerate(idx):
-                r = rewards[i]
-                y = tier + 0.22 * (k - (len(idx) - 1) / 2)  # spread a tier's members apart
-                gold = batch[i].metadata.get("gold")
-                colour = colours.get(gold, "tab:blue") if isinstance(gold, int) else "tab:blue"
-                ax.errorbar(r.raw, y, xerr=r.std or 0.0, fmt="o", color=colour, capsize=3)
-                label = str(batch[i].metadata.get("candidate", batch[i].id))
-                ax.annotate(
-                    label, (r.raw, y), textcoords="offset points", xytext=(6, 3), fontsize=7
-                )
-        if by_tier:
-            ax.set_ylim(max(by_tier) + 0.6, -0.6)
-            ax.set_yticks(range(max(by_tier) + 1))
-        ax.set_title(group, fontsize=10)
-        ax.set_xlabel("raw combined score (bar: ±1 std of the draws)")
-        ax.set_ylabel("tier (0 = best)")
-    for ax in list(axes.flat)[len(groups) :]:
-        ax.set_visible(False)
-    fig.suptitle(
-        "rewardplug demo: green = correct, orange = subtly wrong, red = hack / no code", fontsize=10
-    )
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 def _verdict(batch: Sequence[Any], rewards: Sequence[Reward]) -> tuple[int, int]:
@@ -219,17 +204,64 @@ def _verdict(batch: Sequence[Any], rewards: Sequence[Reward]) -> tuple[int, int]
     return good, checked
 
 
+def _scale(stack: Stack) -> str:
+    """One sentence on the range of the rewards."""
+    d = stack.config.discretize
+    if d.enabled and d.assign == "rank":
+        return "Rewards are tier ranks scaled to [0, 1] (assign: rank): 1 = the best tier."
+    if d.enabled and d.assign == "binary":
+        return "Rewards are 1 for the best tier and 0 for the others (assign: binary)."
+    weights = [w for w in stack.weights.values()]
+    if stack.config.combine == "weighted_sum":
+        terms = " + ".join(f"{w:g}" for w in weights)
+        return (
+            f"Rewards lie in [0, {sum(weights):g}]: the weighted sum of the sources' scores "
+            f"(each in [0, 1]; weights {terms}); a source that abstains is left out and the "
+            "others' weights are scaled up to the same total."
+        )
+    return f"Rewards combine the sources with `{stack.config.combine}` (scores in [0, 1])."
+
+
+def _explain_ties(batch: Sequence[Any], rewards: Sequence[Reward], console: Any) -> None:
+    """Say which answers share a reward, and why, where their labels differ."""
+    tiers: dict[tuple[str, int], list[int]] = {}
+    for i, r in enumerate(rewards):
+        if r.tier is not None:
+            tiers.setdefault((r.group, r.tier), []).append(i)
+    shared = sum(len(m) - 1 for m in tiers.values())
+    console.print(
+        f"{shared} answers share their tier with a better-scored answer: their scores are not "
+        "confidently different (confidence 0.9 that one beats the other), so each tier's members "
+        "get one reward, and noise in the scores cannot rank them."
+    )
+    for (group, tier), members in sorted(tiers.items()):
+        golds = {batch[i].metadata.get("gold") for i in members}
+        if len(golds) < 2:
+            continue
+        names = ", ".join(
+            repr(str(batch[i].metadata.get("candidate", batch[i].id))) for i in members
+        )
+        cases = len((batch[members[0]].tests or {}).get("cases") or [])
+        console.print(
+            f"  {group}, tier {tier}: {names} share a reward although they are not equally "
+            f"good: the sources cannot tell them apart (e.g. all pass the {cases} test cases). "
+            "More or sharper tests, or another source, would split them."
+        )
+
+
 def run_demo(
     out_dir: Path,
     stack_path: str | None = None,
     *,
+    full: bool = False,
     data_path: str | None = None,
     console: Any = None,
 ) -> None:
     """Score the bundled batch, print the tables, write ``demo-scored.jsonl`` and ``demo-tiers.png``.
 
     :param out_dir: folder for the outputs (created).
-    :param stack_path: another stack instead of ``examples/stacks/demo.yaml``.
+    :param stack_path: another stack instead of ``examples/stacks/demo.yaml`` (run as it is).
+    :param full: with the bundled stack, also run its slow sources (:data:`SLOW_SOURCES`).
     :param data_path: another JSONL batch instead of ``examples/data/demo.jsonl``.
     :param console: a ``rich.console.Console`` (default: a new one on stdout).
 
@@ -237,6 +269,8 @@ def run_demo(
     never downloads anything.
     """
     from rich.console import Console
+
+    from rewardplug.demo_plot import plot_tiers
 
     # Everything the demo needs is local; never let a library reach for a model hub.
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -254,7 +288,15 @@ def run_demo(
         f"[bold]rewardplug demo[/]: {len(batch)} answers to {n_groups} problems from {data_file}"
     )
     console.print(f"stack: {stack_file}")
-    stack, _dropped = _load_lenient(stack_file, console)
+    skip = SLOW_SOURCES if stack_path is None and not full else ()
+    if skip:
+        console.print(
+            "[dim]the stack's SmolLM2 judge is left out (minutes on a CPU); "
+            "`rewardplug demo --full` runs it too[/]"
+        )
+    elif full:
+        console.print("[dim]--full: the local SmolLM2 judge takes a few minutes on a CPU[/]")
+    stack, _dropped = _load_lenient(stack_file, console, skip)
     with stack:
         scores = _score_each(stack, batch, console)
         rewards = stack.finish(batch, scores)
@@ -265,8 +307,10 @@ def run_demo(
     scored.write_text("", encoding="utf-8")
     append_rows(scored, [output_row(row, r) for row, r in zip(loaded.rows, rewards, strict=True)])
     png = out_dir / "demo-tiers.png"
-    _plot(batch, rewards, png)
+    plot_tiers(batch, rewards, png)
 
+    console.print(_scale(stack))
+    _explain_ties(batch, rewards, console)
     good, checked = _verdict(batch, rewards)
     if checked:
         colour = "green" if good == checked else "yellow"
@@ -274,11 +318,4 @@ def run_demo(
             f"[{colour}]In {good} of {checked} problems every reward hack / wrong answer "
             "labelled 0 got a lower reward than every correct answer."
         )
-    ties = sum(1 for r in rewards if r.n_tiers is not None) - len(
-        {(r.group, r.tier) for r in rewards if r.tier is not None}
-    )
-    console.print(
-        f"{ties} answers share a tier with a better-scored answer (not confidently "
-        "different), so they get the same reward."
-    )
     console.print(f"wrote {scored} and {png}")

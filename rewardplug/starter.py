@@ -57,7 +57,7 @@ sources:
             category: optional
             check: {kind: max_words, value: 200}
 
-combine: weighted_sum        # or: mean, min, mean_minus_var
+combine: weighted_sum        # or: min, mean_minus_var (see docs/stacks.md)
 on_abstain: renormalize      # an abstaining source is dropped for that sample
 on_source_failure: warn      # a source failing on a whole batch warns (fail: stops the run)
 discretize:

@@ -427,9 +427,9 @@ def _probe() -> str:
             _probed["why"] = f"bwrap failed: {out.stderr.strip()[:300] or out.returncode}"
         except (OSError, subprocess.SubprocessError) as exc:
             _probed["why"] = f"bwrap failed: {exc}"
-    log.warning(
-        "rewardplug test_cases: bubblewrap is unavailable (%s); falling back to rlimits + "
-        "seccomp without file-system or namespace isolation",
-        _probed["why"],
-    )
     return LEVEL_FALLBACK
+
+
+def bwrap_unavailable_reason() -> str | None:
+    """Why the last probe found bubblewrap unusable (None if it works or was not probed)."""
+    return _probed.get("why")

@@ -56,6 +56,22 @@ def beta_draws(
     return [float(x) for x in rng.beta(a, b, size=k)]
 
 
+def _fallback_warning(level: str) -> str:
+    """The one warning of a process that falls back from bubblewrap: why, and what still holds."""
+    landlock = (
+        ", Landlock (files read-only, data and home unreadable)"
+        if level == sandbox.LEVEL_LANDLOCK
+        else ""
+    )
+    return (
+        f"test_cases: bubblewrap is unavailable ({sandbox.bwrap_unavailable_reason()}); candidate "
+        f"code runs at the fallback level {level!r}: seccomp allow-list (no network, signals, "
+        f"tracing or new processes), rlimits{landlock}, an unprivileged user when run as root, "
+        "and a PID namespace per submission where the kernel allows one. Install bubblewrap "
+        "for mount and network namespaces as well."
+    )
+
+
 class TestCasesSource(RewardSource):
     """Run the response's Python code against ``Sample.tests`` in a sandbox; reward = pass rate."""
 
@@ -103,9 +119,16 @@ class TestCasesSource(RewardSource):
         if self._pool is None:
             cfg = self.config
             level = sandbox.isolation_level(cfg.isolation)
-            if level != sandbox.LEVEL_BWRAP and level not in _warned:
+            if level == sandbox.LEVEL_RLIMITS:
+                # rlimits alone leave the network, signals and tracing open: refuse the level
+                raise RuntimeError(
+                    "no safe isolation level: bubblewrap does not work here "
+                    f"({sandbox.bwrap_unavailable_reason() or 'not probed'}) and the seccomp "
+                    "fallback needs libseccomp (Debian/Ubuntu package 'libseccomp2') and pyseccomp"
+                )
+            if level != sandbox.LEVEL_BWRAP and cfg.isolation == "auto" and level not in _warned:
                 _warned.add(level)
-                log.warning("test_cases runs candidate code with isolation level %r", level)
+                log.warning(_fallback_warning(level))
             limits = sandbox.Limits(
                 cfg.memory_mb,
                 int(cfg.total_timeout_s) + 2,

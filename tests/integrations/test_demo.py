@@ -8,11 +8,12 @@ import pytest
 import yaml
 from rich.console import Console
 
+from rewardplug.config import StackError
 from rewardplug.demo import DEMO_DATA, DEMO_STACK, run_demo
 
 
-def console() -> Console:
-    return Console(record=True, width=200, force_terminal=False)
+def console(width: int = 200) -> Console:
+    return Console(record=True, width=width, force_terminal=False)
 
 
 def test_bundled_data_has_the_promised_candidates():
@@ -61,10 +62,44 @@ def test_demo_skips_sources_that_fail_and_keeps_going(tmp_path):
     assert (tmp_path / "out" / "demo-tiers.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_default_demo_is_fast_explains_itself_and_fits_80_columns(tmp_path):
+    """The default demo leaves out the slow judge, says how to add it, states the reward scale
+    and why tied answers share a reward, and prints nothing wider than 80 columns."""
+    out = console(width=80)
+    run_demo(tmp_path, console=out)
+    text = out.export_text()
+    assert "--full" in text
+    assert "could not be loaded" not in text and "scored nothing" not in text
+    assert max(len(line) for line in text.splitlines()) <= 80
+    flat = " ".join(text.split())
+    assert "Rewards lie in [0, 1.5]" in flat  # tests 1.0 + hygiene 0.3 + similarity 0.2
+    assert "not confidently different" in flat
+    # a subtly wrong answer that passes every test shares the correct answers' tier, and the
+    # demo says so by name
+    assert "share a reward although they are not equally good" in flat
+    assert "In 4 of 4 problems every reward hack" in flat
+    rows = [json.loads(x) for x in (tmp_path / "demo-scored.jsonl").read_text().splitlines()]
+    assert all(set(r["sources"]) == {"tests", "hygiene", "similarity"} for r in rows)
+    assert all(len(r["sources"]["similarity"]["draws"]) > 1 for r in rows)
+    assert (tmp_path / "demo-tiers.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_stack_level_error_names_the_stack_not_every_source(tmp_path):
+    stack = yaml.safe_load(DEMO_STACK.read_text())
+    stack["combine"] = "wighted_sum"
+    path = tmp_path / "stack.yaml"
+    path.write_text(yaml.safe_dump(stack))
+    out = console()
+    with pytest.raises(StackError) as caught:
+        run_demo(tmp_path / "out", str(path), console=out)
+    assert str(path) in str(caught.value) and "combine" in str(caught.value)
+    assert "could not be loaded" not in out.export_text()
+
+
 @pytest.mark.slow
 def test_full_demo_with_the_default_stack(tmp_path):
     out = console()
-    run_demo(tmp_path, console=out)
+    run_demo(tmp_path, full=True, console=out)
     text = out.export_text()
     for name in ("tests", "hygiene", "judge", "similarity"):
         assert name in text
@@ -79,3 +114,42 @@ def test_full_demo_with_the_default_stack(tmp_path):
     assert "In 4 of 4 problems every reward hack" in text
     png = (tmp_path / "demo-tiers.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 20_000
+
+
+def test_the_png_shares_one_x_axis_draws_each_tiers_reward_and_keeps_labels_off_the_bars():
+    import matplotlib.pyplot as plt
+    from matplotlib.collections import LineCollection
+
+    from rewardplug.demo_plot import tier_figure
+    from rewardplug.io import load_jsonl
+    from rewardplug.stack import load_stack
+
+    stack = yaml.safe_load(DEMO_STACK.read_text())
+    stack["sources"] = [s for s in stack["sources"] if s["use"] in ("test_cases", "rubric")]
+    batch = load_jsonl(DEMO_DATA).samples
+    with load_stack(stack) as loaded:
+        rewards = loaded.score(batch)
+    fig = tier_figure(batch, rewards)
+    try:
+        axes = fig.axes
+        assert len(axes) == len({s.group for s in batch})
+        shared = axes[0].get_shared_x_axes()
+        assert all(shared.joined(axes[0], ax) for ax in axes[1:])
+        for ax in axes:
+            group = ax.get_title(loc="left")
+            members = [r for r in rewards if r.group == group]
+            tiers = {r.tier: r.reward for r in members}
+            strokes = [
+                c
+                for c in ax.collections
+                if isinstance(c, LineCollection) and c.get_linewidth()[0] > 2
+            ]
+            assert len(strokes) == len(tiers)  # one stroke at each tier's reward
+            xs = sorted(seg[0][0] for c in strokes for seg in c.get_segments())
+            assert xs == pytest.approx(sorted(tiers.values()))
+            # answer names are tick labels, tier labels sit right of the plot area
+            assert len(ax.get_yticklabels()) == len(members)
+            for text in ax.texts:
+                assert text.get_position()[0] > 1.0 and text.get_transform() != ax.transData
+    finally:
+        plt.close(fig)

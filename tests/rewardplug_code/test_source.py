@@ -310,17 +310,43 @@ def test_broken_sandbox_machinery_abstains(monkeypatch):
     assert bad_tests.status == "abstain"
 
 
-def test_missing_bubblewrap_falls_back_with_a_warning(monkeypatch, caplog):
-    from rewardplug_code import sandbox
+def test_missing_bubblewrap_falls_back_with_one_accurate_warning(monkeypatch, caplog):
+    from rewardplug_code import sandbox, source
 
     monkeypatch.setattr(sandbox, "BWRAP", "bwrap-not-installed-here")
     monkeypatch.setattr(sandbox, "_probed", {})
-    with caplog.at_level("WARNING"):
-        level = sandbox.isolation_level("auto")
-    assert level.startswith("rlimits")
-    assert "bubblewrap is unavailable" in caplog.text
+    monkeypatch.setattr(source, "_warned", set())
+    level = sandbox.isolation_level("auto")
+    assert level.startswith("rlimits+seccomp")
     with pytest.raises(RuntimeError, match="bubblewrap was requested"):
         sandbox.isolation_level("bwrap")
+    with caplog.at_level("WARNING"):
+        for _ in range(3):  # three sources, one process: one warning
+            src = TestCasesSource(workers=1)
+            try:
+                [score] = src.score([sample("def f(a, b):\n    return a + b", ADD)])
+            finally:
+                src.close()
+            assert score.ok and score.detail["isolation"].startswith(level)
+    warnings = [r.getMessage() for r in caplog.records if "bubblewrap" in r.getMessage()]
+    assert len(warnings) == 1, warnings
+    text = warnings[0]
+    assert "bwrap is not installed" in text and repr(level) in text
+    assert "seccomp allow-list" in text
+    assert ("Landlock" in text) == (level == sandbox.LEVEL_LANDLOCK)
+    assert "without file-system" not in text  # the old, wrong claim
+
+
+def test_a_level_without_seccomp_is_refused_not_run(monkeypatch):
+    """rlimits alone would leave the network and signals open: no code runs, every sample
+    abstains with the reason (and the stack's failure report names it)."""
+    from rewardplug_code import sandbox
+
+    monkeypatch.setattr(sandbox, "isolation_level", lambda requested="auto": sandbox.LEVEL_RLIMITS)
+    src = TestCasesSource(workers=1)
+    [score] = src.score([sample("def f(a, b):\n    return a + b", ADD)])
+    assert score.status == "abstain"
+    assert "no safe isolation level" in score.reason and "libseccomp" in score.reason
 
 
 def test_one_case_right_vs_wrong_is_decided_the_same_for_every_sample_id(source):

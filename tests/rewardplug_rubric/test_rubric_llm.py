@@ -104,11 +104,26 @@ def test_unanswered_criteria_are_retried_alone_then_missing(tmp_path):
     )
 
 
-def test_unreachable_judge_marks_llm_criteria_missing(tmp_path):
+def test_unreachable_judge_fails_fast_naming_the_url(tmp_path):
+    """Nothing listens at the judge's URL: the first request fails the batch at once (a
+    configuration error, which the stack reports as the source's failure), not every criterion
+    after retries."""
+    from rewardplug_judge.backends import FatalBackendError
+
     settings = {"backend": "openai", "model": "m", "base_url": "http://127.0.0.1:9/v1",
-                "max_retries": 0, "timeout_s": 2, "cache": False}  # fmt: skip
+                "max_retries": 5, "timeout_s": 2, "cache": False}  # fmt: skip
     src = RubricSource(rubric=RUBRIC, judge=settings, samples=1, on_error="abstain")
-    (score,) = src.score([Sample(prompt="q", response="Paris")])
+    with pytest.raises(FatalBackendError, match="http://127.0.0.1:9/v1"):
+        src.score([Sample(prompt="q", response="Paris")])
+
+
+def test_judge_failing_after_it_answered_marks_llm_criteria_missing(tmp_path):
+    with ChatServer(scripted(three_draws)) as stub:
+        src = RubricSource(
+            rubric=RUBRIC, judge=judge(stub, tmp_path), samples=1, on_error="abstain"
+        )
+        assert src.score([Sample(prompt="q", response="Paris")])[0].ok
+    (score,) = src.score([Sample(prompt="q", response="Paris, again")])
     assert score.status == "abstain"
     assert "every judge call failed" in score.detail["criteria"][1]["reason"]
 

@@ -1,0 +1,215 @@
+"""``rewardplug eval`` and ``rewardplug tune``: quality on labelled data, and choosing settings."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from rewardplug.cli_util import friendly_errors, progress
+
+__all__ = ["eval_cmd", "tune"]
+
+
+@click.command("eval")
+@click.argument("stack", type=click.Path(dir_okay=False))
+@click.argument("data", metavar="DATA.jsonl", type=click.Path(dir_okay=False))
+@click.option(
+    "--gold", "gold_field", required=True, help="Field holding the gold quality (number or bool)."
+)
+@click.option(
+    "--json", "json_path", type=click.Path(dir_okay=False), help="Write the report as JSON."
+)
+@click.option(
+    "--plot", "plot_path", type=click.Path(dir_okay=False), help="Write a PNG of SP vs DA."
+)
+@click.option(
+    "--bootstrap", default=1000, show_default=True, help="Bootstrap resamples for the CIs."
+)
+@click.option("--batch-size", default=256, show_default=True)
+@click.option("--skip-bad", is_flag=True, help="Skip malformed input lines instead of failing.")
+def eval_cmd(
+    stack: str,
+    data: str,
+    gold_field: str,
+    json_path: str | None,
+    plot_path: str | None,
+    bootstrap: int,
+    batch_size: int,
+    skip_bad: bool,
+) -> None:
+    """Discriminative ability, specificity and accuracy: raw vs discretized reward."""
+    from rewardplug.evaluation import evaluate_stack, plot_tradeoff
+
+    report = _on_labelled_data(
+        stack,
+        data,
+        skip_bad,
+        lambda st, samples, update: evaluate_stack(
+            st, samples, gold_field, n_boot=bootstrap, batch_size=batch_size, on_progress=update
+        ),
+    )
+    _print_report(report)
+    _write_json(json_path, report)
+    if plot_path:
+        plot_tradeoff(report, plot_path, title=f"{Path(stack).name} on {Path(data).name}")
+        click.echo(f"wrote {plot_path}", err=True)
+
+
+@click.command()
+@click.argument("stack", type=click.Path(dir_okay=False))
+@click.argument("data", metavar="DATA.jsonl", type=click.Path(dir_okay=False))
+@click.option(
+    "--gold", "gold_field", required=True, help="Field holding the gold quality (number or bool)."
+)
+@click.option(
+    "--objective",
+    type=click.Choice(["accuracy", "sp_at_max_da_loss"]),
+    default="accuracy",
+    show_default=True,
+    help="accuracy: the best accuracy; sp_at_max_da_loss: the best specificity losing at most "
+    "--max-da-loss of the raw reward's discriminative ability.",
+)
+@click.option("--max-da-loss", default=0.05, show_default=True, type=click.FloatRange(0, 1))
+@click.option(
+    "--json", "json_path", type=click.Path(dir_okay=False), help="Write all rows as JSON."
+)
+@click.option("--bootstrap", default=200, show_default=True, help="Bootstrap resamples for CIs.")
+@click.option("--batch-size", default=256, show_default=True)
+@click.option("--skip-bad", is_flag=True, help="Skip malformed input lines instead of failing.")
+def tune(
+    stack: str,
+    data: str,
+    gold_field: str,
+    objective: str,
+    max_da_loss: float,
+    json_path: str | None,
+    bootstrap: int,
+    batch_size: int,
+    skip_bad: bool,
+) -> None:
+    """Choose discretize: settings on labelled data (scores once, sweeps without rescoring)."""
+    from rewardplug.tuning import tune as run_tune
+
+    report = _on_labelled_data(
+        stack,
+        data,
+        skip_bad,
+        lambda st, samples, update: run_tune(
+            st,
+            samples,
+            gold_field,
+            objective=objective,
+            max_da_loss=max_da_loss,
+            n_boot=bootstrap,
+            batch_size=batch_size,
+            on_progress=update,
+        ),
+    )
+    _print_tuning(report)
+    _write_json(json_path, report)
+
+
+def _on_labelled_data(
+    stack_path: str, data: str, skip_bad: bool, run: Callable[..., dict[str, Any]]
+) -> dict[str, Any]:
+    """Load the stack and the JSONL file, then ``run(stack, samples, on_progress)``."""
+    from rewardplug.io import load_jsonl
+    from rewardplug.stack import load_stack
+
+    with friendly_errors():
+        loaded_stack = load_stack(stack_path)
+        samples = load_jsonl(data, skip_bad=skip_bad).samples
+        with loaded_stack, progress("scoring") as update:
+            return run(loaded_stack, samples, update)
+
+
+def _write_json(path: str | None, report: dict[str, Any]) -> None:
+    if path:
+        Path(path).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+        click.echo(f"wrote {path}", err=True)
+
+
+def _print_tuning(report: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    def cell(row: dict[str, Any], key: str) -> str:
+        value = row.get(key)
+        if value is None:
+            return "n/a"
+        ci = (row.get("ci") or {}).get(key)
+        return f"{value:.3f}" + (f" [{ci[0]:.2f}, {ci[1]:.2f}]" if ci else "")
+
+    raw = report["raw"]
+    table = Table(
+        title=f"gold = {report['gold_field']}; raw reward: DA {raw['discriminative_ability']:.3f}, "
+        f"SP {raw['specificity']:.3f}, accuracy {raw['accuracy']:.3f}"
+    )
+    for name in ("noise std", "rule", "margin", "confidence", "DA", "SP", "accuracy", "tiers"):
+        table.add_column(name)
+    chosen = report["chosen"]
+    for row in report["rows"]:
+        mark = " <" if row == chosen else ""
+        table.add_row(
+            "-" if row["noise_std"] is None else f"{row['noise_std']:g}",
+            row["rule"],
+            f"{row['margin']:g}",
+            f"{row['confidence']:g}{mark}",
+            cell(row, "discriminative_ability"),
+            cell(row, "specificity"),
+            cell(row, "accuracy"),
+            "n/a" if row["n_tiers_mean"] is None else f"{row['n_tiers_mean']:.2f}",
+        )
+    console = Console()
+    console.print(table)
+    if report["one_draw_sources"]:
+        console.print(
+            "sources with one draw per response (noise levels swept for them): "
+            + ", ".join(report["one_draw_sources"])
+        )
+    goal = (
+        "best accuracy"
+        if report["objective"] == "accuracy"
+        else f"best specificity within {report['max_da_loss']:g} of the raw DA"
+    )
+    console.print(f"chosen ({goal}):")
+    click.echo(report["yaml"])
+
+
+def _print_report(report: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    def cell(part: dict[str, Any], key: str) -> str:
+        value = part[key]
+        if value is None:
+            return "n/a"
+        ci = (part.get("ci") or {}).get(key)
+        return f"{value:.3f}" + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "")
+
+    table = Table(title=f"gold = {report['gold_field']}  (95% bootstrap CIs over groups)")
+    table.add_column("reward")
+    for name in ("discriminative ability", "specificity", "accuracy"):
+        table.add_column(name)
+    for label in ("raw", "discretized"):
+        part = report[label]
+        table.add_row(
+            label, *(cell(part, k) for k in ("discriminative_ability", "specificity", "accuracy"))
+        )
+    console = Console()
+    console.print(table)
+    raw = report["raw"]
+    console.print(
+        f"{raw['groups']} groups, {raw['samples']} samples, {raw['pairs_gold_differs']} pairs with "
+        f"different gold, {raw['pairs_gold_equal']} with equal gold; {report['abstained']} abstained"
+    )
+    if report.get("n_tiers_mean") is not None:
+        spread = ", ".join(f"{n}: {c}" for n, c in report["n_tiers_distribution"].items())
+        console.print(
+            f"tiers per group (discretized): mean {report['n_tiers_mean']:.2f}; groups by number "
+            f"of tiers {{{spread}}}"
+        )

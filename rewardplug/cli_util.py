@@ -1,0 +1,57 @@
+"""Shared pieces of the CLI's commands: expected failures as exit code 1, and progress bars."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import click
+
+__all__ = ["Failure", "friendly_errors", "progress"]
+
+
+class Failure(click.ClickException):
+    exit_code = 1
+
+    def show(self, file: Any = None) -> None:
+        click.secho(f"error: {self.message}", err=True, fg="red")
+
+
+@contextmanager
+def friendly_errors() -> Iterator[None]:
+    """Turn the library's user-facing errors into exit code 1 with their message."""
+    from rewardplug.config import StackError
+    from rewardplug.io import InputError
+
+    try:
+        yield
+    except (StackError, InputError, ValueError, FileNotFoundError) as exc:
+        raise Failure(str(exc)) from None
+
+
+@contextmanager
+def progress(label: str) -> Iterator[Callable[[int, int], None]]:
+    """A rich progress bar on stderr; yields ``update(done, total)``."""
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=Console(stderr=True), transient=False) as bar:
+        task = bar.add_task(label, total=None)
+
+        def update(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        yield update
