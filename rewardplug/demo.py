@@ -222,6 +222,19 @@ def _scale(stack: Stack) -> str:
     return f"Rewards combine the sources with `{stack.config.combine}` (scores in [0, 1])."
 
 
+def _why_tied(members: Sequence[Reward]) -> str:
+    """What the sources saw of tied answers: test counts where a source reports them."""
+    for name in members[0].sources:
+        counts = [r.sources[name].detail for r in members if name in r.sources]
+        if counts and all("passed" in d and "total" in d for d in counts):
+            shown = ", ".join(f"{d['passed']}/{d['total']}" for d in counts)
+            return (
+                f"they pass {shown} of the tests of `{name}`, too few cases for those counts to "
+                "be confidently different"
+            )
+    return "their scores lie within each other's uncertainty"
+
+
 def _explain_ties(batch: Sequence[Any], rewards: Sequence[Reward], console: Any) -> None:
     """Say which answers share a reward, and why, where their labels differ."""
     tiers: dict[tuple[str, int], list[int]] = {}
@@ -241,11 +254,10 @@ def _explain_ties(batch: Sequence[Any], rewards: Sequence[Reward], console: Any)
         names = ", ".join(
             repr(str(batch[i].metadata.get("candidate", batch[i].id))) for i in members
         )
-        cases = len((batch[members[0]].tests or {}).get("cases") or [])
         console.print(
             f"  {group}, tier {tier}: {names} share a reward although they are not equally "
-            f"good: the sources cannot tell them apart (e.g. all pass the {cases} test cases). "
-            "More or sharper tests, or another source, would split them."
+            f"good: {_why_tied([rewards[i] for i in members])}. More or sharper tests, or "
+            "another source, would split them."
         )
 
 

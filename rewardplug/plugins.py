@@ -37,7 +37,8 @@ __all__ = [
 ]
 
 #: modules of the core distribution registered as plugins (like pytest's default plugins)
-CORE_PLUGINS = ("rewardplug.sources.python",)
+#: plugin name -> module of the plugins that ship with the core (no entry point needed)
+CORE_PLUGINS = {"python": "rewardplug.sources.plugin"}
 DISABLE_ENV = "REWARDPLUG_DISABLE_PLUGINS"
 
 
@@ -152,8 +153,7 @@ def _build() -> _State:
     disabled = _disabled()
     version = _version("rewardplug")
 
-    for module_name in CORE_PLUGINS:
-        name = module_name.rsplit(".", 1)[-1]
+    for name, module_name in CORE_PLUGINS.items():
         if name in disabled:
             pm.set_blocked(name)
             continue

@@ -20,7 +20,6 @@ from typing import Any
 
 from pydantic import Field, field_validator
 
-from rewardplug.hookspecs import hookimpl
 from rewardplug.plugins import import_object
 from rewardplug.source import RewardSource, SourceConfig
 from rewardplug.types import Sample, Score
@@ -157,8 +156,3 @@ def to_score(result: Any, origin: str = "function") -> Score:
     return Score.error(
         f"{origin} returned {type(result).__name__}, expected a float, a list of floats or None"
     )
-
-
-@hookimpl
-def register_sources(register: Callable[[str, type[RewardSource]], None]) -> None:
-    register("python", PythonSource)

@@ -19,6 +19,7 @@ HEAVY = (
     "torch",
     "numpy",
     "rich",
+    "pydantic",  # the plugin modules hold hooks only; sources (pydantic models) load on use
 )
 
 

@@ -1,46 +1,21 @@
 """rewardplug-hello: the smallest useful third-party rewardplug plugin.
 
-It registers one source, ``hello``, that rewards responses which greet someone. Its score has
-draws: each draw checks the response against a different greeting word list subset, so a response
-that only matches one rare greeting is less certain than one matching the common ones.
+This module is the plugin (the entry point names it): it only holds the hook, and imports the
+source class inside it, so loading the plugin stays cheap (`rewardplug --help` loads every
+plugin). The source itself is in :mod:`rewardplug_hello.source`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-
-from pydantic import Field
+from collections.abc import Callable
+from typing import Any
 
 import rewardplug
-from rewardplug import RewardSource, Sample, Score, SourceConfig
-
-
-class HelloSource(RewardSource):
-    """1.0 when the response greets (``hello``, ``hi``, ...), else 0.0; abstains on empty text."""
-
-    class Config(SourceConfig):
-        greetings: list[str] = Field(
-            default_factory=lambda: ["hello", "hi", "hey", "greetings", "good morning"]
-        )
-        """Words that count as a greeting (case-insensitive)."""
-
-    def score(self, samples: Sequence[Sample]) -> list[Score]:
-        words = [g.lower() for g in self.config.greetings]
-        scores = []
-        for sample in samples:
-            text = sample.response.lower()
-            if not text.strip():
-                scores.append(Score.abstain("empty response"))
-                continue
-            # draw k: does the response use a greeting from the list without its k-th entry?
-            draws = [
-                float(any(w in text for j, w in enumerate(words) if j != k))
-                for k in range(len(words))
-            ]
-            scores.append(Score.of(value=float(any(w in text for w in words)), draws=draws))
-        return scores
 
 
 @rewardplug.hookimpl
-def register_sources(register: Callable[[str, type[RewardSource]], None]) -> None:
+def register_sources(register: Callable[[str, type[Any]], None]) -> None:
+    """Register the ``hello`` source."""
+    from rewardplug_hello.source import HelloSource
+
     register("hello", HelloSource)

@@ -1,0 +1,19 @@
+"""The core plugin: registers the ``python`` source (imported when the registry is first built).
+
+Written like every other plugin, and as cheap to import: ``rewardplug --help`` loads it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from rewardplug.hookspecs import hookimpl
+
+
+@hookimpl
+def register_sources(register: Callable[[str, type[Any]], None]) -> None:
+    """Register ``python`` (a user's reward function, e.g. a TRL one, unchanged)."""
+    from rewardplug.sources.python import PythonSource
+
+    register("python", PythonSource)
