@@ -62,3 +62,50 @@ def test_a_plugin_command_is_found_on_demand():
     result = CliRunner().invoke(cli, ["rubric", "list"])
     assert result.exit_code == 0, result.output
     assert result.output.strip()
+
+
+def test_model_loading_progress_is_quiet_unless_verbose(tmp_path):
+    """transformers' weight-loading bar reaches stderr only with `rewardplug -v`."""
+    import os
+
+    import pytest
+
+    pytest.importorskip("torch")
+    (tmp_path / "stack.yaml").write_text(
+        "sources:\n  - name: sim\n    use: embedding_similarity\n    with: {mc_samples: 2}\n"
+    )
+    rows = [{"prompt": "q", "response": r, "reference": "a cat"} for r in ("a cat", "a dog")]
+    (tmp_path / "in.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("TQDM_DISABLE", "TRANSFORMERS_VERBOSITY", "HF_HUB_DISABLE_PROGRESS_BARS")
+    }
+    env["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
+
+    def run(*flags: str) -> str:
+        code = "import sys; from rewardplug.cli import main; main(sys.argv[1:])"
+        out = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                code,
+                *flags,
+                "score",
+                "stack.yaml",
+                "in.jsonl",
+                "-o",
+                "out.jsonl",
+                "--overwrite",
+            ],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env=env,
+        )
+        assert out.returncode == 0, out.stderr[-2000:]
+        return out.stderr
+
+    assert "Loading weights" in run("-v")
+    assert "Loading weights" not in run()
