@@ -1,7 +1,8 @@
 """The local scoring engine behind ``rewardplug score``: JSONL in, JSONL out, resumable.
 
 Samples are scored in batches of whole groups (a group is never discretized in pieces) and each
-batch is appended with one write, so an interrupted run resumes with ``resume=True`` without
+batch is appended with one write (fsynced at least every second, see :class:`~rewardplug.io.RowWriter`),
+so an interrupted run resumes with ``resume=True`` without
 duplicating or losing rows (see :mod:`rewardplug.io`). Output rows are in group order: groups in
 order of first appearance, samples within a group in input order -- for a file whose groups are
 contiguous this is exactly the input order.
@@ -9,12 +10,21 @@ contiguous this is exactly the input order.
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rewardplug.io import append_rows, group_batches, load_jsonl, output_row, prepare_resume
+from rewardplug.io import (
+    Loaded,
+    RowWriter,
+    group_batches,
+    load_jsonl,
+    output_row,
+    prepare_resume,
+)
 from rewardplug.stack import Stack, load_stack
+from rewardplug.types import Sample
 
 __all__ = ["ScoreSummary", "score_file"]
 
@@ -58,17 +68,39 @@ def score_file(
     summary.resumed = len(done)
     todo = [i for i, s in enumerate(loaded.samples) if s.id not in done]
     pending = [loaded.samples[i] for i in todo]
-    progress = summary.resumed
     if on_progress:
-        on_progress(progress, summary.total)
-    for batch in group_batches(pending, batch_size):
-        samples = [pending[j] for j in batch]
-        rewards = stack.score(samples)
-        rows = [output_row(loaded.rows[todo[j]], r) for j, r in zip(batch, rewards, strict=True)]
-        append_rows(out, rows)
-        summary.written += len(rows)
-        summary.abstained += sum(r.reward is None for r in rewards)
-        progress += len(rows)
-        if on_progress:
-            on_progress(progress, summary.total)
+        on_progress(summary.resumed, summary.total)
+    # The loaded file lives until the end: keep the cyclic collector from walking it at every
+    # full collection (gc.freeze: CPython's tool for long-lived data), and give it back after.
+    gc.freeze()
+    try:
+        _score_batches(stack, loaded, pending, todo, out, batch_size, summary, on_progress)
+    finally:
+        gc.unfreeze()
     return summary
+
+
+def _score_batches(
+    stack: Stack,
+    loaded: Loaded,
+    pending: list[Sample],
+    todo: list[int],
+    out: Path,
+    batch_size: int,
+    summary: ScoreSummary,
+    on_progress: Callable[[int, int], None] | None,
+) -> None:
+    progress = summary.resumed
+    with RowWriter(out) as writer:
+        for batch in group_batches(pending, batch_size):
+            samples = [pending[j] for j in batch]
+            rewards = stack.score(samples)
+            rows = [
+                output_row(loaded.rows[todo[j]], r) for j, r in zip(batch, rewards, strict=True)
+            ]
+            writer.append(rows)
+            summary.written += len(rows)
+            summary.abstained += sum(r.reward is None for r in rewards)
+            progress += len(rows)
+            if on_progress:
+                on_progress(progress, summary.total)

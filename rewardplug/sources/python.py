@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import math
 import numbers
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -143,7 +144,10 @@ def to_score(result: Any, origin: str = "function") -> Score:
     if isinstance(result, Score):
         return result
     if isinstance(result, numbers.Real):
-        return Score.of(float(result))
+        value = float(result)
+        if math.isfinite(value):  # the common case, built without re-validating what is known
+            return Score.model_construct(value=value, draws=[value], status="ok", detail={})
+        return Score.of(value)
     if isinstance(result, Sequence) and not isinstance(result, str | bytes):
         if not result:
             return Score.abstain(f"{origin} returned an empty list of draws")

@@ -135,7 +135,10 @@ def test_third_party_hello_plugin_through_its_entry_point(site):
         (info / "METADATA").write_text(
             "Metadata-Version: 2.1\nName: rewardplug-hello\nVersion: 0.1.0\n"
         )
-        (info / "entry_points.txt").write_text(f"[rewardplug]\n{entry.group(1).replace(' ', '')}\n")
+        name, _, module = entry.group(1).partition("=")  # TOML: hello = "rewardplug_hello"
+        (info / "entry_points.txt").write_text(
+            f"[rewardplug]\n{name.strip()} = {module.strip().strip(chr(34))}\n"
+        )
         assert report()["hello"]["sources"] == ["hello"]
         stack_file = site / "hello.yaml"
         stack_file.write_text(

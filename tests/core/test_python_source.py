@@ -5,8 +5,10 @@ from __future__ import annotations
 import pickle
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from rewardplug import Sample
+from rewardplug import Sample, Score
 from rewardplug.sources.python import PythonSource
 
 FIX = "tests.core.rewards_fixture"
@@ -72,3 +74,11 @@ def test_source_pickles_without_its_function_and_reloads_it():
     clone = pickle.loads(pickle.dumps(src))
     assert clone._fn is None
     assert clone.score(samples(("4", "4")))[0].value == 1.0
+
+
+@given(st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.integers(-(10**6), 10**6)))
+def test_the_fast_path_for_one_number_equals_a_validated_score(x):
+    from rewardplug.sources.python import to_score
+
+    fast = to_score(x)
+    assert fast.model_dump() == Score.of(float(x)).model_dump()

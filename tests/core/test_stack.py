@@ -217,3 +217,22 @@ def test_validate_reports_every_problem_in_one_pass_with_suggestions(tmp_path):
     assert "discretize.confidance (line 7)" in text and "did you mean 'confidence'" in text
     assert "unknown source 'test_case'" in text and "did you mean 'test_cases'" in text
     assert "sources[1].with.functoin (line 6)" in text and "did you mean 'function'" in text
+
+
+def test_rewards_are_exactly_what_validation_would_build():
+    """finish() builds Rewards without re-validating them: they must equal validated ones,
+    with plain Python types (JSON-ready), for ok, abstaining and erroring samples."""
+    from rewardplug.types import Reward
+
+    s = stack(py("q", "noisy"), py("f", "fragile"), on_abstain="abstain")
+    batch = [
+        Sample(prompt=f"p{i % 2}", response=r, quality=q)
+        for i, (r, q) in enumerate([("a", 0.9), ("b", 0.2), ("c", None), ("boom", 0.5)])
+    ]
+    for r in s.score(batch):
+        again = Reward(**{name: getattr(r, name) for name in Reward.model_fields})
+        assert again.model_dump() == r.model_dump()
+        for name in ("reward", "raw", "std", "tier", "n_tiers", "group_size"):
+            value = getattr(r, name)
+            assert value is None or type(value) in (int, float), (name, type(value))
+        assert r.row_fields() == again.row_fields()
