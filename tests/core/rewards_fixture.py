@@ -72,3 +72,11 @@ def interrupt_on_stop(prompts, completions, **kwargs):
     if "STOP" in completions:
         raise KeyboardInterrupt
     return [1.0 for _ in completions]
+
+
+def slow_length(prompts, completions, **kwargs):
+    """A reward that takes a while per batch (so a run can be interrupted mid-way)."""
+    import time
+
+    time.sleep(0.05)
+    return [float(len(c)) for c in completions]
