@@ -29,9 +29,13 @@ hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
 
 
 class RegisterSource(Protocol):
-    """``register(name, source_class)`` as passed to :func:`register_sources`."""
+    """``register(name, source_class)`` as passed to :func:`register_sources`.
 
-    def __call__(self, name: str, source_class: type[RewardSource]) -> None: ...
+    ``source_class`` is the class or its import path (``"package.module:Class"``), which is
+    imported only when a stack first uses the source (a cheaper start for every command).
+    """
+
+    def __call__(self, name: str, source_class: type[RewardSource] | str) -> None: ...
 
 
 class RegisterCriterion(Protocol):

@@ -106,9 +106,14 @@ class Registry:
                 info.error = _describe(exc)
 
     def get(self, name: str) -> Any:
-        """The object registered as ``name``, or an error that lists the known names."""
+        """The object registered as ``name``, or an error that lists the known names.
+
+        A plugin may register an import path (``"package.module:Class"``) instead of the class:
+        it is imported here, on first use, so that loading a stack imports only the sources it
+        uses.
+        """
         try:
-            return self.entries[name]
+            entry = self.entries[name]
         except KeyError:
             known = ", ".join(sorted(self.entries)) or "(none)"
             close = difflib.get_close_matches(name, list(self.entries), n=1)
@@ -119,6 +124,16 @@ class Registry:
                     f"; plugins that failed to load: {', '.join(broken)} (see `rewardplug plugins`)"
                 )
             raise UnknownNameError(f"unknown {self.what} {name!r}; known: {known}{hint}") from None
+        if isinstance(entry, str):
+            try:
+                entry = import_object(entry)
+            except ValueError as exc:
+                raise LookupError(
+                    f"{self.what} {name!r} of plugin {self.owner[name]!r} cannot be loaded: {exc}"
+                ) from None
+            with _lock:
+                self.entries[name] = entry
+        return entry
 
     def names(self) -> list[str]:
         return sorted(self.entries)

@@ -13,6 +13,4 @@ import rewardplug
 @rewardplug.hookimpl
 def register_sources(register: Callable[[str, type], None]) -> None:
     """Register ``test_cases`` (sandboxed pass rate of model-written Python)."""
-    from rewardplug_code.source import TestCasesSource
-
-    register("test_cases", TestCasesSource)
+    register("test_cases", "rewardplug_code.source:TestCasesSource")  # imported on first use

@@ -14,6 +14,4 @@ from rewardplug.hookspecs import hookimpl
 @hookimpl
 def register_sources(register: Callable[[str, type], None]) -> None:
     """Register the ``llm_judge`` source."""
-    from rewardplug_judge.source import JudgeSource
-
-    register("llm_judge", JudgeSource)
+    register("llm_judge", "rewardplug_judge.source:JudgeSource")  # imported on first use

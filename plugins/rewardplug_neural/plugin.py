@@ -15,8 +15,6 @@ from rewardplug.hookspecs import hookimpl
 @hookimpl
 def register_sources(register: Callable[[str, type[Any]], None]) -> None:
     """Register the MC-dropout sources (imported here, when the registry is first built)."""
-    from rewardplug_neural.embedding_source import EmbeddingSimilaritySource
-    from rewardplug_neural.rm_source import NeuralRMSource
-
-    register("neural_rm", NeuralRMSource)
-    register("embedding_similarity", EmbeddingSimilaritySource)
+    # import paths: a source's module is imported when a stack first uses it
+    register("neural_rm", "rewardplug_neural.rm_source:NeuralRMSource")
+    register("embedding_similarity", "rewardplug_neural.embedding_source:EmbeddingSimilaritySource")

@@ -17,9 +17,7 @@ if TYPE_CHECKING:
 
 @hookimpl
 def register_sources(register: Callable[[str, type[Any]], None]) -> None:
-    from rewardplug_rubric.source import RubricSource
-
-    register("rubric", RubricSource)
+    register("rubric", "rewardplug_rubric.source:RubricSource")  # imported on first use
 
 
 @hookimpl

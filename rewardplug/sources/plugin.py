@@ -14,6 +14,4 @@ from rewardplug.hookspecs import hookimpl
 @hookimpl
 def register_sources(register: Callable[[str, type[Any]], None]) -> None:
     """Register ``python`` (a user's reward function, e.g. a TRL one, unchanged)."""
-    from rewardplug.sources.python import PythonSource
-
-    register("python", PythonSource)
+    register("python", "rewardplug.sources.python:PythonSource")  # imported on first use

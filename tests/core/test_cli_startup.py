@@ -109,3 +109,42 @@ def test_model_loading_progress_is_quiet_unless_verbose(tmp_path):
 
     assert "Loading weights" in run("-v")
     assert "Loading weights" not in run()
+
+
+def test_loading_a_stack_imports_only_the_sources_it_uses(tmp_path):
+    (tmp_path / "stack.yaml").write_text(
+        "sources:\n  - name: s\n    use: python\n"
+        '    with: {function: "tests.core.rewards_fixture:exact_match"}\n'
+    )
+    code = (
+        "import json, sys\n"
+        "import rewardplug\n"
+        f"rewardplug.load_stack({str(tmp_path / 'stack.yaml')!r})\n"
+        "print(json.dumps(sorted(sys.modules)))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
+    loaded = set(json.loads(out.stdout.strip().splitlines()[-1]))
+    assert "rewardplug.sources.python" in loaded
+    others = {
+        "rewardplug_code.source",
+        "rewardplug_judge.source",
+        "rewardplug_rubric.source",
+        "rewardplug_neural.rm_source",
+        "rewardplug_neural.embedding_source",
+        "scipy",
+    }
+    assert not loaded & others, sorted(loaded & others)
+
+
+def test_a_source_whose_module_fails_to_import_is_named_with_its_plugin(monkeypatch):
+    from rewardplug import plugins
+
+    registry = plugins.sources()
+    monkeypatch.setitem(registry.entries, "broken", "no_such_module_here:Source")
+    monkeypatch.setitem(registry.owner, "broken", "someplugin")
+    import pytest
+
+    with pytest.raises(LookupError, match="'broken' of plugin 'someplugin' cannot be loaded"):
+        registry.get("broken")
