@@ -115,11 +115,11 @@ def _make_dry_run(python: str) -> str:
 
 
 def test_make_outside_a_virtualenv_creates_and_uses_dot_venv():
-    base = getattr(sys, "_base_executable", sys.executable)
-    if sys.prefix != sys.base_prefix and os.path.realpath(base) == os.path.realpath(sys.executable):
-        pytest.skip("cannot find this virtualenv's base interpreter")
-    if sys.prefix == sys.base_prefix:
-        base = sys.executable
+    # the interpreter this one (maybe a venv's) was made from: not inside any virtualenv
+    candidates = [Path(sys.base_prefix) / "bin" / name for name in ("python3", "python")]
+    base = next((str(c) for c in candidates if c.exists()), None)
+    if base is None:
+        pytest.skip(f"no base interpreter under {sys.base_prefix}")
     plan = _make_dry_run(base)
     venv_python = str(ROOT / ".venv" / "bin" / "python")
     assert f"{base} -m venv .venv" in plan
