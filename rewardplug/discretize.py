@@ -42,6 +42,10 @@ Rule = Literal["different", "equivalent"]
 
 # Cells of the per-chunk one-hot matrices in exact mode (64 MB of float32 each).
 _EXACT_CHUNK_CELLS = 1 << 24
+# Inputs larger than this are discretized in chunks of whole groups, of at most this many samples
+# and this many within-group pairs (sum of g**2): about 2 MB per float temporary.
+_CHUNK_SAMPLES = 16384
+_CHUNK_PAIRS = 1 << 18
 
 
 class DiscretizeResult(NamedTuple):
@@ -140,6 +144,58 @@ def discretize(
                 f"group labels must be of one kind, got {', '.join(sorted(kinds))}: "
                 "convert them (e.g. all to str) so that equal groups compare equal"
             )
+    point = None if values is None else np.asarray(values, dtype=np.float64)
+    if point is not None and point.shape != (n,):
+        raise ValueError(f"values must have shape ({n},), got {point.shape}")
+    options = (confidence, assign, method, margin, rule)
+    if n <= _CHUNK_SAMPLES:
+        return _discretize(mat, labels, point, *options)
+    # Large inputs go through in chunks of whole groups: every group's result is the same as on
+    # its own, and the temporaries (the draws' copies, the (groups, g, g) pair matrices) stay a
+    # few MB instead of gigabytes, so the cost per sample stays flat as the input grows.
+    uniques, codes = np.unique(labels, return_inverse=True)
+    rows_by_group = np.argsort(codes, kind="stable")
+    sizes = np.bincount(codes, minlength=len(uniques))
+    ends = np.cumsum(sizes)
+    tier = np.full(n, -1, dtype=np.int64)
+    reward = np.full(n, np.nan)
+    n_tiers: dict[Hashable, int] = {}
+    first = 0
+    while first < len(sizes):
+        # whole groups, at most _CHUNK_SAMPLES samples and _CHUNK_PAIRS pairs (one group at least)
+        pairs = np.cumsum(sizes[first:].astype(np.int64) ** 2)
+        samples = ends[first:] - (ends[first - 1] if first else 0)
+        last = first + max(
+            1,
+            int(np.searchsorted(pairs, _CHUNK_PAIRS, side="right")),
+        )
+        last = min(
+            last, first + max(1, int(np.searchsorted(samples, _CHUNK_SAMPLES, side="right")))
+        )
+        lo = ends[first - 1] if first else 0
+        rows = rows_by_group[lo : ends[last - 1]]
+        part = _discretize(
+            mat[rows], labels[rows], None if point is None else point[rows], *options
+        )
+        tier[rows] = part.tier
+        reward[rows] = part.reward
+        n_tiers.update(part.n_tiers)
+        first = last
+    return DiscretizeResult(tier, reward, n_tiers)
+
+
+def _discretize(
+    mat: np.ndarray,
+    labels: np.ndarray,
+    values: np.ndarray | None,
+    confidence: float,
+    assign: Assign,
+    method: Method,
+    margin: float,
+    rule: Rule,
+) -> DiscretizeResult:
+    """:func:`discretize` on validated arrays (a whole input, or a chunk of whole groups)."""
+    n = mat.shape[0]
     # An infinite draw is not a score: the whole row abstains (it is never silently dropped).
     inf = np.isinf(mat)
     if inf.any():
@@ -158,9 +214,7 @@ def discretize(
     if values is None:
         point = mean
     else:
-        point = np.asarray(values, dtype=np.float64)
-        if point.shape != (n,):
-            raise ValueError(f"values must have shape ({n},), got {point.shape}")
+        point = values
         if shift is not None:
             point = np.ldexp(point, -shift)
     active = (k > 0) & np.isfinite(point)
@@ -308,10 +362,21 @@ def _differ_gaussian(
     for ``c = 1`` the threshold is where Phi rounds to 1 in double precision, so the decision
     matches :func:`_p_gaussian` exactly.
     """
-    gap = np.abs(mean[:, :, None] - mean[:, None, :]) - margin
-    scale = np.sqrt(std[:, :, None] ** 2 + std[:, None, :] ** 2)
+    # The same arithmetic as `where(scale > 0, gap >= z * scale & gap > 0, gap > 0)` with
+    # gap = |d| - margin and scale = sqrt(s_i**2 + s_j**2), done in place (fewer temporaries).
+    gap = mean[:, :, None] - mean[:, None, :]
+    np.abs(gap, out=gap)
+    if isinstance(margin, np.ndarray) or margin:
+        gap -= margin
+    var = std * std
+    scale = var[:, :, None] + var[:, None, :]
+    np.sqrt(scale, out=scale)
+    flat = scale <= 0
+    scale *= _z_threshold(confidence)
+    flat |= gap >= scale
     # gap > 0 as well: at confidence 0.5 (z = 0) identical draws must still share a tier
-    return np.where(scale > 0, (gap >= _z_threshold(confidence) * scale) & (gap > 0), gap > 0)
+    flat &= gap > 0
+    return flat
 
 
 def _p_within_gaussian(mean: np.ndarray, std: np.ndarray, margin: float) -> np.ndarray:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 
+import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -70,3 +71,37 @@ def test_any_other_groups_leave_a_groups_rewards_bit_identical(target, others, s
         batch += rows(f"other{j}", group)
     random.Random(seed).shuffle(batch)
     assert rewards_of(stack, batch, "target") == rewards_of(stack, mine, "target")
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.integers(0, 2**32 - 1),
+    st.sampled_from(["exact", "gaussian"]),
+    st.sampled_from(["different", "equivalent"]),
+    st.booleans(),
+)
+def test_chunked_large_inputs_equal_one_pass(seed, method, rule, with_values):
+    """Inputs above the chunk size are discretized in chunks of whole groups: exactly the
+    result of one pass (labels interleaved, groups of mixed sizes, abstentions, a group larger
+    than a chunk)."""
+    import rewardplug.discretize as D
+
+    rng = np.random.default_rng(seed)
+    sizes = [*rng.integers(1, 12, size=25).tolist(), 40]
+    labels = np.array([f"g{i}" for i, size in enumerate(sizes) for _ in range(size)], dtype=object)
+    rng.shuffle(labels)
+    n = len(labels)
+    draws = rng.normal(0, 1, size=(n, 6)) + rng.integers(0, 3, size=(n, 1))
+    draws[rng.random(n) < 0.05] = np.nan
+    values = draws.mean(axis=1) + 0.01 if with_values else None
+    kw = dict(method=method, rule=rule, margin=0.3 if rule == "equivalent" else 0.0)
+    whole = D.discretize(draws, labels, 0.8, values=values, **kw)
+    small = (D._CHUNK_SAMPLES, D._CHUNK_PAIRS)
+    try:
+        D._CHUNK_SAMPLES, D._CHUNK_PAIRS = 20, 150
+        chunked = D.discretize(draws, labels, 0.8, values=values, **kw)
+    finally:
+        D._CHUNK_SAMPLES, D._CHUNK_PAIRS = small
+    assert np.array_equal(whole.tier, chunked.tier)
+    assert np.array_equal(whole.reward, chunked.reward, equal_nan=True)
+    assert whole.n_tiers == chunked.n_tiers
