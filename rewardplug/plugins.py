@@ -263,10 +263,21 @@ def reset() -> None:
 
 
 def plugin_report() -> list[dict[str, Any]]:
-    """One dict per plugin: name, version, registered sources and criteria, load error."""
-    sources()
+    """One dict per plugin: name, version, registered sources and criteria, load error.
+
+    Sources registered by import path are imported here (this is the diagnostic command), so a
+    broken source module shows as its plugin's error instead of only when a stack uses it.
+    """
+    registry = sources()
     criteria()
-    return [info.as_dict() for info in sorted(_state().infos.values(), key=lambda i: i.name)]
+    infos = _state().infos
+    for name in registry.names():
+        try:
+            registry.get(name)
+        except LookupError as exc:
+            info = infos.setdefault(registry.owner[name], PluginInfo(registry.owner[name]))
+            info.error = "; ".join(filter(None, (info.error, str(exc))))
+    return [info.as_dict() for info in sorted(infos.values(), key=lambda i: i.name)]
 
 
 def import_object(path: str) -> Any:

@@ -185,3 +185,19 @@ def test_import_does_not_scan_entry_points():
     code = "import rewardplug.plugins as p, rewardplug; print(p._STATE is None)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.stdout.strip() == "True", out.stderr
+
+
+def test_a_broken_source_module_shows_in_the_plugin_report(site):
+    # a plugin registering its source by an import path that does not import
+    make_distribution(
+        site,
+        "rp_lazy_broken",
+        "import rewardplug\n\n"
+        "@rewardplug.hookimpl\n"
+        "def register_sources(register):\n"
+        "    register('lazy_broken', 'rp_lazy_broken_missing_module:Source')\n",
+    )
+    info = report()["rp_lazy_broken"]
+    assert info["sources"] == ["lazy_broken"]
+    assert "'lazy_broken' of plugin 'rp_lazy_broken' cannot be loaded" in info["error"]
+    assert "rp_lazy_broken_missing_module" in info["error"]
