@@ -170,3 +170,12 @@ def http_options(kind: str, server: ChatServer, tmp_path: Any, **extra: Any) -> 
     }
     options.update(extra)
     return options
+
+
+def closed_port() -> int:
+    """A port on 127.0.0.1 where nothing listens (bound, then released)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

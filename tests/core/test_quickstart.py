@@ -7,7 +7,6 @@ the judge and its URL, and score with the tests alone.
 from __future__ import annotations
 
 import re
-import socket
 import time
 import warnings
 from pathlib import Path
@@ -15,6 +14,7 @@ from pathlib import Path
 import pytest
 
 import rewardplug
+from tests.chat_server import closed_port
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
@@ -23,16 +23,10 @@ def _blocks(kind: str) -> list[str]:
     return re.findall(rf"```{kind}\n(.*?)```", README.read_text(), re.S)
 
 
-def _closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_quick_start_without_a_judge_server_warns_naming_the_judge(tmp_path, monkeypatch):
     stack_yaml = next(b for b in _blocks("yaml") if b.startswith("# stack.yaml"))
     assert "127.0.0.1:8000" in stack_yaml
-    url = f"http://127.0.0.1:{_closed_port()}/v1"  # port 8000 might be taken on a CI machine
+    url = f"http://127.0.0.1:{closed_port()}/v1"  # port 8000 might be taken on a CI machine
     (tmp_path / "stack.yaml").write_text(stack_yaml.replace("http://127.0.0.1:8000/v1", url))
     snippet = next(b for b in _blocks("python") if "load_stack" in b)
     # run the snippet up to its TRL part (GRPOTrainer needs a model)

@@ -11,7 +11,7 @@ from rewardplug_judge.backends import FatalBackendError
 from rewardplug_judge.source import JudgeSource
 
 from rewardplug.types import Sample
-from tests.chat_server import Reply, http_options, user_text
+from tests.chat_server import Reply, closed_port, http_options, user_text
 
 
 def test_sample_mode_asks_n_in_one_request(serve, client_kind, tmp_path):
@@ -284,18 +284,10 @@ def test_stack_uses_llm_judge_by_name(serve, tmp_path):
         )
 
 
-def _closed_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]  # nothing listens there once the socket is closed
-
-
 def test_nothing_listening_fails_fast_with_the_url(client_kind, tmp_path):
     """A judge pointed at a server that is not running fails on its first request, naming the
     URL, instead of retrying every draw into a silent abstention."""
-    url = f"http://127.0.0.1:{_closed_port()}/v1"
+    url = f"http://127.0.0.1:{closed_port()}/v1"
     model = "judge" if client_kind == "openai" else "openai/judge"
     options = {
         "backend": client_kind,
