@@ -211,7 +211,7 @@ def _scale(stack: Stack) -> str:
         return "Rewards are tier ranks scaled to [0, 1] (assign: rank): 1 = the best tier."
     if d.enabled and d.assign == "binary":
         return "Rewards are 1 for the best tier and 0 for the others (assign: binary)."
-    weights = [w for w in stack.weights.values()]
+    weights = list(stack.weights.values())
     if stack.config.combine == "weighted_sum":
         terms = " + ".join(f"{w:g}" for w in weights)
         return (
