@@ -15,6 +15,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from rewardplug.transforms import TransformSpec, normalize_transforms
+
 __all__ = [
     "CombineMethod",
     "DiscretizeConfig",
@@ -51,6 +53,13 @@ class SourceSpec(BaseModel):
     weight: float = Field(1.0, ge=0, allow_inf_nan=False, description="weight when combining")
     with_: dict[str, Any] = Field(default_factory=dict, alias="with", description="source config")
     noise: NoiseSpec | None = Field(None, description="known noise for one-draw scores")
+    #: applied in order, draw by draw, after ``noise`` (see :mod:`rewardplug.transforms`)
+    transform: list[TransformSpec] = Field(default_factory=list, description="score transforms")
+
+    @field_validator("transform", mode="before")
+    @classmethod
+    def _short_transforms(cls, value: Any) -> Any:
+        return normalize_transforms(value)
 
 
 class DiscretizeConfig(BaseModel):

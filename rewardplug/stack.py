@@ -25,6 +25,7 @@ from rewardplug.config import StackConfig, StackError, describe_errors, read_sta
 from rewardplug.discretize import DiscretizeResult, discretize
 from rewardplug.health import SourceHealth
 from rewardplug.source import RewardSource
+from rewardplug.transforms import TransformChain
 from rewardplug.types import Reward, Sample, Score
 
 __all__ = ["Stack", "load_stack", "resolve_source"]
@@ -107,6 +108,13 @@ class Stack:
             problems += found
             if source is not None:
                 self.sources[spec.name] = source
+        self.transforms: dict[str, TransformChain] = {}
+        for i, spec in enumerate(config.sources):
+            if spec.transform:
+                try:  # loads what a transform needs (an overlong tokenizer) now, not mid-batch
+                    self.transforms[spec.name] = TransformChain(spec.transform)
+                except ValueError as exc:
+                    problems.append(f"sources[{i}].transform: {exc}")
         if problems:
             raise StackError(problems, _origin)
         self.weights = {spec.name: spec.weight for spec in config.sources}
@@ -141,10 +149,45 @@ class Stack:
         results = await asyncio.gather(
             *(self.sources[n].ascore(batch) for n in names), return_exceptions=True
         )
-        return {
+        out = {
             n: self._with_noise(n, batch, _checked(n, r, len(batch)))
             for n, r in zip(names, results, strict=True)
         }
+        shaped = [n for n in names if n in self.transforms]
+        if shaped:
+            done = await asyncio.gather(
+                *(
+                    self.transforms[n].aapply(batch, out[n], self._ascore_references(n))
+                    for n in shaped
+                )
+            )
+            out.update(zip(shaped, done, strict=True))
+        return out
+
+    def _transformed(self, name: str, batch: Sequence[Sample], scores: list[Score]) -> list[Score]:
+        """A source's scores after its ``transform:`` list (references scored by the source)."""
+        chain = self.transforms.get(name)
+        if chain is None:
+            return scores
+
+        def score_refs(refs: list[Sample]) -> list[Score]:
+            try:
+                result: Any = self.sources[name].score(refs)
+            except Exception as exc:
+                result = exc
+            return _checked(name, result, len(refs))
+
+        return chain.apply(batch, scores, score_refs)
+
+    def _ascore_references(self, name: str) -> Callable[[list[Sample]], Any]:
+        async def ascore_refs(refs: list[Sample]) -> list[Score]:
+            try:
+                result: Any = await self.sources[name].ascore(refs)
+            except Exception as exc:
+                result = exc
+            return _checked(name, result, len(refs))
+
+        return ascore_refs
 
     def _with_noise(self, name: str, batch: Sequence[Sample], scores: list[Score]) -> list[Score]:
         """A source's one-draw scores with its declared ``noise:`` as draws (seeded per sample)."""
@@ -181,7 +224,8 @@ class Stack:
                 result: Any = self.sources[name].score(batch)
             except Exception as exc:
                 result = exc
-            return self._with_noise(name, batch, _checked(name, result, len(batch)))
+            scores = self._with_noise(name, batch, _checked(name, result, len(batch)))
+            return self._transformed(name, batch, scores)
 
         if len(self.sources) == 1:
             return {name: run(name) for name in self.sources}
