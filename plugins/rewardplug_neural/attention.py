@@ -17,6 +17,8 @@ from rewardplug_neural.masks import dropout_by_key
 __all__ = ["make_attention"]
 
 _ATTN_SITE_BASE = 1 << 20
+#: score elements per chunk of rows in :func:`eager_attention` (4 MB of float32)
+_CHUNK_ELEMENTS = 1 << 20
 
 
 def _original(name: str) -> Callable[..., Any]:
@@ -90,25 +92,39 @@ def eager_attention(
         value = value.repeat_interleave(groups, dim=1)
     scale = scaling if scaling is not None else query.shape[-1] ** -0.5
     # scale q (rows x heads x L x d) rather than the scores (rows x heads x L x L): cheaper
-    scores = torch.matmul(query * scale, key.transpose(2, 3))
-    q_len, k_len = query.shape[2], key.shape[2]
-    if attention_mask is not None:
-        if attention_mask.dtype == torch.bool:
-            scores = scores.masked_fill(~attention_mask, torch.finfo(scores.dtype).min)
-        else:
-            scores = scores + attention_mask[..., :k_len]
-    else:
-        causal = is_causal if is_causal is not None else getattr(module, "is_causal", False)
-        if causal and q_len > 1:
-            allowed = torch.ones(q_len, k_len, dtype=torch.bool, device=scores.device).tril(
-                k_len - q_len
-            )
-            scores = scores.masked_fill(~allowed, torch.finfo(scores.dtype).min)
-    probs = torch.softmax(scores, dim=-1, dtype=torch.float32).to(query.dtype)
+    query = query * scale
+    key_t = key.transpose(2, 3)
+    rows, q_len, k_len = query.shape[0], query.shape[2], key.shape[2]
     dropped = keys is not None and rate > 0.0
-    if dropped:
-        probs = dropout_by_key(probs, rate, keys, site, rescale=False, inplace=True)
-    out = torch.matmul(probs, value)
+    # The (rows, heads, L, L) scores, probabilities and mask hashes are the big temporaries: made
+    # for a few rows at a time they stay in cache and are reused by the allocator, instead of
+    # hundreds of MB written once (page faults, memory bandwidth). Rows are independent and the
+    # masks are keyed per row, so chunking changes nothing but the speed.
+    step = max(1, _CHUNK_ELEMENTS // max(1, query.shape[1] * q_len * k_len))
+    out = torch.empty(
+        (rows, query.shape[1], q_len, value.shape[-1]), dtype=query.dtype, device=query.device
+    )
+    for start in range(0, rows, step):
+        stop = min(rows, start + step)
+        scores = torch.matmul(query[start:stop], key_t[start:stop])
+        if attention_mask is not None:
+            mask = attention_mask if attention_mask.shape[0] == 1 else attention_mask[start:stop]
+            if mask.dtype == torch.bool:
+                scores.masked_fill_(~mask, torch.finfo(scores.dtype).min)
+            else:
+                scores.add_(mask[..., :k_len])
+        else:
+            causal = is_causal if is_causal is not None else getattr(module, "is_causal", False)
+            if causal and q_len > 1:
+                allowed = torch.ones(q_len, k_len, dtype=torch.bool, device=scores.device).tril(
+                    k_len - q_len
+                )
+                scores.masked_fill_(~allowed, torch.finfo(scores.dtype).min)
+        probs = torch.softmax(scores, dim=-1, dtype=torch.float32).to(query.dtype)
+        del scores
+        if dropped:
+            probs = dropout_by_key(probs, rate, keys[start:stop], site, rescale=False, inplace=True)
+        torch.matmul(probs, value[start:stop], out=out[start:stop])
     if dropped:  # the 1/(1-p) of inverted dropout, applied to the smaller tensor
         out.mul_(1.0 / (1.0 - rate))
     out = out.transpose(1, 2).contiguous()

@@ -74,11 +74,30 @@ def test_scores_do_not_depend_on_the_rest_of_the_batch(bert_source, samples):
 
 
 def test_batched_copies_equal_a_naive_loop(bert_rm, samples):
-    batched = NeuralRMSource(model=str(bert_rm), mc_samples=5, device="cpu").score(samples)
+    # all K copies of every input in one forward, against one row per forward
+    batched = NeuralRMSource(
+        model=str(bert_rm), mc_samples=5, device="cpu", mc_batch_rows=5 * len(samples)
+    ).score(samples)
     looped = NeuralRMSource(model=str(bert_rm), mc_samples=5, device="cpu", mc_batch_rows=1).score(
         samples
     )
     for a, b in zip(batched, looped, strict=True):
+        assert a.draws == pytest.approx(b.draws, abs=1e-5)
+
+
+@pytest.mark.parametrize("chunk_elements", [1, 1 << 30])
+def test_attention_chunking_does_not_change_draws(bert_rm, samples, monkeypatch, chunk_elements):
+    """Stochastic attention runs a few rows at a time: one row per chunk or all rows at once
+    give the same draws (the attention-probability masks are keyed per row)."""
+    from rewardplug_neural import attention
+
+    src = NeuralRMSource(model=str(bert_rm), mc_samples=4, device="cpu", mc_batch_rows=64)
+    assert src.load().controller.attention_rate > 0, "the test model must drop attention probs"
+    default = src.score(samples)
+    monkeypatch.setattr(attention, "_CHUNK_ELEMENTS", chunk_elements)
+    chunked = src.score(samples)
+    for a, b in zip(default, chunked, strict=True):
+        assert a.std > 1e-5
         assert a.draws == pytest.approx(b.draws, abs=1e-5)
 
 
