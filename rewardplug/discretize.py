@@ -407,10 +407,10 @@ def _p_exact(mat: np.ndarray, k: np.ndarray, margin: float) -> np.ndarray:
 
     Per group, every draw is placed in one sorted sequence (with a margin: the draws minus the
     margin as *queries* and the draws as *values*; a stable sort puts a query before an equal
-    value). With one-hot label matrices ``V`` (values) and ``Q`` (queries) over the sorted
-    positions and ``B`` = the running count of each label's values strictly before each position,
-    the number of draw pairs with ``x_ia - margin > y_jb`` is ``(Q.T @ B)[i, j]``: one cumulative
-    sum and one batched matrix product per chunk of groups, no loop over pairs.
+    value). ``below[p, j]``, the number of sample ``j``'s values strictly before position ``p``, is
+    one cumulative sum of one-hot labels; the number of draw pairs with ``x_ia - margin > y_jb``
+    is then the sum of ``below[pos(i, a), j]`` over sample ``i``'s draws ``a``: one cumulative
+    sum, one gather and one sum per chunk of groups, no loop over pairs.
     """
     n, g, width = mat.shape
     m = g * width
@@ -420,32 +420,32 @@ def _p_exact(mat: np.ndarray, k: np.ndarray, margin: float) -> np.ndarray:
     length = 2 * m if margin else m
     chunk = max(1, _EXACT_CHUNK_CELLS // (length * g))
     label = np.tile(np.repeat(np.arange(g), width), 2 if margin else 1)
-    count_type = np.int16 if width < np.iinfo(np.int16).max else np.int32
+    # The running counts never exceed K: the smallest integer type that holds K (numpy's int8
+    # cumulative sum is about 4x faster than its int16 one; floats are slower still).
+    count_type = next(t for t in (np.int8, np.int16, np.int32) if width <= np.iinfo(t).max)
+    sum_type = np.int32 if width * width <= np.iinfo(np.int32).max else np.int64
     counts = np.empty((n, g, g), dtype=np.float64)
     for lo in range(0, n, chunk):
         x = mat[lo : lo + chunk].reshape(-1, m)
         rows = x.shape[0]
+        r = np.arange(rows)[:, None]
         shift_by = margins[lo : lo + rows] if per_group else margin  # one row per group
         pooled = np.concatenate((x - shift_by, x), axis=1) if margin else x
         order = np.argsort(pooled, axis=1, kind="stable" if margin else None)
         ordered = np.take_along_axis(pooled, order, axis=1)
-        present = ~np.isnan(ordered).ravel()
-        cells = (np.arange(rows * length), label[order].ravel())
-        # one-hot labels: a small integer type for the running count (integer accumulation is
-        # several times faster than float; counts never exceed K), float32 for the product
-        values = np.zeros((rows * length, g), dtype=count_type)
-        queries = np.zeros((rows * length, g), dtype=np.float32)
+        counted = ~np.isnan(ordered)  # NaN padding sorts last and is never a value
         if margin:
-            is_value = (order >= m).ravel()
-            values[cells] = present & is_value
-            queries[cells] = present & ~is_value
-        else:
-            values[cells] = present
-            queries[cells] = present
-        values = values.reshape(rows, length, g)
-        queries = queries.reshape(rows, length, g)
-        below = np.cumsum(values, axis=1, dtype=count_type)
-        below -= values  # values strictly before each position
+            counted &= order >= m  # only the unshifted copies are values
+        marks = np.zeros((rows, length, g), dtype=count_type)
+        marks[r, np.arange(length), label[order]] = counted
+        # before[:, p] = each label's values strictly before position p (row 0: none)
+        before = np.empty((rows, length + 1, g), dtype=count_type)
+        before[:, 0] = 0
+        np.cumsum(marks, axis=1, dtype=count_type, out=before[:, 1:])
+        # where each query draw (the first m pooled entries, in sample-major order) landed
+        where = np.empty((rows, length), dtype=np.intp)
+        where[r, order] = np.arange(length)
+        where = where[:, :m]
         if not margin:
             # equal draws must not count as smaller: use the count before each run of ties
             same = ordered[:, 1:] == ordered[:, :-1]
@@ -453,8 +453,12 @@ def _p_exact(mat: np.ndarray, k: np.ndarray, margin: float) -> np.ndarray:
                 pos = np.arange(length)
                 start = np.where(np.concatenate((np.zeros((rows, 1), bool), same), axis=1), 0, pos)
                 start = np.maximum.accumulate(start, axis=1)
-                below = np.take_along_axis(below, start[:, :, None], axis=1)
-        counts[lo : lo + rows] = queries.transpose(0, 2, 1) @ below.astype(np.float32)
+                where = np.take_along_axis(start, where, axis=1)
+        below = before[r, where]  # (rows, m, g): the counts seen by every query draw
+        missing = np.isnan(x)
+        if missing.any():
+            below[missing] = 0  # a NaN-padded draw is no query either
+        counts[lo : lo + rows] = below.reshape(rows, g, width, g).sum(axis=2, dtype=sum_type)
     kk = k.astype(np.float64)
     return counts / (kk[:, :, None] * kk[:, None, :])
 

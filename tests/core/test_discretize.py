@@ -54,6 +54,31 @@ def test_margin_and_ragged_draws_agree_with_reference(method):
     assert fast.tier[5] == -1 and np.isnan(fast.reward[5])
 
 
+@pytest.mark.parametrize("k", [1, 5, 127, 128, 300])
+@pytest.mark.parametrize("margin", [0.0, 0.25])
+def test_exact_pair_probabilities_equal_brute_force(k, margin):
+    """Every P(R_i - R_j > margin) of the exact path equals counting all draw pairs, across the
+    count types it picks by K (int8 up to 127 draws, int16 above), with ties and NaN padding."""
+    from rewardplug.discretize import _p_exact
+    from tests.core.reference import pair_probability
+
+    rng = np.random.default_rng(k)
+    n, g = 3, 5
+    mat = np.round(rng.normal(size=(n, g, k)), 1)  # rounding makes ties common
+    lengths = rng.integers(1, k + 1, size=(n, g))
+    lengths[0] = k
+    for a in range(n):
+        for b in range(g):
+            mat[a, b, lengths[a, b] :] = np.nan
+    mat = np.sort(mat, axis=2)  # the fast path sees each row's draws sorted, NaN last
+    got = _p_exact(mat, lengths, margin)
+    for a in range(n):
+        for i in range(g):
+            for j in range(g):
+                x, y = mat[a, i, : lengths[a, i]], mat[a, j, : lengths[a, j]]
+                assert got[a, i, j] == pytest.approx(pair_probability(x, y, "exact", margin))
+
+
 def test_exact_probability_counts_ties_as_not_greater():
     # identical single draws: never confidently different, even at confidence 0.5
     res = discretize([[1.0], [1.0], [0.0]], ["a"] * 3, confidence=0.5)
