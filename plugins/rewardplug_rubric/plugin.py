@@ -26,6 +26,9 @@ def register_criteria(register: Callable[[str, type[Any]], None]) -> None:
 
     for kind, criterion_class in BUILTIN_KINDS.items():
         register(kind, criterion_class)
+    from rewardplug_rubric.code_hack import CodeHack
+
+    register("code_hack", CodeHack)
 
 
 @hookimpl

@@ -218,6 +218,7 @@ class RubricSource(RewardSource):
                             judged.append((verdict, str(getattr(check, "scale", "binary"))))
                     else:
                         _record(verdict, check.check(sample))
+                        _explain(verdict, check, sample)
                 except Exception as exc:  # one criterion must not sink the sample
                     verdict.status = "missing"
                     verdict.reason = f"{type(exc).__name__}: {exc}"
@@ -336,6 +337,17 @@ def _record(verdict: Verdict, outcome: Any) -> None:
     if not 0.0 <= value <= 1.0:
         raise ValueError(f"check returned {outcome!r}; outcomes must be a bool or in [0, 1]")
     verdict.outcomes = [value]
+
+
+def _explain(verdict: Verdict, check: Any, sample: Sample) -> None:
+    """A check kind with ``explain(sample)`` (``code_hack``'s findings) names what it saw."""
+    explain = getattr(check, "explain", None)
+    if callable(explain):
+        lines = [str(line) for line in explain(sample)]
+        if verdict.status == "missing" and lines:
+            verdict.reason = "; ".join(lines)
+        else:
+            verdict.rationales.extend(lines)
 
 
 def _short(text: str | None, limit: int = 600) -> str:
