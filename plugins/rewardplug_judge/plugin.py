@@ -1,4 +1,5 @@
-"""Plugin entry point of ``rewardplug_judge`` (entry point ``judge``): registers ``llm_judge``.
+"""Plugin entry point of ``rewardplug_judge`` (entry point ``judge``): registers ``llm_judge``
+and ``hack_check``.
 
 Imports nothing heavy: the source class itself only imports a client or a model when it first
 scores.
@@ -13,5 +14,6 @@ from rewardplug.hookspecs import hookimpl
 
 @hookimpl
 def register_sources(register: Callable[[str, type], None]) -> None:
-    """Register the ``llm_judge`` source."""
+    """Register the ``llm_judge`` and ``hack_check`` sources."""
     register("llm_judge", "rewardplug_judge.source:JudgeSource")  # imported on first use
+    register("hack_check", "rewardplug_judge.hack_check:HackCheckSource")
