@@ -6,6 +6,8 @@ each parsed grade is a draw. ``mode: logprobs`` asks once and reads the probabil
 from the grade token's ``top_logprobs``: K quantiles of that distribution are the draws and the
 expected grade is the value (falls back to sampling when the backend returns no logprobs).
 ``judging: groupwise`` shows the judge every response of a group at once (contrastive grading).
+``mode: pairwise`` judges every pair of a group in both orders and fits Bradley–Terry strengths
+per draw (see :mod:`rewardplug_judge.pairwise`).
 Grades are normalized from the scale to [0, 1]; raw grades, rationale, tokens and cost go to
 ``detail``. A sample without a single valid grade abstains with the reason.
 """
@@ -36,8 +38,9 @@ class JudgeConfig(SourceConfig, BackendConfig):
     """Template name in ``rubrics/prompts/`` or a path; None: ``pointwise`` or ``groupwise``."""
     judging: Literal["pointwise", "groupwise"] = "pointwise"
     """``pointwise``: one response per request; ``groupwise``: all responses of a group at once."""
-    mode: Literal["sample", "logprobs"] = "sample"
-    """Where uncertainty comes from: K sampled grades, or the grade-token distribution."""
+    mode: Literal["sample", "logprobs", "pairwise"] = "sample"
+    """Where uncertainty comes from: K sampled grades, the grade-token distribution, or (pairwise)
+    every pair of a group judged in both orders, K samples each (2K draws)."""
     samples: int = Field(5, ge=1)
     """K: draws per response (sampled grades, or quantiles of the logprob distribution)."""
     scale: tuple[int, int] = (1, 10)
@@ -52,6 +55,9 @@ class JudgeConfig(SourceConfig, BackendConfig):
     """Longer responses are cut (start and end kept) to fit the judge's context; noted in detail."""
     max_group_size: int = Field(8, ge=1)
     """``groupwise``: larger groups are judged in chunks of this many responses."""
+    pairwise_prior: float = Field(0.1, gt=0)
+    """``mode: pairwise``: precision of the Gaussian prior on Bradley–Terry strengths (keeps a
+    fit finite when one response wins every comparison)."""
 
     @model_validator(mode="after")
     def _check(self) -> JudgeConfig:
@@ -60,13 +66,15 @@ class JudgeConfig(SourceConfig, BackendConfig):
             raise ValueError(f"scale must be (low, high) with high > low, got {self.scale}")
         if self.backend in ("openai", "litellm") and not self.model:
             raise ValueError(f"backend {self.backend!r} needs `model`")
+        if self.mode == "pairwise" and self.judging != "pointwise":
+            raise ValueError("mode 'pairwise' compares two responses per call: drop `judging`")
         load_template(self.template_name)  # fail at stack load, not mid-run
         return self
 
     @property
     def template_name(self) -> str:
         """The template actually used."""
-        return self.prompt or self.judging
+        return self.prompt or ("pairwise" if self.mode == "pairwise" else self.judging)
 
 
 @dataclass
@@ -89,6 +97,11 @@ class JudgeSource(RewardSource):
         super().__init__(config, **options)
         self._backend: Backend | None = None
         self._template: Template | None = None
+
+    @property
+    def group_scoped(self) -> bool:  # type: ignore[override]
+        """Groupwise and pairwise scores depend on the whole group (the assembler waits for it)."""
+        return self.config.judging == "groupwise" or self.config.mode == "pairwise"
 
     @property
     def backend(self) -> Backend:
@@ -119,6 +132,13 @@ class JudgeSource(RewardSource):
         """Score a batch concurrently; raises ``FatalBackendError`` on a bad key or quota."""
         if not samples:
             return []
+        if self.config.mode == "pairwise":
+            from rewardplug_judge.pairwise import score_pairwise
+
+            try:
+                return await score_pairwise(self, samples)
+            except* Exception as group:  # a fatal backend error stops the run, unwrapped
+                raise group.exceptions[0] from None
         scores: list[Score | None] = [None] * len(samples)
         units = self._units(samples)
 
