@@ -70,6 +70,9 @@ def curves_json(curves: dict[str, Any]) -> dict[str, Any]:
         for key in ("gold", "proxy", "gap", "kl", "bias_weight"):
             stats = [mean_ci(v) for v in getattr(c, key)]
             entry[key] = [[round(x, 4) for x in s] for s in stats]
+        if "raw" in curves:  # the paired difference over steps (same seeds, same worlds)
+            diffs = [mean_ci(a - r) for a, r in zip(c.gold, curves["raw"].gold, strict=True)]
+            entry["gold_minus_raw"] = [[round(x, 4) for x in s] for s in diffs]
         out[name] = entry
     return out
 
@@ -200,8 +203,8 @@ def _plot_arms(result: dict[str, Any], confidence: str) -> list[str]:
 
 
 def write_plots(results: list[dict[str, Any]], folder: Path, hp: Any, confidence: str = "0.9"):
-    """rl_gold_vs_step.png, rl_gold_vs_kl.png, rl_bias_weight.png (the primary cell) and
-    rl_grid.png (every cell's paired differences from raw)."""
+    """rl_gold_vs_step.png, rl_gold_vs_kl.png, rl_bias_weight.png, rl_proxy_gap.png and
+    rl_gold_minus_raw.png (the primary cell) and rl_grid.png (every cell's paired differences)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -233,13 +236,40 @@ def write_plots(results: list[dict[str, Any]], folder: Path, hp: Any, confidence
         fig.tight_layout()
         fig.savefig(folder / fname)
         plt.close(fig)
+    if "gold_minus_raw" in stats.get("raw", {}):
+        _difference_plot(primary, folder / "rl_gold_minus_raw.png", confidence, title, plt)
     _grid_plot(results, folder / "rl_grid.png", confidence, plt)
 
 
+def _difference_plot(result: dict[str, Any], path: Path, confidence: str, title: str, plt: Any):
+    """Each arm's held-out gold minus the raw arm's over steps (paired 95 % CI); the gold arm,
+    an order of magnitude above, is left out to keep the scale readable."""
+    fig, ax = plt.subplots(figsize=(7, 4.2), dpi=90)
+    for name in _plot_arms(result, confidence):
+        if name in ("gold", "raw"):
+            continue
+        color, ls = _style(name)
+        e = result["curve_stats"][name]
+        y, x = np.array(e["gold_minus_raw"]), np.array(e["steps"])
+        ax.plot(x, y[:, 0], ls, color=color, label=name, lw=1.6)
+        ax.fill_between(x, y[:, 1], y[:, 2], color=color, alpha=0.15, lw=0)
+    ax.axhline(0, color="black", lw=0.8)
+    ax.set_xlabel("step")
+    ax.set_ylabel("held-out gold minus raw's (grade points)")
+    ax.set_title(title.replace("mean and 95 % CI", "paired 95 % CI"), fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
 def _grid_plot(results: list[dict[str, Any]], path: Path, confidence: str, plt: Any) -> None:
-    """A forest plot: per cell, each arm's final gold minus raw's with its paired 95 % CI."""
-    names = [n for n in results[0]["arms"] if n not in ("raw", "gold")]
-    fig, ax = plt.subplots(figsize=(8, 0.45 * len(results) * 1.6 + 1.2), dpi=90)
+    """A forest plot: per cell, each arm's final gold minus raw's with its paired 95 % CI
+    (the equivalent arms are left out: where they tie only copies of one answer they are raw)."""
+    # equivalent arms left out: at these spreads they tie only copies, exactly as raw does
+    names = [n for n in results[0]["arms"] if n not in ("raw", "gold") and "equivalent" not in n]
+    fig, ax = plt.subplots(figsize=(8, 0.5 * len(results) + 1.6), dpi=90)
     step = 1.0 / (len(names) + 1)
     for j, name in enumerate(names):
         color, _ = _style(name)
@@ -257,8 +287,29 @@ def _grid_plot(results: list[dict[str, Any]], path: Path, confidence: str, plt: 
     ax.set_yticks(range(len(results)), [cell_label(r["cell"]) for r in results], fontsize=8)
     ax.invert_yaxis()
     ax.set_xlabel("final held-out gold minus the raw arm's (grade points, paired 95 % CI)")
-    ax.legend(fontsize=7, loc="lower right", ncol=2)
+    ax.legend(fontsize=7, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=4, frameon=False)
     ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Re-draw the plots and re-print the tables from a ``rl_hacking.py --full --json`` file."""
+    import argparse
+    import json
+    from types import SimpleNamespace
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("json", type=Path, help="the file written by rl_hacking.py --json")
+    parser.add_argument("--plots", type=Path, help="write the PNGs into this folder")
+    args = parser.parse_args(argv)
+    saved = json.loads(args.json.read_text(encoding="utf-8"))
+    hp = SimpleNamespace(**saved["hyper"])
+    if args.plots:
+        write_plots(saved["cells"], args.plots, hp)
+    print(markdown_tables(saved["cells"], hp))
+
+
+if __name__ == "__main__":
+    main()
