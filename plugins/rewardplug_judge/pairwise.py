@@ -62,8 +62,17 @@ async def score_pairwise(source: JudgeSource, samples: Sequence[Sample]) -> list
     scores: list[Score | None] = [None] * len(samples)
 
     async def one(members: list[int]) -> None:
+        from rewardplug_judge.backends import FatalBackendError
+
         members = sorted(members, key=lambda i: (samples[i].id, i))
-        got = await _group(source, [samples[i] for i in members])
+        try:
+            got = await _group(source, [samples[i] for i in members])
+        except FatalBackendError:
+            raise
+        except Exception as exc:  # one group's failure must not sink the others
+            got = [Score.error(f"pairwise judge failed: {type(exc).__name__}: {exc}")] * len(
+                members
+            )
         for i, score in zip(members, got, strict=True):
             scores[i] = score
 

@@ -17,7 +17,7 @@ from rewardplug_judge.pairwise import parse_winner
 from rewardplug_judge.source import JudgeSource
 
 from rewardplug.types import Sample
-from tests.chat_server import Reply, http_options, user_text
+from tests.chat_server import Reply, closed_port, http_options, user_text
 
 _QUALITY = re.compile(r"## Response ([AB])\n.*?\[q=(\d+)\]", re.S)
 
@@ -143,3 +143,12 @@ def test_fit_orders_by_wins_and_is_finite_under_separation():
         fit(np.ones((2, 3)))
     with pytest.raises(ValueError, match="prior"):
         fit(np.ones((2, 2)), prior=0)
+
+
+def test_nothing_listening_is_fatal_not_a_silent_abstention(tmp_path):
+    from rewardplug_judge.backends import FatalBackendError
+
+    src = JudgeSource(backend="openai", model="m", base_url=f"http://127.0.0.1:{closed_port()}/v1",
+                      mode="pairwise", samples=1, cache_dir=str(tmp_path), max_retries=0)  # fmt: skip
+    with pytest.raises(FatalBackendError, match="cannot reach the judge"):
+        src.score(group(1, 2))
