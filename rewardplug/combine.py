@@ -114,14 +114,20 @@ def combine_scores(
     x = np.full((len(names), n, width), np.nan)
     v = np.full((len(names), n), np.nan)
     for si, name in enumerate(names):
+        full: list[int] = []  # unshuffled ok rows that already have K draws: one copy for all
         for i, score in enumerate(scores[name]):
-            if score.ok:
+            if score.ok and not shuffle and len(score.draws) == ks[i] == width:
+                full.append(i)
+                v[si, i] = score.value
+            elif score.ok:
                 x[si, i, : ks[i]] = align(
                     score.draws,
                     int(ks[i]),
                     sample_seed(samples[i], seed * 7919 + si) if shuffle else None,
                 )
                 v[si, i] = score.value
+        if full:
+            x[si, full] = np.array([scores[name][i].draws for i in full], dtype=np.float64)
     present = ~np.isnan(v)
     w = np.array([weights[name] for name in names])[:, None] * present  # (S, N)
 

@@ -5,7 +5,8 @@
 * Output rows are the input fields plus the :class:`Reward` fields, written one whole batch of
   groups at a time with a single write + flush, so an interrupted process leaves at most a torn
   tail. Writes reach the disk (fsync) at least every :data:`SYNC_INTERVAL_S` seconds and when
-  the run ends: a crash of the machine loses at most that much, which ``--resume`` redoes. :func:`prepare_resume` removes that tail and every row of a group that was not
+  the run ends: a crash of the machine loses at most that much, which ``--resume`` redoes.
+  :func:`prepare_resume` removes that tail and every row of a group that was not
   written completely, so a resumed run neither duplicates nor loses rows and never discretizes a
   group in pieces.
 """
@@ -21,7 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
+from pydantic_core import PydanticSerializationError, to_json
 
 from rewardplug.types import Reward, Sample
 
@@ -30,6 +32,7 @@ __all__ = [
     "Loaded",
     "RowWriter",
     "append_rows",
+    "dump_row",
     "group_batches",
     "load_jsonl",
     "output_row",
@@ -148,8 +151,33 @@ def group_batches(samples: Sequence[Sample], batch_size: int) -> list[list[int]]
 
 
 def output_row(row: dict[str, Any], reward: Reward) -> dict[str, Any]:
-    """An output row: the input fields plus the reward's fields (which win on a name clash)."""
-    return {**row, **reward.row_fields()}
+    """An output row: the input fields plus the reward's fields (which win on a name clash).
+
+    The per-source scores stay :class:`~rewardplug.types.Score` objects: :func:`dump_row`
+    serializes them (a JSON-ready copy of every row would cost more than the rest of a trivial
+    source's row put together).
+    """
+    # a model's field values are its __dict__ (iterating the model costs 10x as much)
+    return {**row, **reward.__dict__}
+
+
+def dump_row(row: dict[str, Any]) -> str:
+    """One output row as a line of compact JSON (no newline).
+
+    pydantic's serializer writes a row with its scores about 6x faster than ``json.dumps`` of a
+    ``model_dump``; a row it cannot encode (a lone surrogate from a JSON escape in the input)
+    goes through ``json.dumps`` in the same compact format instead, so no row is ever lost.
+    """
+    try:
+        return to_json(row, inf_nan_mode="constants").decode("utf-8")
+    except PydanticSerializationError:
+        return json.dumps(row, ensure_ascii=False, separators=(",", ":"), default=_jsonable)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    raise TypeError(f"cannot write a {type(value).__name__} to JSON")
 
 
 #: the most time between two fsyncs of an output file (a machine crash loses at most this)
@@ -183,10 +211,14 @@ class RowWriter:
         self._dirty = False
 
     def append(self, rows: Sequence[dict[str, Any]]) -> None:
-        if not rows:
+        """Append output rows (see :func:`output_row`) as one batch."""
+        self.append_lines([dump_row(r) for r in rows])
+
+    def append_lines(self, lines: Sequence[str]) -> None:
+        """Append rows already serialized by :func:`dump_row` (no newlines) as one batch."""
+        if not lines:
             return
-        dumps = json.dumps
-        self._file.write("".join([dumps(r, ensure_ascii=False) + "\n" for r in rows]))
+        self._file.write("\n".join(lines) + "\n")
         self._file.flush()
         self._dirty = True
         if time.monotonic() - self._synced >= self.sync_interval_s:

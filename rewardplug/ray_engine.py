@@ -6,7 +6,7 @@ The driver reads and validates the input exactly as the local engine does
 Each batch of groups becomes one row of a Ray Dataset; ``map_batches`` sends the rows to a fixed
 pool of actors that each load the stack once (models, sandboxes and clients stay warm in the
 actor) and score one batch of groups per call. The driver writes the results in batch order with
-:func:`rewardplug.io.append_rows`, so the output file is byte-for-byte the one
+:class:`rewardplug.io.RowWriter`, so the output file is byte-for-byte the one
 :func:`rewardplug.runner.score_file` writes for the same stack, input and ``batch_size`` (for
 deterministic sources: every built-in source seeds its draws by sample, never by batch).
 
@@ -29,7 +29,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from rewardplug.io import append_rows, group_batches, load_jsonl, output_row
+from rewardplug.io import RowWriter, dump_row, group_batches, load_jsonl, output_row
 from rewardplug.stack import load_stack
 from rewardplug.types import Sample
 
@@ -50,9 +50,11 @@ class _StackScorer:
             data = json.loads(payload)
             samples = [Sample.model_validate(s) for s in data["samples"]]
             rewards = self.stack.score(samples)
-            rows = [output_row(row, r) for row, r in zip(data["rows"], rewards, strict=True)]
+            # serialized here, exactly as `score` writes them, and shipped as lines
+            pairs = zip(data["rows"], rewards, strict=True)
+            lines = [dump_row(output_row(row, r)) for row, r in pairs]
             indices.append(int(index))
-            outputs.append(json.dumps(rows, ensure_ascii=False))
+            outputs.append(json.dumps(lines, ensure_ascii=False))
         return {"index": np.array(indices, dtype=np.int64), "rows": np.array(outputs, dtype=object)}
 
 
@@ -150,17 +152,18 @@ def score_file_ray(
             runtime_env=env,
         )
         # Results are written strictly in batch order (buffering any that arrive early).
-        waiting: dict[int, list[dict[str, Any]]] = {}
+        waiting: dict[int, list[str]] = {}
         next_index = written = 0
-        for result in ds.iter_rows():
-            waiting[int(result["index"])] = json.loads(result["rows"])
-            while next_index in waiting:
-                rows = waiting.pop(next_index)
-                append_rows(out, rows)
-                written += len(rows)
-                next_index += 1
-                if on_progress:
-                    on_progress(written, total)
+        with RowWriter(out) as writer:
+            for result in ds.iter_rows():
+                waiting[int(result["index"])] = json.loads(result["rows"])
+                while next_index in waiting:
+                    lines = waiting.pop(next_index)
+                    writer.append_lines(lines)
+                    written += len(lines)
+                    next_index += 1
+                    if on_progress:
+                        on_progress(written, total)
         if next_index != len(batches):
             raise RuntimeError(f"Ray returned {next_index} of {len(batches)} batches")
         return written

@@ -14,11 +14,13 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, computed_field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, computed_field, model_validator
 
-__all__ = ["Message", "Reward", "Sample", "Score", "Status", "prompt_text"]
+_M = TypeVar("_M", bound=BaseModel)
+
+__all__ = ["Message", "Reward", "Sample", "Score", "Status", "prompt_text", "trusted"]
 
 Status = Literal["ok", "abstain", "error"]
 Message = dict[str, Any]
@@ -73,37 +75,31 @@ class Sample(BaseModel):
 
     @model_validator(mode="before")
     @classmethod
-    def _unknown_fields_to_metadata(cls, data: Any) -> Any:
+    def _normalize(cls, data: Any) -> Any:
+        # One pass over the raw input (a validator call per field costs more than the checks):
+        # unknown fields go into metadata; numeric ids become text (dataset ids are often
+        # integers, and they are labels); a chat-format response becomes its text (TRL passes
+        # conversational completions as [{"role": "assistant", "content": ...}]).
         if not isinstance(data, dict):
             return data
-        extra = {k: v for k, v in data.items() if k not in _SAMPLE_FIELDS}
-        if not extra:
-            return data
-        known = {k: v for k, v in data.items() if k in _SAMPLE_FIELDS}
-        metadata = dict(known.get("metadata") or {})
-        metadata.update(extra)
-        known["metadata"] = metadata
-        return known
-
-    @field_validator("id", "group", mode="before")
-    @classmethod
-    def _ids_are_text(cls, value: Any) -> Any:
-        # Dataset ids are often integers; they are labels, so keep them as text.
-        return (
-            str(value) if isinstance(value, int | float) and not isinstance(value, bool) else value
-        )
-
-    @field_validator("response", mode="before")
-    @classmethod
-    def _chat_response_to_text(cls, value: Any) -> Any:
-        # TRL passes conversational completions as [{"role": "assistant", "content": ...}].
-        if isinstance(value, list):
-            return "".join(
-                _content_text(m.get("content")) if isinstance(m, dict) else str(m) for m in value
+        if any(k not in _SAMPLE_FIELDS for k in data):
+            known = {k: v for k, v in data.items() if k in _SAMPLE_FIELDS}
+            metadata = dict(known.get("metadata") or {})
+            metadata.update({k: v for k, v in data.items() if k not in _SAMPLE_FIELDS})
+            data = {**known, "metadata": metadata}
+        for key in ("id", "group"):
+            value = data.get(key)
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                data = {**data, key: str(value)}
+        response = data.get("response")
+        if isinstance(response, list):
+            text = "".join(
+                _content_text(m.get("content")) if isinstance(m, dict) else str(m) for m in response
             )
-        if isinstance(value, dict) and "content" in value:
-            return _content_text(value["content"])
-        return value
+            data = {**data, "response": text}
+        elif isinstance(response, dict) and "content" in response:
+            data = {**data, "response": _content_text(response["content"])}
+        return data
 
     @model_validator(mode="after")
     def _default_ids(self) -> Sample:
@@ -150,6 +146,23 @@ def _std(draws: list[float]) -> float:
             math.fsum((d / scale - m) * (d / scale - m) for d in draws) / (n - 1)
         )
     return std
+
+
+def trusted(cls: type[_M], fields: dict[str, Any]) -> _M:
+    """An instance of model ``cls`` from ``fields`` that are already valid, without validation.
+
+    For the hot paths that build scores and rewards from numbers they computed themselves (a
+    trivial source's floats, a stack's combined rewards): pydantic's own ``model_construct`` costs
+    more per call than validating would. ``fields`` must name every field with a valid value (the
+    caller's contract; tests compare such instances with validated ones field by field).
+    """
+    obj = cls.__new__(cls)
+    _set = object.__setattr__
+    _set(obj, "__dict__", fields)
+    _set(obj, "__pydantic_fields_set__", set(fields))
+    _set(obj, "__pydantic_extra__", None)
+    _set(obj, "__pydantic_private__", None)
+    return obj
 
 
 class Score(BaseModel):

@@ -23,7 +23,7 @@ from pydantic import Field, field_validator
 
 from rewardplug.plugins import import_object
 from rewardplug.source import RewardSource, SourceConfig
-from rewardplug.types import Sample, Score
+from rewardplug.types import Sample, Score, trusted
 
 _OPTIONAL_FIELDS = ("reference", "tests", "rubric")
 
@@ -139,6 +139,8 @@ def to_score(result: Any, origin: str = "function") -> Score:
     float -> one draw; list of floats -> draws (value = their mean); None -> abstain;
     a Score passes through. Anything else is an error naming what came back.
     """
+    if type(result) is float and math.isfinite(result):  # the common case, checked first
+        return trusted(Score, {"value": result, "draws": [result], "status": "ok", "detail": {}})
     if result is None:
         return Score.abstain(f"{origin} returned None")
     if isinstance(result, Score):
@@ -146,7 +148,7 @@ def to_score(result: Any, origin: str = "function") -> Score:
     if isinstance(result, numbers.Real):
         value = float(result)
         if math.isfinite(value):  # the common case, built without re-validating what is known
-            return Score.model_construct(value=value, draws=[value], status="ok", detail={})
+            return trusted(Score, {"value": value, "draws": [value], "status": "ok", "detail": {}})
         return Score.of(value)
     if isinstance(result, Sequence) and not isinstance(result, str | bytes):
         if not result:

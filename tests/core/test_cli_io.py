@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 from click.testing import CliRunner
@@ -301,3 +302,42 @@ def test_a_killed_score_process_resumes_without_loss_or_duplicates(tmp_path):
     assert 0 < len(cut.read_text().splitlines()) < 240
     assert run("score", stack, inp, "-o", cut, "--resume", "--batch-size", 8).exit_code == 0
     assert sorted(cut.read_text().splitlines()) == sorted(full.read_text().splitlines())
+
+
+def _reward_of(stack_dict, row):
+    from rewardplug import load_stack
+    from rewardplug.types import Sample
+
+    return load_stack(stack_dict).score([Sample.model_validate(row)])[0]
+
+
+def test_written_row_is_the_input_plus_the_rewards_json_fields():
+    """The fast serializer writes exactly what the reward's own JSON dump says."""
+    from rewardplug.io import dump_row, output_row
+
+    stack = {
+        "sources": [{"name": "len", "use": "python", "with": {"function": "builtins:len"}}],
+        "discretize": {"enabled": False},
+    }
+    row = {"id": "a", "prompt": "p", "response": "héllo ✓", "extra": {"n": [1, 2.5, None]}}
+    reward = _reward_of(stack, row)
+    line = dump_row(output_row(row, reward))
+    assert "\n" not in line
+    assert json.loads(line) == {**row, **reward.row_fields()}
+    assert "héllo ✓" in line  # UTF-8 as it is, like ensure_ascii=False
+
+
+def test_rows_the_fast_serializer_cannot_encode_are_still_written(tmp_path):
+    """A lone surrogate (legal as a JSON escape, not in UTF-8) and NaN from the input survive."""
+    from rewardplug.io import RowWriter, dump_row, output_row
+
+    stack = {"sources": [{"name": "len", "use": "python", "with": {"function": "builtins:len"}}]}
+    row = json.loads('{"id": "s", "prompt": "p", "response": "x", "note": "\\ud800", "v": NaN}')
+    reward = _reward_of(stack, row)
+    out = tmp_path / "o.jsonl"
+    with RowWriter(out) as writer:
+        writer.append([output_row(row, reward)])
+    back = json.loads(out.read_text(encoding="utf-8"))
+    assert back["note"] == "\ud800" and math.isnan(back["v"])
+    assert back == json.loads(json.dumps({**row, **reward.row_fields()}))
+    assert dump_row({"a": 1}) == '{"a":1}'

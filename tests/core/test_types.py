@@ -55,3 +55,20 @@ def test_abstain_needs_no_value_and_keeps_reason():
     s = Score.abstain("no reference", hint="add one")
     assert s.value is None and s.reason == "no reference" and s.detail["hint"] == "add one"
     assert Score(status="error").reason  # a reason is always filled in
+
+
+def test_trusted_instances_equal_validated_ones():
+    """The hot paths' unvalidated constructor builds the same objects validation would."""
+    from rewardplug.types import Reward, trusted
+
+    score = trusted(Score, {"value": 0.5, "draws": [0.5], "status": "ok", "detail": {}})
+    assert score == Score(value=0.5) and score.std == 0.0 and score.ok
+    assert score.model_dump() == Score(value=0.5).model_dump()
+    fields = dict(
+        id="a", group="g", reward=1.0, raw=0.5, std=0.0, tier=0, n_tiers=1, status="ok",
+        reason=None, group_size=1, partial=False, sources={"s": score},
+    )  # fmt: skip
+    fast, checked = trusted(Reward, dict(fields)), Reward(**fields)
+    assert fast == checked
+    assert fast.row_fields() == checked.row_fields()
+    assert fast.model_fields_set == checked.model_fields_set | {"reason", "partial"}
