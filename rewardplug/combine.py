@@ -99,14 +99,11 @@ def combine_scores(
     # Each sample's common K is its own (the stack's ``draws:``, else the largest K among the
     # sources that scored it), never the batch's: a sample's combined draws, and so its group's
     # rewards, do not depend on what else is in the batch. Rows are NaN-padded to the widest.
-    ks = np.array(
-        [
-            k
-            or max((len(scores[name][i].draws) for name in names if scores[name][i].ok), default=1)
-            for i in range(n)
-        ],
-        dtype=np.int64,
-    )
+    if k:
+        ks = np.full(n, k, dtype=np.int64)
+    else:
+        lengths = [[len(s.draws) if s.ok else 1 for s in scores[name]] for name in names]
+        ks = np.array(lengths, dtype=np.int64).reshape(len(names), n).max(axis=0, initial=1)
     width = int(ks.max(initial=1))
     # shuffled: sources paired at random draw by draw (independent sources); paired: draw j of
     # every source goes with draw j of the others (sources whose draws share their randomness)

@@ -26,6 +26,7 @@ Status = Literal["ok", "abstain", "error"]
 Message = dict[str, Any]
 
 _SAMPLE_FIELDS = ("id", "group", "prompt", "response", "reference", "tests", "rubric", "metadata")
+_FIELD_SET = frozenset(_SAMPLE_FIELDS)
 
 
 def _digest(value: Any, size: int = 16) -> str:
@@ -82,7 +83,7 @@ class Sample(BaseModel):
         # conversational completions as [{"role": "assistant", "content": ...}]).
         if not isinstance(data, dict):
             return data
-        if any(k not in _SAMPLE_FIELDS for k in data):
+        if not _FIELD_SET.issuperset(data):
             known = {k: v for k, v in data.items() if k in _SAMPLE_FIELDS}
             metadata = dict(known.get("metadata") or {})
             metadata.update({k: v for k, v in data.items() if k not in _SAMPLE_FIELDS})
