@@ -1,0 +1,1 @@
+"""Built-in plugin: composite sources built from other sources -- `ensemble` and `steps`."""
