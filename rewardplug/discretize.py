@@ -270,13 +270,27 @@ def _group_order(
     """Sort by group, then best point estimate first. Equal estimates are ordered by content
     (mean, spread, third central moment of the draws), never by input position, so the result
     does not depend on the order the samples came in; that slower sort runs only when needed."""
-    order = np.lexsort((-point, codes))
+    order = _best_first(codes, point)
     c, p = codes[order], point[order]
     if not np.any((c[1:] == c[:-1]) & (p[1:] == p[:-1])):
         return order
     centered = np.nan_to_num(mat - mean[:, None])
     skew = np.einsum("ij,ij,ij->i", centered, centered, centered)
     return np.lexsort((skew, spread, -mean, -point, codes))
+
+
+def _best_first(codes: np.ndarray, point: np.ndarray) -> np.ndarray:
+    """``np.lexsort((-point, codes))``: by group, best first, ties in input order. Groups of one
+    size (the usual batch) take a stable sort by group -- linear on the group-sorted chunks that
+    large inputs come in -- and a sort of each group's row, about 4x faster than lexsort."""
+    by_group = np.argsort(codes, kind="stable")
+    sizes = np.bincount(codes)
+    g = int(sizes[0]) if len(sizes) else 0
+    if g == 0 or not (sizes == g).all():
+        return np.lexsort((-point, codes))
+    rows = by_group.reshape(-1, g)
+    within = np.argsort(-point[rows], axis=1, kind="stable")
+    return np.take_along_axis(rows, within, axis=1).ravel()
 
 
 def row_spread(mat: np.ndarray) -> np.ndarray:

@@ -79,6 +79,26 @@ def test_exact_pair_probabilities_equal_brute_force(k, margin):
                 assert got[a, i, j] == pytest.approx(pair_probability(x, y, "exact", margin))
 
 
+@pytest.mark.parametrize("seed", range(3))
+def test_best_first_order_equals_lexsort(seed):
+    """The equal-size fast path orders exactly like lexsort: by group, best first, ties (signed
+    zeros included) in input order; unequal sizes fall back to lexsort itself."""
+    from rewardplug.discretize import _best_first
+
+    rng = np.random.default_rng(seed)
+    for equal_sizes in (True, False):
+        for _ in range(100):
+            n_groups, g = int(rng.integers(1, 20)), int(rng.integers(1, 9))
+            labels = np.repeat(np.arange(n_groups), g)
+            if not equal_sizes:
+                labels = rng.integers(0, n_groups, size=n_groups * g)
+            _, codes = np.unique(rng.permutation(labels), return_inverse=True)
+            point = np.round(rng.normal(size=len(codes)), 1)
+            point[::4] = -0.0
+            point[1::4] = 0.0
+            np.testing.assert_array_equal(_best_first(codes, point), np.lexsort((-point, codes)))
+
+
 def test_exact_probability_counts_ties_as_not_greater():
     # identical single draws: never confidently different, even at confidence 0.5
     res = discretize([[1.0], [1.0], [0.0]], ["a"] * 3, confidence=0.5)
