@@ -197,3 +197,13 @@ def test_combine_min_and_mean_minus_var_over_the_members_are_wco_and_uwo(rm_pair
         assert u.raw == pytest.approx(
             mean - 0.5 * ((a - mean) ** 2 + (b - mean) ** 2) / 2, abs=1e-5
         )
+
+
+def test_async_scoring_gives_the_same_ensemble():
+    import asyncio
+
+    spec = ensemble(py("a", "half_length"), py("b", "length", noise={"std": 1.0}))
+    sync = [r.sources["ens"] for r in rewardplug.load_stack(spec).score(ROWS)]
+    asynced = [r.sources["ens"] for r in asyncio.run(rewardplug.load_stack(spec).ascore(ROWS))]
+    assert [s.draws for s in asynced] == [s.draws for s in sync]
+    assert [s.value for s in asynced] == [s.value for s in sync]

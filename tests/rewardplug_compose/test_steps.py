@@ -278,3 +278,24 @@ def test_a_judge_grades_each_step_over_http(serve, tmp_path):
     assert bad.sources["steps"].value == pytest.approx(1 / 9)
     assert good.sources["steps"].value == pytest.approx(8 / 9)
     assert good.reward > bad.reward and good.tier == 0 and bad.tier == 1
+
+
+def test_steps_are_batch_independent_async_and_picklable():
+    import asyncio
+    import pickle
+
+    inner = {"use": "python", "with": {"function": f"{FN}:length"}, "noise": {"std": 1.0}}
+    spec = {"sources": [{"name": "s", "use": "steps", "with": {"source": inner, "split": "line"}}]}
+    rows = [
+        {"prompt": "p", "response": "a\nbb\nccc"},
+        {"prompt": "p", "response": "dddd\ne"},
+        {"prompt": "q", "response": "one line"},
+    ]
+    stack = rewardplug.load_stack(spec)
+    together = [r.sources["s"].draws for r in stack.score(rows)]
+    assert all(len(d) == 32 for d in together)  # the inner source's noise draws, aggregated
+    assert [stack.score([row])[0].sources["s"].draws for row in rows] == together
+    asynced = asyncio.run(rewardplug.load_stack(spec).ascore(rows))
+    assert [r.sources["s"].draws for r in asynced] == together
+    clone = pickle.loads(pickle.dumps(stack.sources["s"]))
+    assert [s.draws for s in clone.score([Sample(**r) for r in rows])] == together
