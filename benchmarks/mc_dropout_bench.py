@@ -166,7 +166,7 @@ def main() -> None:
     base_c = statistics.median(cpu["deterministic (1 pass)"])
     print(
         f"MiniLM-L6 RM, {args.pairs} pairs ({tokens} tokens, max_length {args.max_length}), "
-        f"batch {args.batch_size}, K copies per forward {args.batch_size * args.k}, "
+        f"batch {args.batch_size}, rows per stochastic forward {batched._rows_per_forward(loaded)}, "
         f"CPU threads {args.threads}, median of {args.repeats}"
     )
     print(f"{'method':34s} {'wall s':>8s} {'x det':>6s} {'cpu s':>8s} {'x det':>6s}")
