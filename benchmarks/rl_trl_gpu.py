@@ -110,10 +110,12 @@ def problems(settings: Settings, tiny: bool) -> tuple[list[dict[str, Any]], list
     return rows[:n_train], rows[-n_held:]
 
 
-def policy_and_tokenizer(settings: Settings, tiny: bool, texts: list[str]) -> tuple[Any, Any]:
-    """The policy: a tiny random Llama (``--tiny``), the bundled SmolLM2-135M-Instruct
-    (converted once from its GGUF file, offline), or a hub id / local folder."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+def policy_path(settings: Settings, tiny: bool, texts: list[str], out: Path) -> tuple[str, Any]:
+    """The policy as a folder or hub id (TRL loads it twice when ``beta > 0``: the policy and its
+    frozen reference) and its tokenizer: a tiny random Llama saved under ``out`` (``--tiny``),
+    the bundled SmolLM2-135M-Instruct (converted once from its GGUF file, offline), or the
+    config's hub id / local folder."""
+    from transformers import AutoTokenizer
 
     if tiny:
         import importlib.util
@@ -123,14 +125,18 @@ def policy_and_tokenizer(settings: Settings, tiny: bool, texts: list[str]) -> tu
         )
         example = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(example)
-        return example.tiny_model_and_tokenizer(texts)  # fmt: skip
+        model, tokenizer = example.tiny_model_and_tokenizer(texts)
+        folder = out / "tiny-policy"
+        model.save_pretrained(folder)
+        tokenizer.save_pretrained(folder)
+        return str(folder), tokenizer
     folder = settings.policy
     if folder == "bundled":
         sys.path.insert(0, str(ROOT / "plugins"))
         from rewardplug_judge.local_model import resolve
 
         folder, _ = resolve(None, None)
-    return AutoModelForCausalLM.from_pretrained(folder), AutoTokenizer.from_pretrained(folder)
+    return folder, AutoTokenizer.from_pretrained(folder)
 
 
 def heldout_eval(model: Any, tokenizer: Any, rows: list[dict[str, Any]], stack: Any, max_new: int):
@@ -178,7 +184,7 @@ def run_arm(
     stack = rewardplug.load_stack(stack_cfg)
     raw_stack = rewardplug.load_stack({**stack_cfg, "discretize": {"enabled": False}})
     texts = [str(r["prompt"]) + r["answer"] for r in train_rows]
-    model, tokenizer = policy_and_tokenizer(settings, args.tiny, texts)
+    model, tokenizer = policy_path(settings, args.tiny, texts, args.out)
     grpo = {**settings.grpo, **({"max_steps": 2, "per_device_train_batch_size": 8,
             "num_generations": 4, "max_completion_length": 16} if args.tiny else {})}  # fmt: skip
     curve: list[dict[str, Any]] = []
