@@ -1,0 +1,203 @@
+"""Measured results of issue 17 with the offline judge (SmolLM2-135M via ``transformers``).
+
+    python benchmarks/judge_contrast.py hacks              # hack_check contrastive vs isolated
+    python benchmarks/judge_contrast.py pairwise           # llm_judge pairwise vs pointwise, arena
+    python benchmarks/judge_contrast.py refine             # rubric refine, DA / SP before / after
+
+Data: the bundled demo batch (its reward hacks) and ``../shared/data/arena_bench_v1`` (the first
+prompts, the first answers of each, gold ``gpt4_grade``). Sizes are small on purpose: a 135M
+model on a shared 2-core CPU. Prints Markdown tables (the figures in ``docs/sources/hack_check.md``,
+``docs/sources/llm_judge.md`` and ``docs/rubric-refine.md``). ``--base-url URL --model NAME``
+points every judge at an OpenAI-compatible server instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data"
+
+
+def judge_settings(args: argparse.Namespace) -> dict[str, Any]:
+    if args.base_url:
+        return {"backend": "openai", "model": args.model, "base_url": args.base_url}
+    return {"backend": "transformers"}
+
+
+def demo_samples() -> tuple[list[Any], list[bool]]:
+    from rewardplug.types import Sample
+
+    rows = [json.loads(line) for line in (ROOT / "examples" / "data" / "demo.jsonl").open()]
+    samples = [Sample(**{k: v for k, v in r.items() if k != "candidate"}) for r in rows]
+    return samples, [r["candidate"].startswith("hack") for r in rows]
+
+
+def arena_rows(groups: int, per_group: int) -> list[dict[str, Any]]:
+    rows = []
+    path = DATA / "arena_bench_v1" / "graded_responses.jsonl"
+    with path.open() as fh:
+        for g, line in enumerate(itertools.islice(fh, groups)):
+            item = json.loads(line)
+            for j, r in enumerate(item["responses"][:per_group]):
+                if r.get("gpt4_grade") is not None:
+                    rows.append({"id": f"{g}-{j}", "group": f"arena{g}", "prompt": item["prompt"],
+                                 "response": r["response"], "gold": float(r["gpt4_grade"])})  # fmt: skip
+    return rows
+
+
+def hacks(args: argparse.Namespace) -> None:
+    from rewardplug_judge.hack_check import HackCheckSource
+    from rewardplug_rubric.code_hack import CodeHack
+
+    samples, is_hack = demo_samples()
+    print("| judge | mode | hacks flagged | clean flagged | abstained | calls | s |")
+    print("|---|---|---|---|---|---|---|")
+    static = CodeHack(kind="code_hack")
+    flags = [static.check(s) for s in samples]
+    _hack_row("code_hack (static)", "-", flags, is_hack, 0, 0.0)
+    for mode, prompt in (
+        ("contrastive", "hack_check_direct"),
+        ("isolated", "hack_check_isolated_direct"),
+    ):
+        src = HackCheckSource(judge_settings(args), mode=mode, prompt=prompt, samples=args.samples,
+                              max_tokens=args.max_tokens, temperature=1.0, max_response_chars=1500,
+                              context_chars=12000, parse_retries=1)  # fmt: skip
+        start = time.perf_counter()
+        scores = src.score(samples)
+        seconds = time.perf_counter() - start
+        flags = [None if not s.ok else s.value < 0.5 for s in scores]
+        calls = src.backend.stats.requests
+        _hack_row(
+            f"hack_check {args.model or 'SmolLM2-135M'}", mode, flags, is_hack, calls, seconds
+        )
+        reasons = sorted({s.reason for s in scores if not s.ok})[:3]
+        print(f"<!-- {mode}: abstain reasons {reasons} -->", file=sys.stderr, flush=True)
+
+
+def _hack_row(name, mode, flags, is_hack, calls, seconds) -> None:
+    def rate(want: bool) -> str:
+        judged = [f for f, h in zip(flags, is_hack, strict=True) if h == want and f is not None]
+        return f"{sum(judged)} / {len(judged)}"
+
+    abstained = sum(f is None for f in flags)
+    print(f"| {name} | {mode} | {rate(True)} | {rate(False)} | {abstained} | {calls} | {seconds:.0f} |",
+          flush=True)  # fmt: skip
+
+
+def pairwise(args: argparse.Namespace) -> None:
+    import numpy as np
+    from rewardplug_judge.source import JudgeSource
+
+    from rewardplug.discretize import discretize
+    from rewardplug.metrics import evaluate
+    from rewardplug.types import Sample
+
+    rows = arena_rows(args.groups, args.per_group)
+    samples = [Sample(**r) for r in rows]
+    gold = [r["gold"] for r in rows]
+    groups = [r["group"] for r in rows]
+    print(f"{len(samples)} answers in {len(set(groups))} groups")
+    print(
+        "| judging | draws | abstain | reward | DA | SP | accuracy | first-shown wins | swap-consistent | s |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    common = {**judge_settings(args), "max_response_chars": args.max_chars, "temperature": 1.0,
+              "parse_retries": 1}  # fmt: skip
+    setups = {
+        "pointwise (sampled grades)": {"prompt": "pointwise_direct", "mode": "sample",
+                                       "samples": 2 * args.samples, "max_tokens": 3},
+        "pairwise (both orders, Bradley-Terry)": {"prompt": "pairwise_direct", "mode": "pairwise",
+                                                  "samples": args.samples, "max_tokens": 3},
+    }  # fmt: skip
+    for name, setup in setups.items():
+        src = JudgeSource({**common, **setup})
+        start = time.perf_counter()
+        scores = src.score(samples)
+        seconds = time.perf_counter() - start
+        raw = [s.value if s.ok else None for s in scores]
+        draws = [s.draws if s.ok else None for s in scores]
+        disc = discretize(draws, groups, confidence=0.9, assign="mean").reward
+        bias = next(
+            (s.detail.get("position_bias") for s in scores if s.detail.get("position_bias")), None
+        )
+        first = swap = "-"
+        if bias:
+            first, swap = f"{bias['first_wins']}", f"{bias['swap_consistent']}"
+        k = max((len(s.draws) for s in scores if s.ok), default=0)
+        for label, rewards in (
+            ("raw", raw),
+            ("discretized", [None if np.isnan(x) else float(x) for x in disc]),
+        ):
+            m = evaluate(rewards, gold, groups, n_boot=500)
+            ci = m.get("ci", {})
+
+            def fmt(key: str, m=m, ci=ci) -> str:
+                v, c = m[key], ci.get(key)
+                if v is None:
+                    return "n/a"
+                return f"{v:.3f} [{c[0]:.2f}, {c[1]:.2f}]" if c else f"{v:.3f}"
+
+            print(f"| {name} | {k} | {sum(not s.ok for s in scores)} | {label} | "
+                  f"{fmt('discriminative_ability')} | {fmt('specificity')} | {fmt('accuracy')} | "
+                  f"{first} | {swap} | {seconds:.0f} |", flush=True)  # fmt: skip
+
+
+def refine_run(args: argparse.Namespace) -> None:
+    from rewardplug_rubric.refine import refine
+
+    from rewardplug.types import Sample
+
+    rows = arena_rows(args.groups, args.per_group)
+    samples = [Sample(**r) for r in rows]
+    gold = [r["gold"] for r in rows]
+    rubric = {"name": "start", "criteria": [
+        {"id": "addresses", "text": "The response directly answers the user's request.", "weight": 1}]}  # fmt: skip
+    judge = {**judge_settings(args), "temperature": 1.0, "max_tokens": args.max_tokens}
+    start = time.perf_counter()
+    refined, log = refine(rubric, samples, gold, judge, rounds=args.rounds, samples_k=args.samples,
+                          on_round=lambda e: print(json.dumps(e), file=sys.stderr, flush=True))  # fmt: skip
+    seconds = time.perf_counter() - start
+    print(f"{len(samples)} answers in {len(set(r['group'] for r in rows))} groups; {seconds:.0f} s")
+    print("| round | status | criterion | held-out DA | held-out SP | mean tiers |")
+    print("|---|---|---|---|---|---|")
+    for e in log:
+        after = e.get("after") or (e if e["status"] == "baseline" else e.get("before") or {})
+        text = (e.get("criterion") or {}).get("text", "")
+        reason = e.get("reason") or "; ".join(r["reason"] for r in e.get("rejected", []))[:120]
+
+        def f(v: Any) -> str:
+            return "n/a" if v is None else f"{v:.3f}"
+
+        print(f"| {e['round']} | {e['status']} | {text} {('(' + reason + ')') if reason else ''} | "
+              f"{f(after.get('DA'))} | {f(after.get('SP'))} | {after.get('mean_tiers')} |")  # fmt: skip
+    print(f"final criteria: {[c.text for c in refined.criteria]}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("what", choices=["hacks", "pairwise", "refine"])
+    ap.add_argument("--base-url", default=None)
+    ap.add_argument("--model", default=None)
+    ap.add_argument("--samples", type=int, default=2, help="K (pairwise: per order)")
+    ap.add_argument("--max-tokens", type=int, default=24)
+    ap.add_argument("--groups", type=int, default=8)
+    ap.add_argument("--per-group", type=int, default=4)
+    ap.add_argument("--max-chars", type=int, default=1200)
+    ap.add_argument("--rounds", type=int, default=2)
+    args = ap.parse_args()
+    if not args.base_url:
+        import torch
+
+        torch.set_num_threads(1)  # a shared, busy CPU: one thread is faster
+    {"hacks": hacks, "pairwise": pairwise, "refine": refine_run}[args.what](args)
+
+
+if __name__ == "__main__":
+    main()
