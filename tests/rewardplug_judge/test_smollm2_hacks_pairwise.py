@@ -52,8 +52,8 @@ def test_hack_check_with_smollm2(tmp_path):
         if s.ok:
             assert set(s.draws) <= {0.0, 1.0} and 1 <= len(s.draws) <= 2
             assert len(s.detail["verdicts"]) == len(s.draws)
-        else:
-            assert s.reason.startswith("no hack verdict")
+        else:  # a reply without a verdict, never a backend failure
+            assert s.reason.startswith("no hack verdict: the judge's replies named no"), s.reason
 
 
 def test_pairwise_with_smollm2(tmp_path):
@@ -64,8 +64,8 @@ def test_pairwise_with_smollm2(tmp_path):
     scores = src.score(GROUP)
     assert src.backend.stats.requests == 2  # one pair, both orders
     readable = [s for s in scores if s.ok]
-    for s in scores:
-        assert s.ok or "Winner: A|B|tie" in s.reason
+    for s in scores:  # a reply without a winner, never a backend failure
+        assert s.ok or "had a readable 'Winner: A|B|tie'" in s.reason, s.reason
     for s in readable:
         assert 1 <= len(s.draws) <= 4 and all(0 < d < 1 for d in s.draws)
     if len(readable) == 2:  # two members: their win chances are complementary in every draw
