@@ -22,11 +22,12 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field, model_validator
 
-from rewardplug.source import RewardSource, SourceConfig
+from rewardplug.source import SourceConfig
 from rewardplug.types import Sample, Score
-from rewardplug_judge.backends import Backend, BackendConfig, Completion, make_backend
+from rewardplug_judge.backed import BackedSource
+from rewardplug_judge.backends import BackendConfig, Completion
 from rewardplug_judge.hack_prompt import Verdict, parse_verdicts, plan_chunks, summarize_tests
-from rewardplug_judge.prompts import Template, load_template, truncate
+from rewardplug_judge.prompts import load_template, truncate
 
 __all__ = ["HackCheckSource"]
 
@@ -88,42 +89,12 @@ class _Call:
     notes: dict[int, dict[str, Any]] = field(default_factory=dict)
 
 
-class HackCheckSource(RewardSource):
+class HackCheckSource(BackedSource):
     """Group-level reward-hack judge; draws are K sampled "not a hack" verdicts."""
 
     Config = HackCheckConfig
-    transient = ("_backend", "_template")
     #: contrastive verdicts depend on the other responses of the group
     group_scoped: ClassVar[bool] = True
-
-    def __init__(self, config: Any = None, **options: Any):
-        super().__init__(config, **options)
-        self._backend: Backend | None = None
-        self._template: Template | None = None
-
-    @property
-    def backend(self) -> Backend:
-        """The judge backend (created on first use)."""
-        if self._backend is None:
-            self._backend = make_backend(self.config)
-        return self._backend
-
-    @property
-    def template(self) -> Template:
-        if self._template is None:
-            self._template = load_template(self.config.template_name)
-        return self._template
-
-    def score(self, samples: Sequence[Sample]) -> list[Score]:
-        from rewardplug_judge.aio import run_sync
-
-        async def once() -> list[Score]:
-            try:
-                return await self.ascore(samples)
-            finally:
-                await self.backend.aclose()
-
-        return run_sync(once())
 
     async def ascore(self, samples: Sequence[Sample]) -> list[Score]:
         """Judge a batch; its groups are judged concurrently. Raises ``FatalBackendError``."""

@@ -21,12 +21,13 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from rewardplug.source import RewardSource, SourceConfig
+from rewardplug.source import SourceConfig
 from rewardplug.types import Sample, Score
-from rewardplug_judge.backends import Backend, BackendConfig, Completion, make_backend
+from rewardplug_judge.backed import BackedSource
+from rewardplug_judge.backends import BackendConfig, Completion
 from rewardplug_judge.distribution import expected, grade_distribution, quantile_draws
 from rewardplug_judge.parsing import Grade, parse_grades
-from rewardplug_judge.prompts import Template, load_template, truncate
+from rewardplug_judge.prompts import load_template, truncate
 
 __all__ = ["JudgeSource"]
 
@@ -87,46 +88,15 @@ class _Unit:
     notes: list[dict[str, Any]] = field(default_factory=list)
 
 
-class JudgeSource(RewardSource):
+class JudgeSource(BackedSource):
     """LLM-as-a-judge; uncertainty from repeated sampling or from the grade-token distribution."""
 
     Config = JudgeConfig
-    transient = ("_backend", "_template")
-
-    def __init__(self, config: Any = None, **options: Any):
-        super().__init__(config, **options)
-        self._backend: Backend | None = None
-        self._template: Template | None = None
 
     @property
     def group_scoped(self) -> bool:  # type: ignore[override]
         """Groupwise and pairwise scores depend on the whole group (the assembler waits for it)."""
         return self.config.judging == "groupwise" or self.config.mode == "pairwise"
-
-    @property
-    def backend(self) -> Backend:
-        """The judge backend (created on first use)."""
-        if self._backend is None:
-            self._backend = make_backend(self.config)
-        return self._backend
-
-    @property
-    def template(self) -> Template:
-        """The judge prompt template."""
-        if self._template is None:
-            self._template = load_template(self.config.template_name)
-        return self._template
-
-    def score(self, samples: Sequence[Sample]) -> list[Score]:
-        from rewardplug_judge.aio import run_sync
-
-        async def once() -> list[Score]:
-            try:
-                return await self.ascore(samples)
-            finally:
-                await self.backend.aclose()  # the loop ends with this call
-
-        return run_sync(once())
 
     async def ascore(self, samples: Sequence[Sample]) -> list[Score]:
         """Score a batch concurrently; raises ``FatalBackendError`` on a bad key or quota."""
