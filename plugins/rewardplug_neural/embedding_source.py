@@ -57,7 +57,7 @@ class EmbeddingSimilaritySource(MCSource):
             if ref is not None:
                 texts.setdefault(s.response, len(texts))
                 texts.setdefault(ref, len(texts))
-        embedded = self._embed(list(texts)) if texts else ({}, {})
+        embedded = self._embed(list(texts)) if texts else ({}, {}, {})
         values, draws, infos = embedded
         out: list[Score] = []
         for s, ref in zip(samples, refs, strict=True):

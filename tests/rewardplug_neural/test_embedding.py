@@ -88,3 +88,10 @@ def test_dropout_rate_raises_the_spread(minilm_dir):
     assert sum(s.std for s in high) > 2 * sum(s.std for s in low)
     assert low[0].value == pytest.approx(high[0].value, abs=1e-6)  # value is deterministic
     assert torch.get_num_threads() >= 1
+
+
+def test_a_batch_without_any_reference_abstains_whole(minilm):
+    """No sample has a reference: every one abstains with the reason (it once crashed)."""
+    scores = minilm.score([Sample(prompt="q", response="a"), Sample(prompt="q", response="b")])
+    assert [s.status for s in scores] == ["abstain", "abstain"]
+    assert all("reference" in s.reason for s in scores)
