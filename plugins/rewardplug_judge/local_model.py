@@ -114,7 +114,28 @@ def load_model(model: str | None = None, gguf_file: str | None = None, device: s
         if key not in _LOADED:
             folder, _ = resolve(model, gguf_file)
             tokenizer = AutoTokenizer.from_pretrained(folder)
-            net = AutoModelForCausalLM.from_pretrained(folder).to(device)
+            net = _tied(AutoModelForCausalLM.from_pretrained(folder)).to(device)
             net.eval()
             _LOADED[key] = (net, tokenizer)
         return _LOADED[key]
+
+
+def _tied(net: Any) -> Any:
+    """``net`` with its tied output embeddings really tied.
+
+    The saved checkpoint holds only the input embeddings of a tied model; in some processes
+    (seen after other models were built and loaded in the same test run, with transformers 5)
+    ``from_pretrained`` left ``lm_head.weight`` on the meta device instead of tying it, and moving
+    the model then failed. Tying again is a no-op where it worked; a parameter still without data
+    is a clear error instead of a failure deep inside ``.to()``.
+    """
+    if getattr(net.config, "tie_word_embeddings", False) and any(
+        p.is_meta for p in net.parameters()
+    ):
+        out, inp = net.get_output_embeddings(), net.get_input_embeddings()
+        if out is not None and inp is not None and out.weight.is_meta:
+            out.weight = inp.weight
+    missing = [n for n, p in net.named_parameters() if p.is_meta]
+    if missing:
+        raise RuntimeError(f"the local model was loaded without weights for {missing[:5]}")
+    return net

@@ -78,3 +78,14 @@ def test_logprobs_and_sample_modes_with_smollm2(one_thread, tmp_path):
     [score2] = again.score(samples[:1])
     assert again.backend.stats.cache_hits == 3 and again.backend.stats.requests == 0
     assert score2.draws == score.draws
+
+
+@pytest.mark.slow
+def test_loaded_smollm2_has_its_output_embeddings_tied():
+    """The checkpoint stores only the input embeddings; after other models were built in the
+    same process, transformers once left lm_head on the meta device (the whole run failed)."""
+    from rewardplug_judge.local_model import bundled_gguf, load_model
+
+    net, _ = load_model(gguf_file=str(bundled_gguf()), device="cpu")
+    assert net.lm_head.weight is net.model.embed_tokens.weight
+    assert not any(p.is_meta for p in net.parameters())
