@@ -26,6 +26,8 @@ from typing import Any, Literal, NamedTuple
 
 import numpy as np
 
+from rewardplug.pairs import differ_gaussian, p_exact, p_within_gaussian, segment
+
 __all__ = [
     "Assign",
     "DiscretizeResult",
@@ -40,8 +42,6 @@ Assign = Literal["mean", "rank", "binary"]
 Method = Literal["exact", "gaussian"]
 Rule = Literal["different", "equivalent"]
 
-# Cells of the per-chunk one-hot matrices in exact mode (64 MB of float32 each).
-_EXACT_CHUNK_CELLS = 1 << 24
 # Inputs larger than this are discretized in chunks of whole groups, of at most this many samples
 # and this many within-group pairs (sum of g**2): about 2 MB per float temporary.
 _CHUNK_SAMPLES = 16384
@@ -197,18 +197,19 @@ def _discretize(
     """:func:`discretize` on validated arrays (a whole input, or a chunk of whole groups)."""
     n = mat.shape[0]
     # An infinite draw is not a score: the whole row abstains (it is never silently dropped).
-    inf = np.isinf(mat)
-    if inf.any():
-        mat = mat.copy()
-        mat[inf.any(axis=1)] = np.nan
-    mat = np.where(np.isfinite(mat), mat, np.nan)
+    all_finite = bool(np.isfinite(mat).all())  # the common case: no padding, no infinities
+    if not all_finite:
+        inf_rows = np.isinf(mat).any(axis=1)
+        if inf_rows.any():
+            mat = mat.copy()
+            mat[inf_rows] = np.nan
     shift = _huge_group_shift(mat, labels)
     if shift is not None:
         mat = np.ldexp(mat, -shift[:, None])
     # Each row's draws in sorted order (NaN padding last): means and spreads are then the same
     # to the last bit whatever order a source listed its draws in.
     mat = np.sort(mat, axis=1)
-    k = np.count_nonzero(~np.isnan(mat), axis=1)
+    k = np.full(n, mat.shape[1]) if all_finite else np.count_nonzero(~np.isnan(mat), axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
         mean = _row_sum(mat, k) / k
     if values is None:
@@ -224,7 +225,9 @@ def _discretize(
     if not active.any():
         return DiscretizeResult(tier, reward, {})
 
-    act = np.flatnonzero(active)
+    every = bool(active.all())
+    act = slice(None) if every else np.flatnonzero(active)  # a slice: views, no copies
+    n_act = n if every else len(act)
     # a scaled group's margin is scaled with it (the decisions stay exactly the same)
     row_margin = np.full(n, float(margin)) if shift is None else np.ldexp(float(margin), -shift)
     uniques, codes = np.unique(labels[act], return_inverse=True)
@@ -234,14 +237,14 @@ def _discretize(
     sizes = np.bincount(codes, minlength=len(uniques))
     starts = np.concatenate(([0], np.cumsum(sizes)[:-1]))
 
-    s_tier = np.empty(len(act), dtype=np.int64)
-    s_reward = np.empty(len(act))
+    s_tier = np.empty(n_act, dtype=np.int64)
+    s_reward = np.empty(n_act)
     n_tiers = np.empty(len(uniques), dtype=np.int64)
     for size in np.unique(sizes):
         gids = np.flatnonzero(sizes == size)
         idx = order[starts[gids][:, None] + np.arange(size)]  # (groups, size) into active arrays
         t, r = _block(
-            a_mat[idx],
+            a_mat[idx] if method == "exact" else None,  # the Gaussian rule needs no draws
             a_point[idx],
             a_mean[idx],
             spread[idx],
@@ -329,12 +332,14 @@ def _row_sum(mat: np.ndarray, k: np.ndarray) -> np.ndarray:
 
 def _std(mat: np.ndarray, mean: np.ndarray, k: np.ndarray) -> np.ndarray:
     """Sample standard deviation per row (ddof = 1; 0 for a single draw), NaN padding ignored."""
-    sq = _row_sum((mat - mean[:, None]) ** 2, k)
+    centered = mat - mean[:, None]
+    centered *= centered
+    sq = _row_sum(centered, k)
     return np.sqrt(np.divide(sq, k - 1, out=np.zeros_like(sq), where=k > 1))
 
 
 def _block(
-    mat: np.ndarray,
+    mat: np.ndarray | None,
     point: np.ndarray,
     mean: np.ndarray,
     std: np.ndarray,
@@ -352,154 +357,19 @@ def _block(
     if rule == "equivalent":
         # apart unless confidently within the margin: P(|d| <= m) = 1 - P(d > m) - P(-d > m)
         if method == "gaussian":
-            within = _p_within_gaussian(mean, std, margin)
+            within = p_within_gaussian(mean, std, margin)
         else:
-            p_greater = _p_exact(mat, k, margin)
+            p_greater = p_exact(mat, k, margin)
             within = 1.0 - p_greater - p_greater.transpose(0, 2, 1)
         differ = ~(within >= confidence)
     elif method == "gaussian":
-        differ = _differ_gaussian(mean, std, margin, confidence)
+        differ = differ_gaussian(mean, std, margin, confidence)
     else:
-        p_greater = _p_exact(mat, k, margin)
+        p_greater = p_exact(mat, k, margin)
         differ = np.maximum(p_greater, p_greater.transpose(0, 2, 1)) >= confidence
     differ &= point[:, :, None] != point[:, None, :]
-    tiers = _segment(differ, point)
+    tiers = segment(differ, point)
     return tiers, _assign(point, tiers, assign)
-
-
-def _differ_gaussian(
-    mean: np.ndarray, std: np.ndarray, margin: float, confidence: float
-) -> np.ndarray:
-    """``max(P(i > j), P(j > i)) >= confidence`` under the normal model, without evaluating Phi.
-
-    ``Phi((|d| - margin) / s) >= c`` is ``|d| - margin >= z_c * s`` with ``z_c = Phi^-1(c)``;
-    for ``c = 1`` the threshold is where Phi rounds to 1 in double precision, so the decision
-    matches :func:`_p_gaussian` exactly.
-    """
-    # The same arithmetic as `where(scale > 0, gap >= z * scale & gap > 0, gap > 0)` with
-    # gap = |d| - margin and scale = sqrt(s_i**2 + s_j**2), done in place (fewer temporaries).
-    gap = mean[:, :, None] - mean[:, None, :]
-    np.abs(gap, out=gap)
-    if isinstance(margin, np.ndarray) or margin:
-        gap -= margin
-    var = std * std
-    scale = var[:, :, None] + var[:, None, :]
-    np.sqrt(scale, out=scale)
-    flat = scale <= 0
-    scale *= _z_threshold(confidence)
-    flat |= gap >= scale
-    # gap > 0 as well: at confidence 0.5 (z = 0) identical draws must still share a tier
-    flat &= gap > 0
-    return flat
-
-
-def _p_within_gaussian(mean: np.ndarray, std: np.ndarray, margin: float) -> np.ndarray:
-    """``P(|R_i - R_j| <= margin)`` for all pairs under the normal model."""
-    from scipy.special import ndtr  # imported on use: scipy costs 0.25 s of start-up
-
-    gap = mean[:, :, None] - mean[:, None, :]
-    scale = np.sqrt(std[:, :, None] ** 2 + std[:, None, :] ** 2)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        p = ndtr((margin - gap) / scale) - ndtr((-margin - gap) / scale)
-    return np.where(scale > 0, p, (np.abs(gap) <= margin).astype(float))
-
-
-def _z_threshold(confidence: float) -> float:
-    """Smallest z with ``ndtr(z) >= confidence`` (to double precision)."""
-    from scipy.special import ndtr, ndtri
-
-    z = float(ndtri(confidence)) if confidence < 1.0 else 8.0
-    while ndtr(z) < confidence:  # ndtri may land one ulp short; Phi(z) reaches 1.0 near z = 8.3
-        z = np.nextafter(z, np.inf) if confidence < 1.0 else z + 1e-3
-    while z > 0 and ndtr(np.nextafter(z, -np.inf)) >= confidence and confidence < 1.0:
-        z = np.nextafter(z, -np.inf)
-    return z
-
-
-def _p_exact(mat: np.ndarray, k: np.ndarray, margin: float) -> np.ndarray:
-    """``P(R_i - R_j > margin)`` counted over all draw pairs, for all pairs of each group.
-
-    Per group, every draw is placed in one sorted sequence (with a margin: the draws minus the
-    margin as *queries* and the draws as *values*; a stable sort puts a query before an equal
-    value). ``below[p, j]``, the number of sample ``j``'s values strictly before position ``p``, is
-    one cumulative sum of one-hot labels; the number of draw pairs with ``x_ia - margin > y_jb``
-    is then the sum of ``below[pos(i, a), j]`` over sample ``i``'s draws ``a``: one cumulative
-    sum, one gather and one sum per chunk of groups, no loop over pairs.
-    """
-    n, g, width = mat.shape
-    m = g * width
-    per_group = isinstance(margin, np.ndarray)
-    margins = margin.reshape(n, 1) if per_group else None
-    margin = bool(per_group) or margin  # from here on: "is there a margin at all"
-    length = 2 * m if margin else m
-    chunk = max(1, _EXACT_CHUNK_CELLS // (length * g))
-    label = np.tile(np.repeat(np.arange(g), width), 2 if margin else 1)
-    # The running counts never exceed K: the smallest integer type that holds K (numpy's int8
-    # cumulative sum is about 4x faster than its int16 one; floats are slower still).
-    count_type = next(t for t in (np.int8, np.int16, np.int32) if width <= np.iinfo(t).max)
-    sum_type = np.int32 if width * width <= np.iinfo(np.int32).max else np.int64
-    counts = np.empty((n, g, g), dtype=np.float64)
-    for lo in range(0, n, chunk):
-        x = mat[lo : lo + chunk].reshape(-1, m)
-        rows = x.shape[0]
-        r = np.arange(rows)[:, None]
-        shift_by = margins[lo : lo + rows] if per_group else margin  # one row per group
-        pooled = np.concatenate((x - shift_by, x), axis=1) if margin else x
-        order = np.argsort(pooled, axis=1, kind="stable" if margin else None)
-        ordered = np.take_along_axis(pooled, order, axis=1)
-        counted = ~np.isnan(ordered)  # NaN padding sorts last and is never a value
-        if margin:
-            counted &= order >= m  # only the unshifted copies are values
-        marks = np.zeros((rows, length, g), dtype=count_type)
-        marks[r, np.arange(length), label[order]] = counted
-        # before[:, p] = each label's values strictly before position p (row 0: none)
-        before = np.empty((rows, length + 1, g), dtype=count_type)
-        before[:, 0] = 0
-        np.cumsum(marks, axis=1, dtype=count_type, out=before[:, 1:])
-        # where each query draw (the first m pooled entries, in sample-major order) landed
-        where = np.empty((rows, length), dtype=np.intp)
-        where[r, order] = np.arange(length)
-        where = where[:, :m]
-        if not margin:
-            # equal draws must not count as smaller: use the count before each run of ties
-            same = ordered[:, 1:] == ordered[:, :-1]
-            if same.any():
-                pos = np.arange(length)
-                start = np.where(np.concatenate((np.zeros((rows, 1), bool), same), axis=1), 0, pos)
-                start = np.maximum.accumulate(start, axis=1)
-                where = np.take_along_axis(start, where, axis=1)
-        below = before[r, where]  # (rows, m, g): the counts seen by every query draw
-        missing = np.isnan(x)
-        if missing.any():
-            below[missing] = 0  # a NaN-padded draw is no query either
-        counts[lo : lo + rows] = below.reshape(rows, g, width, g).sum(axis=2, dtype=sum_type)
-    kk = k.astype(np.float64)
-    return counts / (kk[:, :, None] * kk[:, None, :])
-
-
-def _segment(differ: np.ndarray, point: np.ndarray) -> np.ndarray:
-    """Greedy best-first split into contiguous tiers with complete linkage.
-
-    Walking down the sorted group, a sample opens a new tier when it is confidently different from
-    any member of the current tier; the new tier starts at the first sample with the same point
-    estimate, so equal estimates are never separated.
-    """
-    n, g = point.shape
-    pos = np.arange(g)
-    same_as_prev = np.concatenate((np.zeros((n, 1), bool), point[:, 1:] == point[:, :-1]), axis=1)
-    run_start = np.maximum.accumulate(np.where(same_as_prev, 0, pos[None, :]), axis=1)
-    boundary = np.zeros((n, g), dtype=bool)
-    boundary[:, 0] = True
-    start = np.zeros(n, dtype=np.int64)
-    rows = np.arange(n)
-    for p in range(1, g):
-        in_tier = (pos[None, :] >= start[:, None]) & (pos[None, :] < p)
-        conflict = (differ[:, p, :] & in_tier).any(axis=1)
-        if conflict.any():
-            new_start = run_start[conflict, p]
-            boundary[rows[conflict], new_start] = True
-            start[conflict] = new_start
-    return np.cumsum(boundary, axis=1) - 1
 
 
 def _assign(point: np.ndarray, tiers: np.ndarray, assign: Assign) -> np.ndarray:

@@ -59,7 +59,7 @@ def test_margin_and_ragged_draws_agree_with_reference(method):
 def test_exact_pair_probabilities_equal_brute_force(k, margin):
     """Every P(R_i - R_j > margin) of the exact path equals counting all draw pairs, across the
     count types it picks by K (int8 up to 127 draws, int16 above), with ties and NaN padding."""
-    from rewardplug.discretize import _p_exact
+    from rewardplug.pairs import p_exact
     from tests.core.reference import pair_probability
 
     rng = np.random.default_rng(k)
@@ -71,12 +71,47 @@ def test_exact_pair_probabilities_equal_brute_force(k, margin):
         for b in range(g):
             mat[a, b, lengths[a, b] :] = np.nan
     mat = np.sort(mat, axis=2)  # the fast path sees each row's draws sorted, NaN last
-    got = _p_exact(mat, lengths, margin)
+    got = p_exact(mat, lengths, margin)
     for a in range(n):
         for i in range(g):
             for j in range(g):
                 x, y = mat[a, i, : lengths[a, i]], mat[a, j, : lengths[a, j]]
                 assert got[a, i, j] == pytest.approx(pair_probability(x, y, "exact", margin))
+
+
+@pytest.mark.parametrize("margin", [0.0, 0.15])
+@pytest.mark.parametrize(("g", "k"), [(64, 4), (70, 9), (130, 2)])
+def test_exact_pair_probabilities_in_large_groups_equal_brute_force(g, k, margin):
+    """Groups of 64 and more take the blocked running count: still every draw pair counted, with
+    ties, NaN padding and block boundaries that do not fall on a group's length."""
+    from rewardplug.pairs import p_exact
+
+    rng = np.random.default_rng(g * k)
+    n = 2
+    mat = np.round(rng.normal(size=(n, g, k)), 1)
+    lengths = rng.integers(1, k + 1, size=(n, g))
+    for a in range(n):
+        for b in range(g):
+            mat[a, b, lengths[a, b] :] = np.nan
+    mat = np.sort(mat, axis=2)
+    got = p_exact(mat, lengths, margin)
+    x, y = mat[:, :, None, :, None], mat[:, None, :, None, :]
+    with np.errstate(invalid="ignore"):
+        pairs = np.sum(x - margin > y, axis=(3, 4))  # NaN compares False: padding never counts
+    want = pairs / (lengths[:, :, None] * lengths[:, None, :])
+    np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("shape", [(1, 256, 64), (3, 384, 65), (2, 1024, 200), (2, 300, 80)])
+def test_running_count_equals_cumulative_sum(shape):
+    """The blocked running count is numpy's cumulative sum exactly (int8 counts up to 127)."""
+    from rewardplug.pairs import running_count
+
+    rng = np.random.default_rng(sum(shape))
+    a = (rng.random(shape) < 0.05).astype(np.int8)
+    want = np.cumsum(a, axis=1, dtype=np.int8)
+    running_count(a)
+    np.testing.assert_array_equal(a, want)
 
 
 @pytest.mark.parametrize("seed", range(3))
@@ -286,3 +321,28 @@ def test_equal_estimates_share_a_tier_even_when_confidently_different():
     res = discretize([a, b, [5.0] * 10], ["g", "g", "g"], 0.9)
     assert res.tier.tolist() == [1, 1, 0]
     assert res.reward[0] == res.reward[1]
+
+
+@pytest.mark.parametrize("g", [2, 7, 8, 9, 16, 33, 64, 65, 80])
+def test_segment_equals_the_greedy_walk(g):
+    """The split (bit words up to 64 samples a group, masks above) is the plain greedy walk: a
+    sample opens a tier when it differs from any member of the current one, and the new tier
+    starts at its first equal point estimate."""
+    from rewardplug.pairs import segment
+
+    rng = np.random.default_rng(g)
+    n = 40
+    upper = rng.random((n, g, g)) < rng.random((n, 1, 1)) * 0.5  # sparse to dense conflicts
+    differ = np.triu(upper, 1)
+    differ = differ | differ.transpose(0, 2, 1)
+    point = -np.sort(rng.integers(0, max(2, g // 2), size=(n, g)), axis=1).astype(float)
+    differ &= point[:, :, None] != point[:, None, :]
+    got = segment(differ, point)
+    for a in range(n):
+        opens, start = {0}, 0
+        for p in range(1, g):
+            if differ[a, p, start:p].any():
+                start = next(q for q in range(p + 1) if point[a, q] == point[a, p])
+                opens.add(start)
+        want = np.cumsum([q in opens for q in range(g)]) - 1
+        np.testing.assert_array_equal(got[a], want)
