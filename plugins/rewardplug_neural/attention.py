@@ -120,7 +120,10 @@ def eager_attention(
                     k_len - q_len
                 )
                 scores.masked_fill_(~allowed, torch.finfo(scores.dtype).min)
-        probs = torch.softmax(scores, dim=-1, dtype=torch.float32).to(query.dtype)
+        if scores.dtype == torch.float32:  # a dtype argument would copy the scores first
+            probs = torch.softmax(scores, dim=-1)
+        else:
+            probs = torch.softmax(scores, dim=-1, dtype=torch.float32).to(query.dtype)
         del scores
         if dropped:
             probs = dropout_by_key(probs, rate, keys[start:stop], site, rescale=False, inplace=True)

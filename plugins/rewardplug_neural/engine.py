@@ -7,7 +7,9 @@ For a batch of B inputs the engine runs
 2. B x K stochastic rows (the K copies of each input, ``repeat_interleave``-d) in chunks of at
    most ``rows_per_forward`` rows, each row with its own mask key. With ``mc_layers: N`` the lower
    layers are skipped: the layer stack is temporarily cut to its top N layers and the captured
-   hidden states are fed into the first of them, so only the top N layers and the head run K times.
+   hidden states are fed into the first of them, so only the top N layers and the head run K times;
+   in that first layer every linear map whose input is still the same for all K copies (the
+   query, key and value projections) runs once per input (see :func:`_shared`).
 
 ``readout(outputs, batch)`` turns model outputs into a ``(rows, D)`` tensor (a logit column, or
 pooled embeddings). On a CUDA out-of-memory error the chunk is halved and retried.
@@ -80,7 +82,9 @@ class MCEngine:
             rows = batch["input_ids"].shape[0] * k
             per = max(1, rows_per_forward or rows)
             rep = {name: t.repeat_interleave(k, dim=0) for name, t in batch.items()}
-            hidden = cache["hidden"].repeat_interleave(k, dim=0) if "hidden" in cache else None
+            # the captured hidden states are gathered per chunk (row r is input r // k), not
+            # copied K-fold up front: that copy is 50 MB for a CPU batch of 32 x 8 x 128 x 384
+            hidden = cache.get("hidden")
             all_keys = row_keys(
                 [x for x in keys for _ in range(k)], list(range(k)) * len(keys), seed
             )
@@ -91,10 +95,16 @@ class MCEngine:
             while start < rows:
                 stop = min(rows, start + per)
                 chunk = {name: t[start:stop] for name, t in rep.items()}
+                # Fed the cached hidden states, the first top layer sees K equal copies of each
+                # input (in the full model, embedding dropout has already made them differ).
+                aligned = start % k == 0 and (stop - start) % k == 0
+                copies = k if hidden is not None and aligned else 1
+                first = self.ctrl.layers[self.ctrl.n_layers - n_top]
                 try:
-                    with self.ctrl.sampling(key_t[start:stop], min_depth):
+                    with self.ctrl.sampling(key_t[start:stop], min_depth), _shared(first, copies):
                         if hidden is not None:
-                            with self._top_only(n_top, hidden[start:stop]):
+                            inputs = torch.arange(start, stop, device=hidden.device) // k
+                            with self._top_only(n_top, hidden.index_select(0, inputs)):
                                 out = self.model(**chunk, **self.call_kwargs)
                         else:
                             out = self.model(**chunk, **self.call_kwargs)
@@ -145,6 +155,46 @@ class MCEngine:
         finally:
             setattr(self.ctrl.layers_parent, self.ctrl.layers_attr, full)
             handle.remove()
+
+
+@contextlib.contextmanager
+def _shared(layer: Any, copies: int) -> Iterator[None]:
+    """While a chunk of ``copies``-fold repeated rows runs, every linear map of ``layer`` (the
+    first sampling layer) whose input rows are still identical copies is computed once per input.
+
+    The K copies of an input enter the first sampling layer as the same hidden states and only
+    diverge at its first dropout site, so its query, key and value projections (a quarter of a
+    layer's matrix work) are the same K times over. Each linear map checks its actual input
+    (one comparison pass, far cheaper than the product) and falls back to all rows when the
+    copies differ, so nothing depends on where a model puts its dropout.
+    """
+    import torch
+
+    if copies <= 1:
+        yield
+        return
+    linears = [m for m in layer.modules() if isinstance(m, torch.nn.Linear)]
+
+    def wrap(forward: Callable[[Any], Any]) -> Callable[[Any], Any]:
+        def shared_forward(x: Any) -> Any:
+            if x.dim() < 2 or x.shape[0] % copies:
+                return forward(x)
+            grouped = x.unflatten(0, (-1, copies))
+            once = grouped[:, :1]
+            if not torch.equal(grouped, once.expand_as(grouped)):
+                return forward(x)
+            y = forward(once.squeeze(1))
+            return y.unsqueeze(1).expand(-1, copies, *y.shape[1:]).flatten(0, 1)
+
+        return shared_forward
+
+    for m in linears:
+        m.forward = wrap(m.forward)
+    try:
+        yield
+    finally:
+        for m in linears:
+            del m.forward  # back to the class's forward
 
 
 def _accepts(model: Any, name: str) -> bool:

@@ -76,6 +76,13 @@ def main() -> None:
     )
     trainer.train()
     (out / f"rank{rank}.json").write_text(json.dumps(calls))
+    # Tear the process group down before exit: left to the interpreter's exit, a gloo thread
+    # still running aborted a rank once ("terminate called without an active exception").
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
 
 
 if __name__ == "__main__":

@@ -40,6 +40,29 @@ def test_drop_fraction_and_scaling(rate):
     assert torch.allclose(kept, torch.full_like(kept, 1 / (1 - rate)))
 
 
+@pytest.mark.parametrize("rate", [1e-9, 0.1, 0.5, 0.999999])
+def test_mask_is_the_documented_hash_compare_and_keeps_non_finite_values(rate):
+    """Element e of row r is kept iff ((h(e) ^ h(r, site)) * C) >= rate * 2**32 - 2**31 (int32,
+    wrapping): checked against that formula written out with a plain comparison, at rates whose
+    thresholds sit next to the int32 limits; a dropped inf or NaN stays non-finite (x * 0)."""
+    from rewardplug_neural.masks import _C32, _GOLDEN, _element_hash, _high32, _signed, mix64
+
+    x = torch.randn(6, 40, 50)
+    x[0, 0, :8] = float("inf")
+    x[1, 1, :8] = float("nan")
+    keys = torch.tensor(row_keys(list(range(6)), [1] * 6, seed=9))
+    site = 11
+    row_hash = _high32(mix64(keys ^ _signed((site + 1) * _GOLDEN))).view(-1, 1, 1)
+    z = torch.bitwise_xor(_element_hash((40, 50), x.device).unsqueeze(0), row_hash) * _C32
+    keep = z >= round(rate * 2**32) - 2**31
+    want = torch.where(keep, x, x * 0) * (1.0 / (1.0 - rate))
+    got = dropout_by_key(x, rate, keys, site)
+    assert torch.equal(torch.isnan(got), torch.isnan(want))
+    both = ~torch.isnan(want)
+    assert torch.equal(got[both], want[both])
+    assert torch.isinf(x).any() and not torch.isfinite(got[0, 0, :8]).any()
+
+
 def test_sites_seeds_and_draws_give_different_masks():
     x = torch.ones(1, 32, 64)
     k0 = torch.tensor(row_keys([7], [0], seed=0))

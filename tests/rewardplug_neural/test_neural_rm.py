@@ -101,6 +101,48 @@ def test_attention_chunking_does_not_change_draws(bert_rm, samples, monkeypatch,
         assert a.draws == pytest.approx(b.draws, abs=1e-5)
 
 
+def test_mc_layers_computes_the_first_layers_shared_projections_once_per_input(
+    bert_rm, samples, monkeypatch
+):
+    """With the cached hidden states the K copies enter the top layer equal: its query, key and
+    value maps multiply one row per input, the maps after a dropout site all K rows -- and the
+    draws are those of running every copy (the cache test below compares them to the full
+    model)."""
+    import torch.nn.functional as F
+    from rewardplug_neural.encode import collate, encode_pair
+    from rewardplug_neural.masks import sample_key
+
+    k = 4
+    src = NeuralRMSource(model=str(bert_rm), mc_samples=k, device="cpu", mc_layers=1)
+    loaded = src.load()
+    enc = [encode_pair(loaded.tokenizer, s.prompt_text, s.response, 512) for s in samples]
+    batch = collate(enc, loaded.tokenizer.pad_token_id, "cpu")
+    keys = [sample_key(s.prompt_text, s.response) for s in samples]
+    top = loaded.controller.layers[-1]
+    names = {
+        id(m.weight): name for name, m in top.named_modules() if isinstance(m, torch.nn.Linear)
+    }
+    rows: dict[str, list[int]] = {}
+    linear = F.linear
+
+    def counting_linear(x, weight, bias=None):
+        if id(weight) in names:
+            rows.setdefault(names[id(weight)], []).append(x.shape[0])
+        return linear(x, weight, bias)
+
+    monkeypatch.setattr(F, "linear", counting_linear)
+    shared = loaded.engine.run(batch, keys, k, seed=0, mc_layers=1)
+    monkeypatch.setattr(F, "linear", linear)
+    n = len(samples)
+    stochastic = {name: calls[1:] for name, calls in rows.items()}  # calls[0]: the value pass
+    for name in ("attention.self.query", "attention.self.key", "attention.self.value"):
+        assert sum(stochastic[name]) == n, name
+    assert sum(stochastic["output.dense"]) == n * k  # after dropout: every copy its own
+    plain = loaded.engine.run(batch, keys, k, seed=0, mc_layers=1, reuse_lower=False)
+    assert torch.allclose(shared.draws, plain.draws, atol=1e-5)
+    assert shared.draws.std(dim=1).min() > 1e-5
+
+
 def test_mc_layers_cache_equals_running_top_layers_on_the_same_hidden_states(bert_rm, samples):
     from rewardplug_neural.encode import collate, encode_pair
     from rewardplug_neural.masks import sample_key
