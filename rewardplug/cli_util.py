@@ -32,7 +32,31 @@ def friendly_errors() -> Iterator[None]:
 
 @contextmanager
 def progress(label: str) -> Iterator[Callable[[int, int], None]]:
-    """A rich progress bar on stderr; yields ``update(done, total)``."""
+    """A rich progress bar on stderr; yields ``update(done, total)``.
+
+    The bar (and rich) starts at the first update with work to show, so a run with nothing to
+    do prints no empty bar and does not pay rich's import.
+    """
+    bar: Any = None
+    task: Any = None
+
+    def update(done: int, total: int) -> None:
+        nonlocal bar, task
+        if bar is None:
+            if not total:
+                return
+            bar, task = _start_bar(label)
+        bar.update(task, completed=done, total=total)
+
+    try:
+        yield update
+    finally:
+        if bar is not None:
+            bar.stop()
+
+
+def _start_bar(label: str) -> tuple[Any, Any]:
+    """A started rich progress bar on stderr and its one task."""
     from rich.console import Console
     from rich.progress import (
         BarColumn,
@@ -48,10 +72,6 @@ def progress(label: str) -> Iterator[Callable[[int, int], None]]:
         MofNCompleteColumn(),
         TimeRemainingColumn(),
     )
-    with Progress(*columns, console=Console(stderr=True), transient=False) as bar:
-        task = bar.add_task(label, total=None)
-
-        def update(done: int, total: int) -> None:
-            bar.update(task, completed=done, total=total)
-
-        yield update
+    bar = Progress(*columns, console=Console(stderr=True), transient=False)
+    bar.start()
+    return bar, bar.add_task(label, total=None)

@@ -56,6 +56,8 @@ def score_all(
     """Every source's scores for all samples (scored in batches of whole groups)."""
     scores: dict[str, list[Any]] = {name: [None] * len(samples) for name in stack.sources}
     done = 0
+    if on_progress:
+        on_progress(0, len(samples))  # the bar shows before the first (slowest) batch
     for batch in group_batches(samples, batch_size):
         part = stack.score_sources([samples[i] for i in batch])
         for name, values in part.items():

@@ -8,7 +8,6 @@ multiprocessing) and load heavy resources (models, clients, sandboxes) lazily, o
 
 from __future__ import annotations
 
-import asyncio
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
@@ -61,6 +60,8 @@ class RewardSource(ABC):
 
     async def ascore(self, samples: Sequence[Sample]) -> list[Score]:
         """Async scoring; the default runs :meth:`score` in a worker thread."""
+        import asyncio
+
         return await asyncio.to_thread(self.score, samples)
 
     def close(self) -> None:  # noqa: B027 - optional hook with a no-op default

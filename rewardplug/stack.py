@@ -7,26 +7,28 @@ order. One failing source never fails the batch: its samples follow the ``on_abs
 
 from __future__ import annotations
 
-import asyncio
 import math
 import warnings
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
 from pydantic import ValidationError
 
 from rewardplug import plugins
-from rewardplug.combine import Combined, combine_scores, sample_seed
 from rewardplug.config import StackConfig, StackError, describe_errors, read_stack_file
-from rewardplug.discretize import DiscretizeResult, discretize
 from rewardplug.health import SourceHealth
 from rewardplug.source import RewardSource
 from rewardplug.transforms import TransformChain
 from rewardplug.types import Reward, Sample, Score, trusted
+
+if TYPE_CHECKING:
+    from rewardplug.combine import Combined
+    from rewardplug.discretize import DiscretizeResult
+
+# numpy, asyncio, the combiner and the discretizer are imported where a batch is scored, not
+# here: loading (or validating) a stack then costs a fraction of the start-up.
 
 __all__ = ["Stack", "load_stack", "resolve_source"]
 
@@ -143,6 +145,8 @@ class Stack:
         self, batch: Sequence[Sample], names: Sequence[str] | None = None
     ) -> dict[str, list[Score]]:
         """Every source's (or the named sources') scores for the batch, concurrently."""
+        import asyncio
+
         names = list(self.sources) if names is None else list(names)
         if not batch:
             return {n: [] for n in names}
@@ -206,6 +210,10 @@ class Stack:
     ) -> list[Score]:
         """``scores`` of source ``name`` with every one-draw ok score turned into ``draws`` draws
         ``value + std * z``, seeded by the sample and the source alone."""
+        import numpy as np
+
+        from rewardplug.combine import sample_seed
+
         out = []
         for sample, score in zip(batch, scores, strict=True):
             if score.ok and len(score.draws) == 1:
@@ -229,11 +237,15 @@ class Stack:
 
         if len(self.sources) == 1:
             return {name: run(name) for name in self.sources}
+        from concurrent.futures import ThreadPoolExecutor
+
         with ThreadPoolExecutor(max_workers=len(self.sources)) as pool:
             return dict(zip(self.sources, pool.map(run, self.sources), strict=True))
 
     def combine(self, batch: Sequence[Sample], scores: dict[str, list[Score]]) -> Combined:
         """Combine the sources' scores draw-wise (see :mod:`rewardplug.combine`)."""
+        from rewardplug.combine import combine_scores
+
         c = self.config
         return combine_scores(
             batch,
@@ -251,6 +263,10 @@ class Stack:
         self, batch: Sequence[Sample], combined: Combined, **overrides: Any
     ) -> DiscretizeResult:
         """Tie-group the combined draws per group; ``overrides`` replace ``discretize:`` settings."""
+        import numpy as np
+
+        from rewardplug.discretize import discretize
+
         d = self.config.discretize.model_copy(update=overrides)
         return discretize(
             combined.draws,
@@ -331,6 +347,8 @@ class Stack:
 
     def _warn_if_no_uncertainty(self, batch: Sequence[Sample], combined: Combined) -> None:
         """Say once when every member of a group has one draw: discretizing does nothing then."""
+        import numpy as np
+
         counts = np.count_nonzero(~np.isnan(combined.draws), axis=1)
         if not (counts == 1).any():  # the usual case (sources with draws): one array check
             return

@@ -31,10 +31,12 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+if TYPE_CHECKING:  # numpy is imported where a transform runs: a stack loads without it
+    import numpy as np
 
 from rewardplug.types import Sample, Score, _digest
 
@@ -63,6 +65,8 @@ REFERENCE_CACHE_SIZE = 100_000
 
 def par(x: np.ndarray, ref: float, tau: float) -> np.ndarray:
     """``sigmoid((x - ref) / tau)``, computed without overflow for any finite input."""
+    import numpy as np
+
     z = (np.asarray(x, dtype=np.float64) - ref) / tau
     # 0.5 * (1 + tanh(z / 2)) is the logistic function and never overflows
     return 0.5 * (1.0 + np.tanh(0.5 * z))
@@ -70,12 +74,16 @@ def par(x: np.ndarray, ref: float, tau: float) -> np.ndarray:
 
 def log_sigmoid(x: np.ndarray, ref: float, tau: float) -> np.ndarray:
     """``log sigmoid((x - ref) / tau) = -log(1 + exp(-z))``, stable for large ``|z|``."""
+    import numpy as np
+
     z = (np.asarray(x, dtype=np.float64) - ref) / tau
     return -np.logaddexp(0.0, -z)
 
 
 def clip(x: np.ndarray, lo: float | None, hi: float | None) -> np.ndarray:
     """``x`` limited to ``[lo, hi]`` (an open side when None)."""
+    import numpy as np
+
     return np.clip(
         np.asarray(x, dtype=np.float64),
         -np.inf if lo is None else lo,
@@ -85,6 +93,8 @@ def clip(x: np.ndarray, lo: float | None, hi: float | None) -> np.ndarray:
 
 def scale(x: np.ndarray, a: float, b: float) -> np.ndarray:
     """``a * x + b``."""
+    import numpy as np
+
     return a * np.asarray(x, dtype=np.float64) + b
 
 
@@ -316,6 +326,8 @@ class TransformChain:
         self, sample: Sample, score: Score, fresh: Mapping[str, Score] | None = None
     ) -> Score:
         """One sample's score with every transform applied in order (abstentions untouched)."""
+        import numpy as np
+
         if not score.ok:
             return score
         # the reference runs through the chain alongside the response, so a centred transform

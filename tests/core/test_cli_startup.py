@@ -138,6 +138,48 @@ def test_loading_a_stack_imports_only_the_sources_it_uses(tmp_path):
     assert not loaded & others, sorted(loaded & others)
 
 
+def test_scoring_an_empty_input_loads_no_numpy_asyncio_or_rich(tmp_path):
+    """Start-up (issue 14): a stack loads and an empty input is scored without the libraries that
+    only scoring needs -- and a non-empty input through the same command still scores."""
+    (tmp_path / "stack.yaml").write_text(
+        "sources:\n  - name: s\n    use: python\n"
+        '    with: {function: "tests.core.rewards_fixture:exact_match"}\n'
+    )
+    (tmp_path / "empty.jsonl").write_text("")
+    code = (
+        "import json, sys\n"
+        "from rewardplug.cli import main\n"
+        "try:\n"
+        f"    main(['score', {str(tmp_path / 'stack.yaml')!r}, {str(tmp_path / 'empty.jsonl')!r},"
+        f" '-o', {str(tmp_path / 'out.jsonl')!r}])\n"
+        "except SystemExit as exc:\n"
+        "    assert not exc.code, exc.code\n"
+        "print(json.dumps(sorted(sys.modules)))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
+    loaded = set(json.loads(out.stdout.strip().splitlines()[-1]))
+    assert "rewardplug.sources.python" in loaded  # the stack was really built
+    assert not loaded & {"numpy", "asyncio", "rich", "scipy"}, sorted(
+        loaded & {"numpy", "asyncio", "rich", "scipy"}
+    )
+    assert "holds no samples" in out.stderr
+    (tmp_path / "one.jsonl").write_text('{"prompt": "q", "response": "a", "gold": "a"}\n')
+    result = CliRunner().invoke(
+        cli,
+        [
+            "score",
+            str(tmp_path / "stack.yaml"),
+            str(tmp_path / "one.jsonl"),
+            "-o",
+            str(tmp_path / "one-out.jsonl"),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "one-out.jsonl").read_text())["reward"] == 1.0
+
+
 def test_a_source_whose_module_fails_to_import_is_named_with_its_plugin(monkeypatch):
     from rewardplug import plugins
 
