@@ -154,8 +154,8 @@ def score(
     """Score a JSONL file of samples with a stack."""
     if resume and overwrite:
         raise click.UsageError("--resume and --overwrite contradict each other; pick one")
-    saved = _rows_in(output_path)
-    if saved and not (resume or overwrite):
+    saved = 0 if resume or overwrite else _rows_in(output_path)  # (reading it costs time)
+    if saved:
         raise Failure(
             f"{output_path} already holds {saved} rows; pass --resume to continue that run, "
             "or --overwrite to replace it"

@@ -138,7 +138,7 @@ def discretize(
     if labels.shape[0] != n:
         raise ValueError(f"got {n} draw rows but {labels.shape[0]} group labels")
     if labels.dtype == object:
-        kinds = {type(g).__name__ for g in labels.tolist()}
+        kinds = {t.__name__ for t in set(map(type, labels.tolist()))}
         if len(kinds) > 1 and not kinds <= {"int", "float", "bool"}:
             raise TypeError(
                 f"group labels must be of one kind, got {', '.join(sorted(kinds))}: "

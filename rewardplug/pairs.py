@@ -76,6 +76,9 @@ def p_exact(mat: np.ndarray, k: np.ndarray, margin: float) -> np.ndarray:
     sum, one gather and one sum per chunk of groups, no loop over pairs.
     """
     n, g, width = mat.shape
+    if width == 1:  # one draw each (no padding in a block of scored samples): an indicator
+        x = mat[:, :, 0]
+        return (x[:, :, None] - margin > x[:, None, :]).astype(np.float64)
     m = g * width
     per_group = isinstance(margin, np.ndarray)
     margins = margin.reshape(n, 1) if per_group else None
