@@ -80,10 +80,14 @@ def main() -> None:
         slow = median_time(lambda m=method: baseline(draws, groups, 0.9, m), r)
         agree = np.mean(discretize(draws, groups, 0.9, method=method).tier
                         == baseline(draws, groups, 0.9, method))  # fmt: skip
+        want = 20 if method == "gaussian" else 10
+        verdict = "holds" if slow / fast >= want else "does not hold"
         print(f"   {method:8s} fast {fast * 1e3:8.1f} ms  baseline {slow * 1e3:8.1f} ms  "
-              f"= {slow / fast:5.1f}x   (same tier for {agree:.2%} of samples)")  # fmt: skip
+              f"= {slow / fast:5.1f}x (target >= {want}x: {verdict})   "
+              f"(same tier for {agree:.2%} of samples)")  # fmt: skip
 
     print("2. cost per sample from 16k to 1M samples (groups of 16, K = 16), and the floor")
+    verdicts: list[str] = []
     for n in (16_384, 131_072, 1_048_576):
         draws, groups = make_data(n, 16, 16)
         floor = median_time(lambda d=draws: np.sort(d, axis=1), r)
@@ -93,7 +97,14 @@ def main() -> None:
             cells.append(
                 f"{method} {t:6.3f} s = {t / n * 1e9:6.0f} ns/sample = {t / floor:5.1f}x floor"
             )
+            if n == 1_048_576:
+                limit = 1.0 if method == "gaussian" else 2.0
+                verdicts.append(f"{method} at 1M: {t:.2f} s (target < {limit:.0f} s: "
+                                f"{'holds' if t < limit else 'does not hold'})")  # fmt: skip
         print(f"   {n:>9,}: sort {floor:6.3f} s | " + " | ".join(cells))
+
+    for line in verdicts:
+        print(f"   {line}")
 
     print("3. large groups")
     for group, k, n in ((256, 16, 65_536), (16, 64, 262_144), (256, 64, 65_536)):
