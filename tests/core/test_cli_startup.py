@@ -23,21 +23,29 @@ HEAVY = (
 )
 
 
-def _modules_after(args: list[str]) -> set[str]:
+def _run_cli(args: list[str]) -> tuple[subprocess.CompletedProcess, int, set[str]]:
+    """The CLI run in a fresh interpreter: its output, exit code and every module it imported."""
     code = (
         "import sys, json\n"
         "from rewardplug.cli import main\n"
+        "code = 0\n"
         "try:\n"
         f"    main({args!r})\n"
-        "except SystemExit:\n"
-        "    pass\n"
-        "print(json.dumps(sorted(sys.modules)), file=sys.stderr)\n"
+        "except SystemExit as exc:\n"
+        "    code = exc.code or 0\n"
+        "print(json.dumps({'exit': code, 'modules': sorted(sys.modules)}), file=sys.stderr)\n"
     )
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
     )
+    report = json.loads(out.stderr.strip().splitlines()[-1])
+    return out, report["exit"], set(report["modules"])
+
+
+def _modules_after(args: list[str]) -> set[str]:
+    out, _, modules = _run_cli(args)
     assert "Usage" in out.stdout
-    return set(json.loads(out.stderr.strip().splitlines()[-1]))
+    return modules
 
 
 def test_help_lists_plugin_commands_without_importing_them():
@@ -146,24 +154,14 @@ def test_scoring_an_empty_input_loads_no_numpy_asyncio_or_rich(tmp_path):
         '    with: {function: "tests.core.rewards_fixture:exact_match"}\n'
     )
     (tmp_path / "empty.jsonl").write_text("")
-    code = (
-        "import json, sys\n"
-        "from rewardplug.cli import main\n"
-        "try:\n"
-        f"    main(['score', {str(tmp_path / 'stack.yaml')!r}, {str(tmp_path / 'empty.jsonl')!r},"
-        f" '-o', {str(tmp_path / 'out.jsonl')!r}])\n"
-        "except SystemExit as exc:\n"
-        "    assert not exc.code, exc.code\n"
-        "print(json.dumps(sorted(sys.modules)))\n"
-    )
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
-    )
-    loaded = set(json.loads(out.stdout.strip().splitlines()[-1]))
+    out, exit_code, loaded = _run_cli(
+        ["score", str(tmp_path / "stack.yaml"), str(tmp_path / "empty.jsonl"), "-o",
+         str(tmp_path / "out.jsonl")]
+    )  # fmt: skip
+    assert exit_code == 0, out.stderr
     assert "rewardplug.sources.python" in loaded  # the stack was really built
-    assert not loaded & {"numpy", "asyncio", "rich", "scipy"}, sorted(
-        loaded & {"numpy", "asyncio", "rich", "scipy"}
-    )
+    scoring_only = {"numpy", "asyncio", "rich", "scipy"}
+    assert not loaded & scoring_only, sorted(loaded & scoring_only)
     assert "holds no samples" in out.stderr
     (tmp_path / "one.jsonl").write_text('{"prompt": "q", "response": "a", "gold": "a"}\n')
     result = CliRunner().invoke(
