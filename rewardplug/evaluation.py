@@ -52,14 +52,17 @@ def score_all(
     samples: Sequence[Sample],
     batch_size: int = 256,
     on_progress: Callable[[int, int], None] | None = None,
+    *,
+    transform: bool = True,
 ) -> dict[str, list[Score]]:
-    """Every source's scores for all samples (scored in batches of whole groups)."""
+    """Every source's scores for all samples (scored in batches of whole groups); with
+    ``transform=False`` before the sources' ``transform:`` lists."""
     scores: dict[str, list[Any]] = {name: [None] * len(samples) for name in stack.sources}
     done = 0
     if on_progress:
         on_progress(0, len(samples))  # the bar shows before the first (slowest) batch
     for batch in group_batches(samples, batch_size):
-        part = stack.score_sources([samples[i] for i in batch])
+        part = stack.score_sources([samples[i] for i in batch], transform=transform)
         for name, values in part.items():
             for i, score in zip(batch, values, strict=True):
                 scores[name][i] = score

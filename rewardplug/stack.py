@@ -168,8 +168,11 @@ class Stack:
             out.update(zip(shaped, done, strict=True))
         return out
 
-    def _transformed(self, name: str, batch: Sequence[Sample], scores: list[Score]) -> list[Score]:
-        """A source's scores after its ``transform:`` list (references scored by the source)."""
+    def transform_scores(
+        self, name: str, batch: Sequence[Sample], scores: list[Score]
+    ) -> list[Score]:
+        """Source ``name``'s scores after its ``transform:`` list (references scored by the
+        source, cached); the scores themselves when it has none."""
         chain = self.transforms.get(name)
         if chain is None:
             return scores
@@ -224,8 +227,11 @@ class Stack:
             out.append(score)
         return out
 
-    def score_sources(self, batch: Sequence[Sample]) -> dict[str, list[Score]]:
-        """Every source's scores for the batch (sources run in parallel threads)."""
+    def score_sources(
+        self, batch: Sequence[Sample], *, transform: bool = True
+    ) -> dict[str, list[Score]]:
+        """Every source's scores for the batch (sources run in parallel threads), with their
+        declared noise and, unless ``transform=False``, their ``transform:`` lists applied."""
 
         def run(name: str) -> list[Score]:
             try:
@@ -233,7 +239,7 @@ class Stack:
             except Exception as exc:
                 result = exc
             scores = self._with_noise(name, batch, _checked(name, result, len(batch)))
-            return self._transformed(name, batch, scores)
+            return self.transform_scores(name, batch, scores) if transform else scores
 
         if len(self.sources) == 1:
             return {name: run(name) for name in self.sources}

@@ -3,7 +3,8 @@
 The stack's sources score the data once. Every candidate setting is then applied to those same
 scores -- ``confidence``; ``rule: equivalent`` with a few margins on the scores' own scale; and,
 when a source gives one number per response, a few ``noise: {std}`` levels for it (applied to the
-stored scores, seeded per sample as the stack does) -- and measured with the paper's metrics,
+stored scores before the source's ``transform:`` list, seeded per sample, as the stack does) --
+and measured with the paper's metrics,
 with bootstrap CIs over groups. The objective picks one:
 
 * ``accuracy``: the highest accuracy (ties: higher SP, then higher confidence);
@@ -68,15 +69,18 @@ def tune(
     if np.isnan(gold).all():
         raise ValueError(f"no sample has a numeric or boolean gold field {gold_field!r}")
     groups = np.array([s.group for s in samples], dtype=object)
-    scores = score_all(stack, samples, batch_size, on_progress)
+    # Candidate noise goes in where a stack adds declared noise: before the source's transforms
+    # (its std is on the source's own scale), so score untransformed and transform per level.
+    untransformed = score_all(stack, samples, batch_size, on_progress, transform=False)
+    scores = {n: stack.transform_scores(n, samples, v) for n, v in untransformed.items()}
     base = stack.combine(samples, scores)
     raw_metrics = evaluate(np.where(np.isnan(gold), np.nan, base.raw), gold, groups, n_boot=n_boot)
 
-    one_draw = _one_draw_sources(stack, scores)
+    one_draw = _one_draw_sources(stack, untransformed)
     noise_levels: list[float | None] = [None]
     if one_draw:
         span = max(
-            _span(np.array([s.value if s.ok else np.nan for s in scores[n]], dtype=float))
+            _span(np.array([s.value if s.ok else np.nan for s in untransformed[n]], dtype=float))
             for n in one_draw
         )
         noise_levels += [_round(f * span) for f in NOISE_FRACTIONS if f * span > 0]
@@ -87,8 +91,10 @@ def tune(
         noisy = scores
         if std is not None:
             noisy = {
-                n: stack.noisy_scores(n, samples, v, std) if n in one_draw else v
-                for n, v in scores.items()
+                n: stack.transform_scores(n, samples, stack.noisy_scores(n, samples, v, std))
+                if n in one_draw
+                else scores[n]
+                for n, v in untransformed.items()
             }
         combined = stack.combine(samples, noisy)
         span = _span(combined.raw)

@@ -63,6 +63,27 @@ def test_tune_finds_the_noise_that_ties_equal_answers_and_scores_once():
     assert tuned.config.discretize.confidence == chosen["confidence"]
 
 
+def test_tune_adds_candidate_noise_before_the_sources_transforms():
+    """A stack adds declared noise before a source's transforms, so tune does too: its noise
+    levels are on the source's own scale, and behind a scaling transform the sweep is the same
+    (discretizing is scale-free) -- not ten times larger, as noise added after it would be."""
+    samples = [rewardplug.Sample.model_validate(r) for r in dataset()]
+    plain = tune(rewardplug.load_stack(STACK), samples, "label", n_boot=0)
+    scaled_stack = {
+        "sources": [{**STACK["sources"][0], "transform": [{"scale": {"a": 10.0, "b": 0.0}}]}]
+    }
+    scaled = tune(rewardplug.load_stack(scaled_stack), samples, "label", n_boot=0)
+    levels = sorted({r["noise_std"] for r in plain["rows"] if r["noise_std"] is not None})
+    assert levels and levels == sorted(
+        {r["noise_std"] for r in scaled["rows"] if r["noise_std"] is not None}
+    )
+    for a, b in zip(plain["rows"], scaled["rows"], strict=True):
+        if a["rule"] == "different":  # (equivalent's margins follow the combined scale)
+            assert (a["confidence"], a["noise_std"]) == (b["confidence"], b["noise_std"])
+            assert a["accuracy"] == b["accuracy"] and a["specificity"] == b["specificity"]
+    assert scaled["chosen"]["noise_std"] == plain["chosen"]["noise_std"]
+
+
 def test_sp_at_max_da_loss_keeps_discriminative_ability():
     stack = rewardplug.load_stack(STACK)
     samples = [rewardplug.Sample.model_validate(r) for r in dataset(1)]
