@@ -25,6 +25,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+KEYS = ("discriminative_ability", "specificity", "accuracy")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # for tests.chat_server
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
@@ -140,7 +141,7 @@ def quality(data: Path, gsm_groups: int, arena_groups: int, per_group: int, k: i
     from rewardplug_judge.source import JudgeSource
 
     from rewardplug.discretize import discretize
-    from rewardplug.metrics import evaluate
+    from rewardplug.metrics import evaluate, format_metric
     from rewardplug.types import Sample
 
     torch.set_num_threads(1)  # on a shared, busy CPU one thread is several times faster
@@ -186,18 +187,10 @@ def quality(data: Path, gsm_groups: int, arena_groups: int, per_group: int, k: i
                 ("discretized", [None if np.isnan(x) else float(x) for x in disc]),
             ):
                 m = evaluate(rewards, gold, groups, n_boot=500)
-                ci = m.get("ci", {})
-
-                def fmt(key: str, m=m, ci=ci) -> str:
-                    v = m[key]
-                    c = ci.get(key)
-                    if v is None:
-                        return "n/a"
-                    return f"{v:.3f} [{c[0]:.2f}, {c[1]:.2f}]" if c else f"{v:.3f}"
-
+                da, sp, acc = (format_metric(m, key) for key in KEYS)
                 print(
                     f"| {name} | {mode} | {m['groups']} | {len(samples)} | {abstain} | {label} | "
-                    f"{fmt('discriminative_ability')} | {fmt('specificity')} | {fmt('accuracy')} | "
+                    f"{da} | {sp} | {acc} | "
                     f"{per:.2f} |",
                     flush=True,
                 )

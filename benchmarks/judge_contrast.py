@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+KEYS = ("discriminative_ability", "specificity", "accuracy")
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
 
@@ -96,7 +97,7 @@ def pairwise(args: argparse.Namespace) -> None:
     from rewardplug_judge.source import JudgeSource
 
     from rewardplug.discretize import discretize
-    from rewardplug.metrics import evaluate
+    from rewardplug.metrics import evaluate, format_metric
     from rewardplug.types import Sample
 
     rows = arena_rows(args.groups, args.per_group)
@@ -136,16 +137,9 @@ def pairwise(args: argparse.Namespace) -> None:
             ("discretized", [None if np.isnan(x) else float(x) for x in disc]),
         ):
             m = evaluate(rewards, gold, groups, n_boot=500)
-            ci = m.get("ci", {})
-
-            def fmt(key: str, m=m, ci=ci) -> str:
-                v, c = m[key], ci.get(key)
-                if v is None:
-                    return "n/a"
-                return f"{v:.3f} [{c[0]:.2f}, {c[1]:.2f}]" if c else f"{v:.3f}"
-
+            da, sp, acc = (format_metric(m, key) for key in KEYS)
             print(f"| {name} | {k} | {sum(not s.ok for s in scores)} | {label} | "
-                  f"{fmt('discriminative_ability')} | {fmt('specificity')} | {fmt('accuracy')} | "
+                  f"{da} | {sp} | {acc} | "
                   f"{first} | {swap} | {seconds:.0f} |", flush=True)  # fmt: skip
 
 

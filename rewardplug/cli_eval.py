@@ -184,12 +184,7 @@ def _print_report(report: dict[str, Any]) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    def cell(part: dict[str, Any], key: str) -> str:
-        value = part[key]
-        if value is None:
-            return "n/a"
-        ci = (part.get("ci") or {}).get(key)
-        return f"{value:.3f}" + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "")
+    from rewardplug.metrics import format_metric
 
     table = Table(title=f"gold = {report['gold_field']}  (95% bootstrap CIs over groups)")
     table.add_column("reward")
@@ -198,7 +193,11 @@ def _print_report(report: dict[str, Any]) -> None:
     for label in ("raw", "discretized"):
         part = report[label]
         table.add_row(
-            label, *(cell(part, k) for k in ("discriminative_ability", "specificity", "accuracy"))
+            label,
+            *(
+                format_metric(part, k)
+                for k in ("discriminative_ability", "specificity", "accuracy")
+            ),
         )
     console = Console()
     console.print(table)

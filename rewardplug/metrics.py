@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["GroupCounts", "evaluate", "pair_counts", "summarize"]
+__all__ = ["GroupCounts", "evaluate", "format_metric", "pair_counts", "summarize"]
 
 METRICS = ("discriminative_ability", "specificity", "accuracy")
 
@@ -135,6 +135,16 @@ def evaluate(
 ) -> dict[str, Any]:
     """DA / SP / accuracy of ``rewards`` against ``gold`` within ``groups``, with bootstrap CIs."""
     return summarize(pair_counts(rewards, gold, groups), n_boot=n_boot, seed=seed)
+
+
+def format_metric(result: dict[str, Any], key: str) -> str:
+    """``result[key]`` of :func:`evaluate` with its bootstrap CI, as the tables print it
+    (``0.812 [0.780, 0.843]``); ``n/a`` where the metric is undefined (no pairs to judge)."""
+    value = result[key]
+    if value is None:
+        return "n/a"
+    ci = (result.get("ci") or {}).get(key)
+    return f"{value:.3f}" + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "")
 
 
 def _nan_to_none(x: float) -> float | None:

@@ -106,17 +106,11 @@ def generate(
     aggregate: str,
 ) -> None:
     """Write a per-prompt checklist (``rubric`` column) for every row of PROMPTS_FILE."""
-    import yaml
 
     from rewardplug_rubric.generate import generate_file
     from rewardplug_rubric.model import RubricError
 
-    settings: dict[str, Any] = yaml.safe_load(judge_config) if judge_config else {}
-    if not isinstance(settings, dict):
-        raise click.BadParameter("must be a mapping", param_hint="--judge-config")
-    for key, value in (("backend", backend), ("model", model), ("base_url", base_url)):
-        if value is not None:
-            settings[key] = value
+    settings = _judge_settings(judge_config, backend=backend, model=model, base_url=base_url)
     try:
         stats = generate_file(
             prompts_file,
@@ -178,12 +172,7 @@ def refine(
     from rewardplug_rubric import refine as R
     from rewardplug_rubric.model import RubricError, load_rubric
 
-    settings: dict[str, Any] = yaml.safe_load(judge_config) if judge_config else {}
-    if not isinstance(settings, dict):
-        raise click.BadParameter("must be a mapping", param_hint="--judge-config")
-    for key, value in (("backend", backend), ("model", model), ("base_url", base_url)):
-        if value is not None:
-            settings[key] = value
+    settings = _judge_settings(judge_config, backend=backend, model=model, base_url=base_url)
     try:
         start = load_rubric(rubric_spec)
         samples = read_samples(data)
@@ -220,3 +209,15 @@ def _number(value: Any) -> float | None:
         return float(value)
     except (TypeError, ValueError):
         return None
+
+
+def _judge_settings(judge_config: str | None, **flags: str | None) -> dict[str, Any]:
+    """The judge backend settings: ``--judge-config`` (a JSON/YAML mapping), then the flags
+    that were given (``--backend``, ``--model``, ``--base-url``) on top."""
+    import yaml
+
+    settings: Any = yaml.safe_load(judge_config) if judge_config else {}
+    if not isinstance(settings, dict):
+        raise click.BadParameter("must be a mapping", param_hint="--judge-config")
+    settings.update({key: value for key, value in flags.items() if value is not None})
+    return settings

@@ -95,3 +95,12 @@ def test_bootstrap_ci_brackets_the_point_estimate_and_narrows_with_data():
 def test_samples_without_reward_or_gold_are_excluded_and_counted():
     m = evaluate([1.0, None, 0.0, 0.5], [1, 1, 0, None], ["g"] * 4, n_boot=0)
     assert m["excluded_samples"] == 2 and m["pairs_gold_differs"] == 1
+
+
+def test_format_metric_prints_the_value_with_its_ci_or_n_a():
+    from rewardplug.metrics import evaluate, format_metric
+
+    report = evaluate([0.9, 0.1, 0.5, 0.5], [1, 0, 1, 1], ["a", "a", "b", "b"], n_boot=50)
+    assert format_metric(report, "discriminative_ability").startswith("1.000 [")
+    assert format_metric({"specificity": None}, "specificity") == "n/a"
+    assert format_metric({"accuracy": 0.25}, "accuracy") == "0.250"
