@@ -175,10 +175,10 @@ def _shared(layer: Any, copies: int) -> Iterator[None]:
         return
     linears = [m for m in layer.modules() if isinstance(m, torch.nn.Linear)]
 
-    def wrap(forward: Callable[[Any], Any]) -> Callable[[Any], Any]:
-        def shared_forward(x: Any) -> Any:
-            if x.dim() < 2 or x.shape[0] % copies:
-                return forward(x)
+    def wrap(forward: Callable[..., Any]) -> Callable[..., Any]:
+        def shared_forward(x: Any, *args: Any, **kwargs: Any) -> Any:
+            if args or kwargs or not torch.is_tensor(x) or x.dim() < 2 or x.shape[0] % copies:
+                return forward(x, *args, **kwargs)  # (e.g. an adapter's extra arguments)
             grouped = x.unflatten(0, (-1, copies))
             once = grouped[:, :1]
             if not torch.equal(grouped, once.expand_as(grouped)):
@@ -188,13 +188,19 @@ def _shared(layer: Any, copies: int) -> Iterator[None]:
 
         return shared_forward
 
+    # A module may already carry an instance-level forward (accelerate's device hooks do):
+    # wrap that one, and put it back afterwards.
+    saved = [(m, m.__dict__.get("forward")) for m in linears]
     for m in linears:
         m.forward = wrap(m.forward)
     try:
         yield
     finally:
-        for m in linears:
-            del m.forward  # back to the class's forward
+        for m, previous in saved:
+            if previous is None:
+                del m.forward  # back to the class's forward
+            else:
+                m.forward = previous
 
 
 def _accepts(model: Any, name: str) -> bool:

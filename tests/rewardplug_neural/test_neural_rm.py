@@ -143,6 +143,28 @@ def test_mc_layers_computes_the_first_layers_shared_projections_once_per_input(
     assert shared.draws.std(dim=1).min() > 1e-5
 
 
+def test_shared_projections_keep_a_modules_own_forward_hook(bert_rm, samples):
+    """A linear map that already carries an instance-level forward (as accelerate's device hooks
+    install) is wrapped, called, and given back unchanged after the stochastic passes."""
+    src = NeuralRMSource(model=str(bert_rm), mc_samples=4, device="cpu", mc_layers=1)
+    loaded = src.load()
+    query = loaded.controller.layers[-1].attention.self.query
+    calls = []
+    original = query.forward
+
+    def hooked(x):
+        calls.append(x.shape[0])
+        return original(x)
+
+    query.forward = hooked
+    try:
+        scores = src.score(samples)
+        assert query.__dict__["forward"] is hooked and calls
+        assert all(s.ok and s.std > 1e-5 for s in scores)
+    finally:
+        del query.forward
+
+
 def test_mc_layers_cache_equals_running_top_layers_on_the_same_hidden_states(bert_rm, samples):
     from rewardplug_neural.encode import collate, encode_pair
     from rewardplug_neural.masks import sample_key
