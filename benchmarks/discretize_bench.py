@@ -21,7 +21,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from rewardplug.discretize import discretize
+from rewardplug.discretizer import discretize
 from tests.core.reference import reference_discretize
 
 

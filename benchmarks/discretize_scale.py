@@ -21,7 +21,7 @@ from scipy.special import ndtr
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from rewardplug.discretize import discretize
+from rewardplug.discretizer import discretize
 
 
 def make_data(n: int, group: int, k: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

@@ -140,7 +140,7 @@ def quality(data: Path, gsm_groups: int, arena_groups: int, per_group: int, k: i
     import torch
     from rewardplug_judge.source import JudgeSource
 
-    from rewardplug.discretize import discretize
+    from rewardplug.discretizer import discretize
     from rewardplug.metrics import evaluate, format_metric
     from rewardplug.types import Sample
 

@@ -96,7 +96,7 @@ def pairwise(args: argparse.Namespace) -> None:
     import numpy as np
     from rewardplug_judge.source import JudgeSource
 
-    from rewardplug.discretize import discretize
+    from rewardplug.discretizer import discretize
     from rewardplug.metrics import evaluate, format_metric
     from rewardplug.types import Sample
 

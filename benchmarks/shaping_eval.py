@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from rewardplug.config import SourceSpec
-from rewardplug.discretize import discretize
+from rewardplug.discretizer import discretize
 from rewardplug.metrics import evaluate
 from rewardplug.transforms import (
     TransformChain,

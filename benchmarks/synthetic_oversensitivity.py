@@ -15,7 +15,7 @@ import argparse
 
 import numpy as np
 
-from rewardplug.discretize import discretize
+from rewardplug.discretizer import discretize
 from rewardplug.metrics import evaluate
 
 

@@ -20,7 +20,7 @@ import numpy as np
 from synthetic_oversensitivity import simulate
 
 from rewardplug.config import SourceSpec
-from rewardplug.discretize import discretize
+from rewardplug.discretizer import discretize
 from rewardplug.metrics import evaluate
 from rewardplug.transforms import TransformChain, normalize_transforms, reference_key
 from rewardplug.types import Sample, Score

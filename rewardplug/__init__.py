@@ -28,8 +28,8 @@ _LAZY = {
     "Reward": "rewardplug.types",
     "RewardSource": "rewardplug.source",
     "SourceConfig": "rewardplug.source",
-    "discretize": "rewardplug.discretize",
-    "DiscretizeResult": "rewardplug.discretize",
+    "discretize": "rewardplug.discretizer",
+    "DiscretizeResult": "rewardplug.discretizer",
     "Stack": "rewardplug.stack",
     "load_stack": "rewardplug.stack",
     "StackError": "rewardplug.config",
@@ -58,7 +58,7 @@ __all__ = [
 
 if TYPE_CHECKING:
     from rewardplug.config import StackError
-    from rewardplug.discretize import DiscretizeResult, discretize
+    from rewardplug.discretizer import DiscretizeResult, discretize
     from rewardplug.io import read_samples
     from rewardplug.metrics import evaluate
     from rewardplug.plugins import get_plugin_manager

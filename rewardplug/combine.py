@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rewardplug.discretize import row_spread
+from rewardplug.discretizer import row_spread
 from rewardplug.types import Sample, Score
 
 __all__ = ["Combined", "align", "combine_scores", "sample_seed"]

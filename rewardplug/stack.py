@@ -7,9 +7,7 @@ order. One failing source never fails the batch: its samples follow the ``on_abs
 
 from __future__ import annotations
 
-import math
-import warnings
-from collections import Counter
+import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,11 +19,13 @@ from rewardplug.config import StackConfig, StackError, describe_errors, read_sta
 from rewardplug.health import SourceHealth
 from rewardplug.source import RewardSource
 from rewardplug.transforms import TransformChain
-from rewardplug.types import Reward, Sample, Score, trusted
+from rewardplug.types import Reward, Sample, Score
 
 if TYPE_CHECKING:
     from rewardplug.combine import Combined
-    from rewardplug.discretize import DiscretizeResult
+    from rewardplug.discretizer import DiscretizeResult
+
+_log = logging.getLogger("rewardplug")
 
 # numpy, asyncio, the combiner and the discretizer are imported where a batch is scored, not
 # here: loading (or validating) a stack then costs a fraction of the start-up.
@@ -123,6 +123,7 @@ class Stack:
         self.noise = {spec.name: spec.noise for spec in config.sources if spec.noise is not None}
         self._index = {spec.name: i for i, spec in enumerate(config.sources)}
         self._warned_k1 = False
+        self._logged_raises: set[tuple[str, str]] = set()
         self.health = SourceHealth(config.source_failure_share, config.on_source_failure)
 
     # -- scoring -----------------------------------------------------------------------------
@@ -154,7 +155,7 @@ class Stack:
             *(self.sources[n].ascore(batch) for n in names), return_exceptions=True
         )
         out = {
-            n: self._with_noise(n, batch, _checked(n, r, len(batch)))
+            n: self._with_noise(n, batch, self._checked(n, r, len(batch)))
             for n, r in zip(names, results, strict=True)
         }
         shaped = [n for n in names if n in self.transforms]
@@ -182,7 +183,7 @@ class Stack:
                 result: Any = self.sources[name].score(refs)
             except Exception as exc:
                 result = exc
-            return _checked(name, result, len(refs))
+            return self._checked(name, result, len(refs))
 
         return chain.apply(batch, scores, score_refs)
 
@@ -192,7 +193,7 @@ class Stack:
                 result: Any = await self.sources[name].ascore(refs)
             except Exception as exc:
                 result = exc
-            return _checked(name, result, len(refs))
+            return self._checked(name, result, len(refs))
 
         return ascore_refs
 
@@ -238,7 +239,7 @@ class Stack:
                 result: Any = self.sources[name].score(batch)
             except Exception as exc:
                 result = exc
-            scores = self._with_noise(name, batch, _checked(name, result, len(batch)))
+            scores = self._with_noise(name, batch, self._checked(name, result, len(batch)))
             return self.transform_scores(name, batch, scores) if transform else scores
 
         if len(self.sources) == 1:
@@ -271,7 +272,7 @@ class Stack:
         """Tie-group the combined draws per group; ``overrides`` replace ``discretize:`` settings."""
         import numpy as np
 
-        from rewardplug.discretize import discretize
+        from rewardplug.discretizer import discretize
 
         d = self.config.discretize.model_copy(update=overrides)
         return discretize(
@@ -287,92 +288,33 @@ class Stack:
 
     def finish(self, batch: Sequence[Sample], scores: dict[str, list[Score]]) -> list[Reward]:
         """Combine and discretize already computed source scores into rewards."""
+        from rewardplug.rewards import build_rewards, warn_if_no_uncertainty
+
         self.health.observe(scores)
         combined = self.combine(batch, scores)
         enabled = self.config.discretize.enabled
         if enabled and not self._warned_k1:
-            self._warn_if_no_uncertainty(batch, combined)
+            self._warned_k1 = warn_if_no_uncertainty(batch, combined)
         result = self.discretize(batch, combined) if enabled else None
-        sizes = Counter(s.group for s in batch)
-        # Plain Python numbers once, not numpy scalars per sample; and every field below is
-        # computed here with its type known, so the rewards are built without re-validation
-        # (validating a Reward also re-ran every nested Score's validator: a third of the time
-        # a trivial source took per row).
-        raws, stds = combined.raw.tolist(), combined.std.tolist()
-        if result is not None:
-            tiers, values = result.tier.tolist(), result.reward.tolist()
+        return build_rewards(batch, scores, combined, result)
 
-        def make(**fields: Any) -> Reward:
-            return trusted(Reward, fields)
-
-        rewards = []
-        for i, sample in enumerate(batch):
-            per_source = {name: scores[name][i] for name in scores}
-            raw = raws[i]
-            if math.isnan(raw):
-                status = "error" if combined.all_failed[i] else "abstain"
-                rewards.append(
-                    make(
-                        id=sample.id,
-                        group=sample.group,
-                        reward=None,
-                        raw=None,
-                        std=None,
-                        tier=None,
-                        n_tiers=None,
-                        status=status,
-                        reason=combined.reasons[i],
-                        group_size=sizes[sample.group],
-                        partial=False,
-                        sources=per_source,
-                    )
-                )
-                continue
-            if result is None:
-                reward, tier, n_tiers = raw, None, None
-            else:
-                reward, tier = values[i], tiers[i]
-                n_tiers = result.n_tiers[sample.group]
-            rewards.append(
-                make(
-                    id=sample.id,
-                    group=sample.group,
-                    reward=reward,
-                    raw=raw,
-                    std=stds[i],
-                    tier=tier,
-                    n_tiers=n_tiers,
-                    status="ok",
-                    reason=None,
-                    group_size=sizes[sample.group],
-                    partial=False,
-                    sources=per_source,
-                )
+    def _checked(self, name: str, result: Any, n: int) -> list[Score]:
+        """A source's result, or per-sample errors saying what went wrong with it. A source that
+        raised is logged with its traceback (the first time per source and exception type at
+        WARNING, then at DEBUG): its own bug must be findable, not only its samples' errors."""
+        if isinstance(result, BaseException):
+            key = (name, type(result).__name__)
+            level = logging.DEBUG if key in self._logged_raises else logging.WARNING
+            self._logged_raises.add(key)
+            _log.log(
+                level,
+                "source %r raised %s on a batch of %d samples; they get status 'error'",
+                name,
+                type(result).__name__,
+                n,
+                exc_info=result,
             )
-        return rewards
-
-    def _warn_if_no_uncertainty(self, batch: Sequence[Sample], combined: Combined) -> None:
-        """Say once when every member of a group has one draw: discretizing does nothing then."""
-        import numpy as np
-
-        counts = np.count_nonzero(~np.isnan(combined.draws), axis=1)
-        if not (counts == 1).any():  # the usual case (sources with draws): one array check
-            return
-        single: dict[str, bool] = {}
-        size: Counter[str] = Counter()
-        for sample, k in zip(batch, counts, strict=True):
-            if k:
-                single[sample.group] = single.get(sample.group, True) and k == 1
-                size[sample.group] += 1
-        if any(single[g] and size[g] > 1 for g in single):
-            self._warned_k1 = True
-            warnings.warn(
-                "discretizing groups whose every member has a single draw: with no uncertainty "
-                "distinct scores are never tied, so tie-grouping does nothing. Give one-number "
-                "sources their measurement noise (`noise: {std: ...}` in the stack) or draws.",
-                UserWarning,
-                stacklevel=3,
-            )
+        return _checked(name, result, n)
 
     # -- integrations ------------------------------------------------------------------------
 

@@ -26,7 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from rewardplug.discretize import discretize
+from rewardplug.discretizer import discretize
 from rewardplug.metrics import evaluate
 from rewardplug.paths import cache_dir
 from rewardplug.types import Sample

@@ -152,7 +152,7 @@ def score_rubric(
     confidence: float,
 ) -> Scored:
     """Score ``samples`` with ``rubric``, discretize per group, and measure held-out DA / SP."""
-    from rewardplug.discretize import discretize
+    from rewardplug.discretizer import discretize
     from rewardplug.metrics import evaluate
     from rewardplug_rubric.source import RubricSource
 

@@ -86,7 +86,7 @@ def test_chunked_large_inputs_equal_one_pass(seed, method, rule, with_values):
     than a chunk)."""
     import importlib
 
-    D = importlib.import_module("rewardplug.discretize")  # the module, not the function
+    D = importlib.import_module("rewardplug.discretizer")
 
     rng = np.random.default_rng(seed)
     sizes = [*rng.integers(1, 12, size=25).tolist(), 40]

@@ -118,7 +118,7 @@ def test_running_count_equals_cumulative_sum(shape):
 def test_best_first_order_equals_lexsort(seed):
     """The equal-size fast path orders exactly like lexsort: by group, best first, ties (signed
     zeros included) in input order; unequal sizes fall back to lexsort itself."""
-    from rewardplug.discretize import _best_first
+    from rewardplug.discretizer import _best_first
 
     rng = np.random.default_rng(seed)
     for equal_sizes in (True, False):
@@ -302,11 +302,14 @@ def test_abstaining_samples_get_none_and_do_not_affect_others(batch, data):
 
 
 def test_package_level_function_works_in_any_import_order():
+    """``rewardplug.discretize`` (contract) is the function whatever was imported before: the
+    module is ``rewardplug.discretizer``, so importing it rebinds nothing."""
     import importlib
 
     import rewardplug
 
-    importlib.import_module("rewardplug.discretize")  # rebinds the package attribute to the module
+    module = importlib.import_module("rewardplug.discretizer")
+    assert rewardplug.discretize is module.discretize
     res = rewardplug.discretize([[1.0], [0.0]], ["g", "g"], confidence=0.9, assign="mean")
     assert res.tier.tolist() == [0, 1]
 

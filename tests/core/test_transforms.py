@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 import rewardplug
 from rewardplug import transforms as tf
-from rewardplug.discretize import discretize
+from rewardplug.discretizer import discretize
 from rewardplug.types import Sample, Score
 from tests.core.transform_rewards import CALLS
 

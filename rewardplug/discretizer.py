@@ -19,8 +19,6 @@ distinct group sizes and over positions within a group, never over groups.
 
 from __future__ import annotations
 
-import sys
-import types
 from collections.abc import Hashable, Sequence
 from typing import Any, Literal, NamedTuple
 
@@ -385,14 +383,3 @@ def _assign(point: np.ndarray, tiers: np.ndarray, assign: Assign) -> np.ndarray:
     cnts = np.bincount(flat, minlength=n * g)
     means = sums / np.maximum(cnts, 1)
     return means[flat].reshape(n, g)
-
-
-class _CallableModule(types.ModuleType):
-    """Keeps ``rewardplug.discretize(...)`` a function call even after this submodule is imported
-    (importing ``rewardplug.discretize`` rebinds the package attribute to the module)."""
-
-    def __call__(self, *args: Any, **kwargs: Any) -> DiscretizeResult:
-        return discretize(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule
