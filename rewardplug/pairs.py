@@ -23,7 +23,7 @@ def differ_gaussian(
 
     ``Phi((|d| - margin) / s) >= c`` is ``|d| - margin >= z_c * s`` with ``z_c = Phi^-1(c)``;
     for ``c = 1`` the threshold is where Phi rounds to 1 in double precision, so the decision
-    matches :func:`_p_gaussian` exactly.
+    matches thresholding ``scipy.special.ndtr`` of the gap exactly.
     """
     # The same arithmetic as `where(scale > 0, gap >= z * scale & gap > 0, gap > 0)` with
     # gap = |d| - margin and scale = sqrt(s_i**2 + s_j**2), done in place (fewer temporaries).
