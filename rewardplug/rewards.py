@@ -7,7 +7,7 @@ import math
 import warnings
 from collections import Counter
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from rewardplug.types import Reward, Sample, Score, trusted
 
@@ -35,53 +35,35 @@ def build_rewards(
     if result is not None:
         tiers, values = result.tier.tolist(), result.reward.tolist()
 
-    def make(**fields: Any) -> Reward:
-        return trusted(Reward, fields)
-
     rewards = []
     for i, sample in enumerate(batch):
-        per_source = {name: scores[name][i] for name in scores}
         raw = raws[i]
         if math.isnan(raw):
             status = "error" if combined.all_failed[i] else "abstain"
-            rewards.append(
-                make(
-                    id=sample.id,
-                    group=sample.group,
-                    reward=None,
-                    raw=None,
-                    std=None,
-                    tier=None,
-                    n_tiers=None,
-                    status=status,
-                    reason=combined.reasons[i],
-                    group_size=sizes[sample.group],
-                    partial=False,
-                    sources=per_source,
-                )
-            )
-            continue
-        if result is None:
-            reward, tier, n_tiers = raw, None, None
+            reward = raw = std = tier = n_tiers = None
+            reason = combined.reasons[i]
         else:
-            reward, tier = values[i], tiers[i]
-            n_tiers = result.n_tiers[sample.group]
-        rewards.append(
-            make(
-                id=sample.id,
-                group=sample.group,
-                reward=reward,
-                raw=raw,
-                std=stds[i],
-                tier=tier,
-                n_tiers=n_tiers,
-                status="ok",
-                reason=None,
-                group_size=sizes[sample.group],
-                partial=False,
-                sources=per_source,
-            )
-        )
+            status, std, reason = "ok", stds[i], None
+            if result is None:
+                reward, tier, n_tiers = raw, None, None
+            else:
+                reward, tier, n_tiers = values[i], tiers[i], result.n_tiers[sample.group]
+        # (the fields in the model's order: output rows list them in this order)
+        fields = {
+            "id": sample.id,
+            "group": sample.group,
+            "reward": reward,
+            "raw": raw,
+            "std": std,
+            "tier": tier,
+            "n_tiers": n_tiers,
+            "status": status,
+            "reason": reason,
+            "group_size": sizes[sample.group],
+            "partial": False,
+            "sources": {name: scores[name][i] for name in scores},
+        }
+        rewards.append(trusted(Reward, fields))
     return rewards
 
 
