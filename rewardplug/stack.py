@@ -314,7 +314,7 @@ class Stack:
                 n,
                 exc_info=result,
             )
-        return _checked(name, result, n)
+        return _scores_or_errors(name, result, n)
 
     # -- integrations ------------------------------------------------------------------------
 
@@ -355,7 +355,7 @@ def _as_samples(samples: Iterable[Sample | Mapping[str, Any]]) -> list[Sample]:
     return [s if isinstance(s, Sample) else Sample.model_validate(s) for s in samples]
 
 
-def _checked(name: str, result: Any, n: int) -> list[Score]:
+def _scores_or_errors(name: str, result: Any, n: int) -> list[Score]:
     """A source's result, or per-sample errors saying what went wrong with it."""
     if isinstance(result, BaseException):
         reason = f"source {name!r} raised {type(result).__name__}: {result}"

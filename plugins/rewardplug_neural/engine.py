@@ -90,6 +90,7 @@ class MCEngine:
             )
             key_t = torch.tensor(all_keys, dtype=torch.int64, device=batch["input_ids"].device)
             min_depth = self.ctrl.n_layers - n_top if cut else -1
+            first = self.ctrl.layers[self.ctrl.n_layers - n_top]  # the first sampling layer
             outs: list[Any] = []
             start = 0
             while start < rows:
@@ -99,7 +100,6 @@ class MCEngine:
                 # input (in the full model, embedding dropout has already made them differ).
                 aligned = start % k == 0 and (stop - start) % k == 0
                 copies = k if hidden is not None and aligned else 1
-                first = self.ctrl.layers[self.ctrl.n_layers - n_top]
                 try:
                     with self.ctrl.sampling(key_t[start:stop], min_depth), _shared(first, copies):
                         if hidden is not None:

@@ -136,9 +136,10 @@ def dropout_by_key(
     z = torch.bitwise_xor(elements.unsqueeze(0), site_keys.view(-1, *([1] * (x.dim() - 1))))
     z.mul_(_C32)  # int32 multiply wraps: the high bits mix all the low ones
     threshold = round(rate * 2**32) - 2**31  # > int32 min for any rate > 0
-    # keep = z >= threshold as an int32 0/1 in place (clamp, then shift: no overflow, no new
-    # tensor); multiplying by it is about 1.4x faster on CPU than by a bool mask and 6x faster
-    # than masked_fill, with the same values (a kept element is multiplied by exactly 1)
+    # keep = z >= threshold as an int32 0/1 made in place (clamp to [threshold - 1, threshold],
+    # then subtract threshold - 1: no overflow, no new tensor). Multiplying by it is about 1.4x
+    # faster on CPU than by a bool mask and 6x faster than masked_fill, with the same values
+    # (a kept element is multiplied by exactly 1).
     keep = z.clamp_(threshold - 1, threshold).sub_(threshold - 1)
     out = x.mul_(keep) if inplace else x.mul(keep)
     return out.mul_(1.0 / (1.0 - rate)) if rescale else out
