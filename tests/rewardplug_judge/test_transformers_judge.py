@@ -89,3 +89,27 @@ def test_loaded_smollm2_has_its_output_embeddings_tied():
     net, _ = load_model(gguf_file=str(bundled_gguf()), device="cpu")
     assert net.lm_head.weight is net.model.embed_tokens.weight
     assert not any(p.is_meta for p in net.parameters())
+
+
+def test_tying_mends_an_output_embedding_left_on_the_meta_device_and_names_other_gaps():
+    """What the loader does with the state transformers once produced (lm_head on the meta
+    device): it ties it to the input embeddings; a weight missing elsewhere is a clear error."""
+    import torch
+    from rewardplug_judge.local_model import _tied
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    config = LlamaConfig(
+        vocab_size=64, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+        num_attention_heads=2, num_key_value_heads=2, tie_word_embeddings=True,
+    )  # fmt: skip
+    net = LlamaForCausalLM(config)
+    net.lm_head.weight = torch.nn.Parameter(torch.empty(64, 16, device="meta"))
+    assert net.lm_head.weight.is_meta
+    mended = _tied(net)
+    assert mended.lm_head.weight is mended.model.embed_tokens.weight
+    assert not any(p.is_meta for p in mended.parameters())
+
+    broken = LlamaForCausalLM(config)
+    broken.model.norm.weight = torch.nn.Parameter(torch.empty(16, device="meta"))
+    with pytest.raises(RuntimeError, match=r"without weights for.*norm"):
+        _tied(broken)
