@@ -32,6 +32,8 @@ EXTRAS = (
     "accelerate",
     "gguf",
     "jsonschema",
+    "numba",
+    "llvmlite",
 )
 
 BLOCKER = f"""

@@ -118,7 +118,7 @@ def test_running_count_equals_cumulative_sum(shape):
 def test_best_first_order_equals_lexsort(seed):
     """The equal-size fast path orders exactly like lexsort: by group, best first, ties (signed
     zeros included) in input order; unequal sizes fall back to lexsort itself."""
-    from rewardplug.discretizer import _best_first
+    from rewardplug.blocks import best_first as _best_first
 
     rng = np.random.default_rng(seed)
     for equal_sizes in (True, False):
