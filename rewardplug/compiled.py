@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-__all__ = ["ASSIGN_CODES", "group_tiers", "row_stats"]
+__all__ = ["ASSIGN_CODES", "group_tiers", "row_stats", "scan_sorted"]
 
 ASSIGN_CODES = {"mean": 0, "rank": 1, "binary": 2}
 
@@ -108,6 +108,29 @@ def _pairwise_sum(a, row, lo, n, center=0.0, square=False):
             stage[top] = 1
             top += 1
             los[top], sizes[top], stage[top] = los[top - 1], half, 0
+
+
+@_jit
+def scan_sorted(mat):
+    """Per row of sorted draws (NaN padding last): the number of draws, whether one of them is
+    infinite (-inf sorts first, +inf last before the padding; such a row counts 0 draws), and
+    the largest |draw| of a finite row (0 for the others)."""
+    n, width = mat.shape
+    k = np.empty(n, dtype=np.int64)
+    infinite = np.zeros(n, dtype=np.bool_)
+    row_max = np.zeros(n)
+    for r in range(n):
+        c = width
+        while c > 0 and np.isnan(mat[r, c - 1]):
+            c -= 1
+        if c and (np.isinf(mat[r, 0]) or np.isinf(mat[r, c - 1])):
+            infinite[r] = True
+            k[r] = 0
+        else:
+            k[r] = c
+            if c:
+                row_max[r] = max(abs(mat[r, 0]), abs(mat[r, c - 1]))
+    return k, infinite, row_max
 
 
 @_jit

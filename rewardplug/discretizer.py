@@ -80,16 +80,22 @@ def as_draw_matrix(draws: Any) -> np.ndarray:
 _HUGE_EXP = 500  # |draw| >= 2**500: squares and sums of a group's draws could overflow
 
 
-def _huge_group_shift(mat: np.ndarray, labels: np.ndarray) -> np.ndarray | None:
+def _huge_group_shift(
+    mat: np.ndarray, labels: np.ndarray, row_max: np.ndarray | None = None
+) -> np.ndarray | None:
     """Per row, the power of two its group's draws are divided by so that means and spreads
     cannot overflow (every decision is scale-invariant, and the division is exact); None when no
-    group needs it, which leaves ordinary groups bit for bit as they are."""
+    group needs it, which leaves ordinary groups bit for bit as they are. ``row_max``: each
+    row's largest finite |draw|, when the caller has it."""
     if not mat.size:
         return None
-    with np.errstate(invalid="ignore"):
-        if max(np.nanmax(mat, initial=0.0), -np.nanmin(mat, initial=0.0)) < 2.0**_HUGE_EXP:
-            return None  # the common case: two passes, no temporaries
-        row_max = np.nanmax(np.abs(mat), axis=1, initial=0.0)
+    if row_max is None:
+        with np.errstate(invalid="ignore"):
+            if max(np.nanmax(mat, initial=0.0), -np.nanmin(mat, initial=0.0)) < 2.0**_HUGE_EXP:
+                return None  # the common case: two passes, no temporaries
+            row_max = np.nanmax(np.abs(mat), axis=1, initial=0.0)
+    elif row_max.max() < 2.0**_HUGE_EXP:
+        return None
     _, codes = np.unique(labels.astype(str), return_inverse=True)
     group_max = np.zeros(codes.max() + 1)
     np.maximum.at(group_max, codes, row_max)
@@ -248,20 +254,7 @@ def _discretize(
     ``kernels``: the compiled kernels module, or None for numpy's; ``grouping``: the labels'
     ``np.unique`` (values and inverse), when the caller has it already."""
     n = mat.shape[0]
-    # An infinite draw is not a score: the whole row abstains (it is never silently dropped).
-    all_finite = bool(np.isfinite(mat).all())  # the common case: no padding, no infinities
-    if not all_finite:
-        inf_rows = np.isinf(mat).any(axis=1)
-        if inf_rows.any():
-            mat = mat.copy()
-            mat[inf_rows] = np.nan
-    shift = _huge_group_shift(mat, labels)
-    if shift is not None:
-        mat = np.ldexp(mat, -shift[:, None])
-    # Each row's draws in sorted order (NaN padding last): means and spreads are then the same
-    # to the last bit whatever order a source listed its draws in.
-    mat = np.sort(mat, axis=1)
-    k = np.full(n, mat.shape[1]) if all_finite else np.count_nonzero(~np.isnan(mat), axis=1)
+    mat, k, shift = _sorted_draws(mat, labels, kernels)
     if kernels is None:
         with np.errstate(invalid="ignore", divide="ignore"):
             mean = row_sum(mat, k) / k
@@ -312,6 +305,41 @@ def _discretize(
     return DiscretizeResult(
         tier, reward, dict(zip(uniques.tolist(), n_tiers.tolist(), strict=True))
     )
+
+
+def _sorted_draws(
+    mat: np.ndarray, labels: np.ndarray, kernels: Any
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Each row's draws sorted (NaN padding last), a row with an infinite draw all NaN (an
+    infinity is not a score: the row abstains, it is never silently dropped), and groups near
+    overflow scaled down: ``(draws, draws per row, each row's scale exponent or None)``.
+
+    Sorted draws make means and spreads the same to the last bit whatever order a source listed
+    its draws in."""
+    if kernels is not None:
+        # Sorted first (the copy is ours to change): a row's extremes are then its two ends, so
+        # the checks for infinities and for huge values look at two draws per row, not all.
+        mat = np.sort(mat, axis=1)
+        k, inf_rows, row_max = kernels.scan_sorted(mat)
+        if inf_rows.any():
+            mat[inf_rows] = np.nan
+        shift = _huge_group_shift(mat, labels, row_max)
+        if shift is not None:  # a power of two keeps each sorted row sorted
+            mat = np.ldexp(mat, -shift[:, None])
+        return mat, k, shift
+    n = mat.shape[0]
+    all_finite = bool(np.isfinite(mat).all())  # the common case: no padding, no infinities
+    if not all_finite:
+        inf_rows = np.isinf(mat).any(axis=1)
+        if inf_rows.any():
+            mat = mat.copy()
+            mat[inf_rows] = np.nan
+    shift = _huge_group_shift(mat, labels)
+    if shift is not None:
+        mat = np.ldexp(mat, -shift[:, None])
+    mat = np.sort(mat, axis=1)
+    k = np.full(n, mat.shape[1]) if all_finite else np.count_nonzero(~np.isnan(mat), axis=1)
+    return mat, k, shift
 
 
 def row_spread(mat: np.ndarray) -> np.ndarray:

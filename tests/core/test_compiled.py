@@ -51,7 +51,8 @@ def batches(draw):
         size = draw(st.sampled_from([1, 2, 3, 8, 33]))
         base = draw(st.lists(value, min_size=k, max_size=k))
         for _ in range(size):
-            kind = draw(st.sampled_from(["same", "reversed", "new", "short", "none", "inf"]))
+            kinds = ["same", "reversed", "new", "short", "none", "inf", "-inf"]
+            kind = draw(st.sampled_from(kinds))
             if kind == "same":
                 row = list(base)
             elif kind == "reversed":
@@ -62,8 +63,10 @@ def batches(draw):
                 row = draw(st.lists(value, min_size=1, max_size=k))
             elif kind == "none":
                 row = None
-            else:
+            elif kind == "inf":
                 row = [*base[:-1], float("inf")]
+            else:
+                row = [float("-inf"), *base[1:]]
             rows.append(row)
             groups.append(g)
     order = draw(st.permutations(range(len(rows))))
