@@ -25,7 +25,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 from pydantic_core import PydanticSerializationError, to_json
 
-from rewardplug.types import Reward, Sample
+from rewardplug.types import Reward, Sample, sample_from
 
 __all__ = [
     "InputError",
@@ -98,7 +98,7 @@ def _load(path: Path, skip_bad: bool) -> Loaded:
             row = json.loads(line)
             if not isinstance(row, dict):
                 raise InputError(f"expected a JSON object, got {type(row).__name__}")
-            sample = Sample.model_validate({"id": str(lineno), **row})
+            sample = sample_from({"id": str(lineno), **row})
             if sample.id in seen:
                 raise InputError(f"duplicate id {sample.id!r} (first on line {seen[sample.id]})")
         except (json.JSONDecodeError, InputError, ValidationError) as exc:

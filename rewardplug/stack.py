@@ -19,7 +19,7 @@ from rewardplug.config import StackConfig, StackError, describe_errors, read_sta
 from rewardplug.health import SourceHealth
 from rewardplug.source import RewardSource
 from rewardplug.transforms import TransformChain
-from rewardplug.types import Reward, Sample, Score
+from rewardplug.types import Reward, Sample, Score, sample_from
 
 if TYPE_CHECKING:
     from rewardplug.combine import Combined
@@ -352,7 +352,7 @@ class Stack:
 
 
 def _as_samples(samples: Iterable[Sample | Mapping[str, Any]]) -> list[Sample]:
-    return [s if isinstance(s, Sample) else Sample.model_validate(s) for s in samples]
+    return [s if isinstance(s, Sample) else sample_from(s) for s in samples]
 
 
 def _scores_or_errors(name: str, result: Any, n: int) -> list[Score]:
