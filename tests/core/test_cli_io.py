@@ -341,3 +341,24 @@ def test_rows_the_fast_serializer_cannot_encode_are_still_written(tmp_path):
     assert back["note"] == "\ud800" and math.isnan(back["v"])
     assert back == json.loads(json.dumps({**row, **reward.row_fields()}))
     assert dump_row({"a": 1}) == '{"a":1}'
+
+
+def test_the_loaded_file_is_frozen_for_the_collector_from_the_first_progress_call(
+    tmp_path, stack_file
+):
+    """The first progress call imports rich; a full collection during that import used to walk
+    every loaded row (77 ms on 100k rows). From the first call on, the loaded rows are frozen
+    out of the cyclic collector; afterwards they are given back."""
+    import gc
+
+    inp = write_jsonl(tmp_path / "in.jsonl", rows_for(3, 4))
+    frozen_at_calls = []
+    before = gc.get_freeze_count()
+    score_file(
+        stack_file,
+        inp,
+        tmp_path / "out.jsonl",
+        on_progress=lambda done, total: frozen_at_calls.append(gc.get_freeze_count()),
+    )
+    assert frozen_at_calls and all(n > before for n in frozen_at_calls)
+    assert gc.get_freeze_count() == before
