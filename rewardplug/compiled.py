@@ -2,8 +2,8 @@
 same floating-point operations in the same order, one pass per group instead of numpy's passes
 over ``(groups, g, g)`` pair arrays.
 
-Every result is bit for bit what the numpy kernels of :mod:`rewardplug.pairs` give (property
-tested): row sums replicate numpy's pairwise summation, a pair is decided with the same
+Every result is bit for bit what the numpy path (:mod:`rewardplug.blocks` with the kernels of
+:mod:`rewardplug.pairs`) gives (property tested in ``tests/core/test_compiled.py``): row sums replicate numpy's pairwise summation, a pair is decided with the same
 arithmetic, and tiers and rewards are assigned in the same order. What changes is the work done:
 a sample is compared only with the members of its current tier, and a comparison stops at the
 first conflict, so most of the ``g * g`` pairs are never looked at.
@@ -136,7 +136,8 @@ def scan_sorted(mat):
 @_jit
 def row_stats(mat, k):
     """Per row of sorted, NaN-padded draws: the mean of its first ``k`` draws and their sample
-    std (ddof 1; 0 for one draw or none), as ``discretizer._row_sum`` and ``_std`` compute them."""
+    std (ddof 1; 0 for one draw or none), as ``blocks.row_sum`` and ``blocks.row_std`` compute
+    them."""
     n = mat.shape[0]
     mean = np.empty(n)
     std = np.empty(n)
