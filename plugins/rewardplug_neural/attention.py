@@ -12,9 +12,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from rewardplug_neural.masks import dropout_by_key
+from rewardplug_neural.masks import dropout_by_key, keep_mask
 
-__all__ = ["make_attention"]
+__all__ = ["eager_attention", "make_attention", "repeated"]
 
 _ATTN_SITE_BASE = 1 << 20
 #: score elements per chunk of rows in :func:`eager_attention` (4 MB of float32)
@@ -65,6 +65,7 @@ def make_attention(original: str) -> Callable[..., Any]:
             rate=ctrl.attention_rate,
             keys=st.keys,
             site=_ATTN_SITE_BASE + depth,
+            copies=getattr(module, "_rp_copies", 1),
         )
 
     return attention
@@ -81,9 +82,16 @@ def eager_attention(
     rate: float = 0.0,
     keys: Any = None,
     site: int = 0,
+    copies: int = 1,
     **_: Any,
 ) -> tuple[Any, None]:
-    """Plain attention (bool or additive masks, causal when unmasked, GQA) with keyed dropout."""
+    """Plain attention (bool or additive masks, causal when unmasked, GQA) with keyed dropout.
+
+    ``copies``: the rows may come in runs of that many copies of one input (the K copies that
+    enter ``mc_layers``' first sampling layer). When the queries, keys and mask rows really are
+    copies, the scores and their softmax are computed once per input and only the dropout and
+    the weighted sum per copy: the same numbers, K times less of that work.
+    """
     import torch
 
     groups = getattr(module, "num_key_value_groups", 1) or 1
@@ -96,19 +104,35 @@ def eager_attention(
     key_t = key.transpose(2, 3)
     rows, q_len, k_len = query.shape[0], query.shape[2], key.shape[2]
     dropped = keys is not None and rate > 0.0
+    share = (
+        copies > 1
+        and dropped
+        and repeated(query, copies)
+        and repeated(key, copies)
+        and (
+            attention_mask is None
+            or attention_mask.shape[0] == 1
+            or repeated(attention_mask, copies)
+        )
+    )
+    every = copies if share else 1  # score rows: every copies-th row of a chunk
     # The (rows, heads, L, L) scores, probabilities and mask hashes are the big temporaries: made
     # for a few rows at a time they stay in cache and are reused by the allocator, instead of
     # hundreds of MB written once (page faults, memory bandwidth). Rows are independent and the
     # masks are keyed per row, so chunking changes nothing but the speed.
     step = max(1, _CHUNK_ELEMENTS // max(1, query.shape[1] * q_len * k_len))
+    if share:  # whole runs of copies per chunk
+        step = max(copies, step - step % copies)
     out = torch.empty(
         (rows, query.shape[1], q_len, value.shape[-1]), dtype=query.dtype, device=query.device
     )
     for start in range(0, rows, step):
         stop = min(rows, start + step)
-        scores = torch.matmul(query[start:stop], key_t[start:stop])
+        scores = torch.matmul(query[start:stop:every], key_t[start:stop:every])
         if attention_mask is not None:
-            mask = attention_mask if attention_mask.shape[0] == 1 else attention_mask[start:stop]
+            mask = (
+                attention_mask if attention_mask.shape[0] == 1 else attention_mask[start:stop:every]
+            )
             if mask.dtype == torch.bool:
                 scores.masked_fill_(~mask, torch.finfo(scores.dtype).min)
             else:
@@ -125,10 +149,23 @@ def eager_attention(
         else:
             probs = torch.softmax(scores, dim=-1, dtype=torch.float32).to(query.dtype)
         del scores
-        if dropped:
+        if share:  # each copy's own mask on the shared probabilities (x 0 or x 1: exact)
+            keep = keep_mask(tuple(probs.shape[1:]), rate, keys[start:stop], site, probs.device)
+            probs = (keep.unflatten(0, (-1, copies)) * probs.unsqueeze(1)).flatten(0, 1)
+        elif dropped:
             probs = dropout_by_key(probs, rate, keys[start:stop], site, rescale=False, inplace=True)
         torch.matmul(probs, value[start:stop], out=out[start:stop])
     if dropped:  # the 1/(1-p) of inverted dropout, applied to the smaller tensor
         out.mul_(1.0 / (1.0 - rate))
     out = out.transpose(1, 2).contiguous()
     return out, None
+
+
+def repeated(x: Any, copies: int) -> bool:
+    """Whether the rows of ``x`` come in runs of ``copies`` identical rows."""
+    import torch
+
+    if x.shape[0] % copies:
+        return False
+    grouped = x.unflatten(0, (-1, copies))
+    return torch.equal(grouped, grouped[:, :1].expand_as(grouped))

@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from rewardplug_neural.attention import repeated
 from rewardplug_neural.dropout import MCController
 from rewardplug_neural.masks import row_keys
 
@@ -164,9 +165,11 @@ def _shared(layer: Any, copies: int) -> Iterator[None]:
 
     The K copies of an input enter the first sampling layer as the same hidden states and only
     diverge at its first dropout site, so its query, key and value projections (a quarter of a
-    layer's matrix work) are the same K times over. Each linear map checks its actual input
-    (one comparison pass, far cheaper than the product) and falls back to all rows when the
-    copies differ, so nothing depends on where a model puts its dropout.
+    layer's matrix work) are the same K times over, and so are its attention scores and their
+    softmax, up to the attention dropout. Each linear map checks its actual input (one
+    comparison pass, far cheaper than the product), and the attention its queries and keys; each
+    falls back to all rows when the copies differ, so nothing depends on where a model puts its
+    dropout.
     """
     import torch
 
@@ -179,11 +182,9 @@ def _shared(layer: Any, copies: int) -> Iterator[None]:
         def shared_forward(x: Any, *args: Any, **kwargs: Any) -> Any:
             if args or kwargs or not torch.is_tensor(x) or x.dim() < 2 or x.shape[0] % copies:
                 return forward(x, *args, **kwargs)  # (e.g. an adapter's extra arguments)
-            grouped = x.unflatten(0, (-1, copies))
-            once = grouped[:, :1]
-            if not torch.equal(grouped, once.expand_as(grouped)):
+            if not repeated(x, copies):
                 return forward(x)
-            y = forward(once.squeeze(1))
+            y = forward(x[::copies])
             return y.unsqueeze(1).expand(-1, copies, *y.shape[1:]).flatten(0, 1)
 
         return shared_forward
@@ -193,9 +194,16 @@ def _shared(layer: Any, copies: int) -> Iterator[None]:
     saved = [(m, m.__dict__.get("forward")) for m in linears]
     for m in linears:
         m.forward = wrap(m.forward)
+    # the layer's attention computes one score matrix and softmax per input while its queries
+    # and keys are still copies (read by attention.eager_attention, which checks them too)
+    modules = list(layer.modules())
+    for m in modules:
+        m._rp_copies = copies
     try:
         yield
     finally:
+        for m in modules:
+            del m._rp_copies
         for m, previous in saved:
             if previous is None:
                 del m.forward  # back to the class's forward

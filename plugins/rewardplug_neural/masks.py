@@ -18,7 +18,7 @@ import hashlib
 from collections import OrderedDict
 from typing import Any
 
-__all__ = ["dropout_by_key", "mix64", "row_keys", "sample_key"]
+__all__ = ["dropout_by_key", "keep_mask", "mix64", "row_keys", "sample_key"]
 
 _M64 = 1 << 64
 _RADIX_BITS = 15  # trailing dims up to 32768 keep padding-independent coordinates
@@ -131,15 +131,23 @@ def dropout_by_key(
         return torch.zeros_like(x)
     if keys.shape[0] != x.shape[0]:
         raise RuntimeError(f"dropout keys for {keys.shape[0]} rows, tensor has {x.shape[0]} rows")
+    keep = keep_mask(tuple(x.shape[1:]), rate, keys, site, x.device)
+    out = x.mul_(keep) if inplace else x.mul(keep)
+    return out.mul_(1.0 / (1.0 - rate)) if rescale else out
+
+
+def keep_mask(shape: tuple[int, ...], rate: float, keys: Any, site: int, device: Any) -> Any:
+    """The int32 0/1 keep mask of :func:`dropout_by_key` for rows ``keys`` (int64, one per row)
+    and trailing ``shape``: ``(len(keys), *shape)``; ``0 < rate < 1``."""
+    import torch
+
     site_keys = _high32(mix64(keys ^ _signed((site + 1) * _GOLDEN)))
-    elements = _element_hash(tuple(x.shape[1:]), x.device)
-    z = torch.bitwise_xor(elements.unsqueeze(0), site_keys.view(-1, *([1] * (x.dim() - 1))))
+    elements = _element_hash(shape, device)
+    z = torch.bitwise_xor(elements.unsqueeze(0), site_keys.view(-1, *([1] * len(shape))))
     z.mul_(_C32)  # int32 multiply wraps: the high bits mix all the low ones
     threshold = round(rate * 2**32) - 2**31  # > int32 min for any rate > 0
     # keep = z >= threshold as an int32 0/1 made in place (clamp to [threshold - 1, threshold],
     # then subtract threshold - 1: no overflow, no new tensor). Multiplying by it is about 1.4x
     # faster on CPU than by a bool mask and 6x faster than masked_fill, with the same values
     # (a kept element is multiplied by exactly 1).
-    keep = z.clamp_(threshold - 1, threshold).sub_(threshold - 1)
-    out = x.mul_(keep) if inplace else x.mul(keep)
-    return out.mul_(1.0 / (1.0 - rate)) if rescale else out
+    return z.clamp_(threshold - 1, threshold).sub_(threshold - 1)

@@ -96,3 +96,56 @@ def test_mask_of_a_row_ignores_batch_order_and_padding(rows, length, pad, hidden
     assert torch.equal(shuffled, full[perm])
     unpadded = dropout_by_key(x[:, :length].contiguous(), rate, keys, site=2)
     assert torch.equal(unpadded, full[:, :length])
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    st.integers(1, 3),
+    st.integers(2, 5),
+    st.integers(1, 9),
+    st.sampled_from([0.1, 0.5]),
+    st.booleans(),
+    st.booleans(),
+)
+def test_attention_shared_across_copies_equals_every_copy_its_own(
+    n, k, length, rate, masked, differ
+):
+    """``copies``: the scores and softmax of K equal copies are computed once per input, each
+    copy keeps its own dropout mask -- the output is bit for bit that of all rows; when the
+    copies' queries differ it falls back to all rows."""
+    from rewardplug_neural.attention import eager_attention
+
+    heads, dim = 2, 4
+    gen = torch.Generator().manual_seed(n * 100 + k * 10 + length)
+    query = torch.randn(n, heads, length, dim, generator=gen).repeat_interleave(k, 0)
+    key = torch.randn(n, heads, length, dim, generator=gen).repeat_interleave(k, 0)
+    value = torch.randn(n * k, heads, length, dim, generator=gen)
+    if differ:
+        query[1] += 1.0
+    mask = None
+    if masked:
+        mask = torch.zeros(n, 1, 1, length)
+        mask[0, ..., length // 2 :] = torch.finfo(torch.float32).min
+        mask = mask.repeat_interleave(k, 0)
+    keys = torch.tensor(row_keys([i for i in range(n) for _ in range(k)], list(range(k)) * n, 0))
+
+    class Module:
+        pass
+
+    calls: list[int] = []
+    softmax = torch.softmax
+
+    def counting(x, *args, **kwargs):
+        calls.append(x.shape[0])
+        return softmax(x, *args, **kwargs)
+
+    every_row, _ = eager_attention(Module(), query, key, value, mask, rate=rate, keys=keys, site=3)
+    torch.softmax = counting
+    try:
+        shared, _ = eager_attention(
+            Module(), query, key, value, mask, rate=rate, keys=keys, site=3, copies=k
+        )
+    finally:
+        torch.softmax = softmax
+    assert torch.equal(shared, every_row)
+    assert sum(calls) == (n * k if differ else n)

@@ -143,6 +143,36 @@ def test_mc_layers_computes_the_first_layers_shared_projections_once_per_input(
     assert shared.draws.std(dim=1).min() > 1e-5
 
 
+def test_mc_layers_computes_the_first_layers_attention_softmax_once_per_input(
+    bert_rm, samples, monkeypatch
+):
+    """In the real model, the top layer's stochastic attention takes one softmax row per input
+    (not per copy), and the draws are those of running every copy."""
+    from rewardplug_neural.encode import collate, encode_pair
+    from rewardplug_neural.masks import sample_key
+
+    k = 4
+    src = NeuralRMSource(model=str(bert_rm), mc_samples=k, device="cpu", mc_layers=1)
+    loaded = src.load()
+    enc = [encode_pair(loaded.tokenizer, s.prompt_text, s.response, 512) for s in samples]
+    batch = collate(enc, loaded.tokenizer.pad_token_id, "cpu")
+    keys = [sample_key(s.prompt_text, s.response) for s in samples]
+    rows: list[int] = []
+    softmax = torch.softmax
+
+    def counting(x, *args, **kwargs):
+        rows.append(x.shape[0])
+        return softmax(x, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "softmax", counting)
+    shared = loaded.engine.run(batch, keys, k, seed=0, mc_layers=1)
+    assert sum(rows) == len(samples)
+    rows.clear()
+    plain = loaded.engine.run(batch, keys, k, seed=0, mc_layers=1, reuse_lower=False)
+    assert sum(rows) == len(samples) * k  # no cached hidden states, no sharing: every copy
+    assert torch.allclose(shared.draws, plain.draws, atol=1e-5)
+
+
 def test_shared_projections_keep_a_modules_own_forward_hook(bert_rm, samples):
     """A linear map that already carries an instance-level forward (as accelerate's device hooks
     install) is wrapped, called, and given back unchanged after the stochastic passes."""
