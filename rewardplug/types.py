@@ -117,9 +117,9 @@ class Sample(BaseModel):
     @model_validator(mode="after")
     def _default_ids(self) -> Sample:
         if not self.group:
-            self.group = _digest(self.prompt)
+            self.group = _default_group(self.prompt)
         if not self.id:
-            self.id = _digest([self.prompt, self.response])
+            self.id = _default_id(self.prompt, self.response)
         return self
 
     @property
@@ -158,10 +158,10 @@ def sample_from(data: Any) -> Sample:
         ):
             fields_set = set(data)
             if not group:
-                group = _digest(prompt)
+                group = _default_group(prompt)
                 fields_set.add("group")
             if not sid:
-                sid = _digest([prompt, response])
+                sid = _default_id(prompt, response)
                 fields_set.add("id")
             fields = {
                 "id": sid,
@@ -173,9 +173,7 @@ def sample_from(data: Any) -> Sample:
                 "rubric": None,
                 "metadata": {},
             }
-            sample = trusted(Sample, fields)
-            object.__setattr__(sample, "__pydantic_fields_set__", fields_set)
-            return sample
+            return trusted(Sample, fields, fields_set)
     return Sample.model_validate(data)
 
 
@@ -206,18 +204,29 @@ def _std(draws: list[float]) -> float:
     return std
 
 
-def trusted(cls: type[_M], fields: dict[str, Any]) -> _M:
+def _default_group(prompt: str | list[Message]) -> str:
+    """A sample's group when none is given: a hash of its prompt."""
+    return _digest(prompt)
+
+
+def _default_id(prompt: str | list[Message], response: str) -> str:
+    """A sample's id when none is given: a hash of its prompt and response."""
+    return _digest([prompt, response])
+
+
+def trusted(cls: type[_M], fields: dict[str, Any], fields_set: set[str] | None = None) -> _M:
     """An instance of model ``cls`` from ``fields`` that are already valid, without validation.
 
     For the hot paths that build scores and rewards from numbers they computed themselves (a
     trivial source's floats, a stack's combined rewards): pydantic's own ``model_construct`` costs
     more per call than validating would. ``fields`` must name every field with a valid value (the
     caller's contract; tests compare such instances with validated ones field by field).
+    ``fields_set``: the fields counted as given (default: all of them).
     """
     obj = cls.__new__(cls)
     _set = object.__setattr__
     _set(obj, "__dict__", fields)
-    _set(obj, "__pydantic_fields_set__", set(fields))
+    _set(obj, "__pydantic_fields_set__", set(fields) if fields_set is None else fields_set)
     _set(obj, "__pydantic_extra__", None)
     _set(obj, "__pydantic_private__", None)
     return obj
