@@ -24,6 +24,7 @@ def numpy_blocks(
     mat: np.ndarray,
     point: np.ndarray,
     mean: np.ndarray,
+    spread: np.ndarray,
     k: np.ndarray,
     row_margin: np.ndarray,
     confidence: float,
@@ -36,8 +37,7 @@ def numpy_blocks(
     n_tiers: np.ndarray,
 ) -> None:
     """Tiers and rewards of every group by numpy's kernels, one block per group size, written
-    into ``s_tier``, ``s_reward`` and ``n_tiers`` in place."""
-    spread = row_std(mat, mean, k)
+    into ``s_tier``, ``s_reward`` and ``n_tiers`` in place (``spread``: each row's std)."""
     order = _group_order(codes, point, mean, spread, mat)
     sizes = np.bincount(codes, minlength=n_groups)
     starts = np.concatenate(([0], np.cumsum(sizes)[:-1]))

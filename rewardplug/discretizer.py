@@ -12,9 +12,12 @@ For every group (the responses that are compared with each other) it
    scaled to [0, 1], best = 1) or ``binary`` (1 for the best tier, 0 otherwise).
 
 Samples without draws (abstentions, NaN rows) get ``tier = -1`` and ``reward = NaN`` and are
-invisible to the rest of their group. The fast path is vectorized across groups: groups of equal
-size are processed as one ``(n_groups, size, K)`` block, and the only Python loops run over
-distinct group sizes and over positions within a group, never over groups.
+invisible to the rest of their group. Two backends give the same results to the bit: numpy's
+(:mod:`rewardplug.blocks`), vectorized across groups -- groups of equal size are processed as one
+``(n_groups, size, K)`` block, and the only Python loops run over distinct group sizes and over
+positions within a group, never over groups -- and numba's compiled kernels
+(:mod:`rewardplug.compiled`, the ``fast`` extra), one pass per group; ``backend="auto"`` takes the
+compiled one for large inputs when numba is installed.
 """
 
 from __future__ import annotations
@@ -258,6 +261,7 @@ def _discretize(
     if kernels is None:
         with np.errstate(invalid="ignore", divide="ignore"):
             mean = row_sum(mat, k) / k
+        spread = None  # computed below for the scored rows only
     else:
         mean, spread = kernels.row_stats(mat, k)  # the same numbers, in one pass
     if values is None:
@@ -280,6 +284,7 @@ def _discretize(
     row_margin = np.full(n, float(margin)) if shift is None else np.ldexp(float(margin), -shift)
     uniques, codes = grouping if grouping is not None and every else _unique(labels[act])
     a_mat, a_point, a_mean, a_k = mat[act], point[act], mean[act], k[act]
+    a_spread = row_std(a_mat, a_mean, a_k) if spread is None else spread[act]
     if every:  # written in place
         s_tier, s_reward = tier, reward
     else:
@@ -288,13 +293,13 @@ def _discretize(
     if kernels is not None and rule == "different":
         exact = method == "exact"
         kernels.group_tiers(
-            codes, len(uniques), a_point, a_mean, spread[act], a_mat, a_k, exact,
+            codes, len(uniques), a_point, a_mean, a_spread, a_mat, a_k, exact,
             row_margin[act], confidence if exact else z_threshold(confidence),
             kernels.ASSIGN_CODES[assign], s_tier, s_reward, n_tiers,
         )  # fmt: skip
     else:
         numpy_blocks(
-            codes, len(uniques), a_mat, a_point, a_mean, a_k, row_margin[act], confidence,
+            codes, len(uniques), a_mat, a_point, a_mean, a_spread, a_k, row_margin[act], confidence,
             assign, method, margin, rule, s_tier, s_reward, n_tiers,
         )  # fmt: skip
     if not every:
