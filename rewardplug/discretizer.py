@@ -57,6 +57,7 @@ _COMPILED_CHUNK_SAMPLES = 1 << 16
 # backend "auto" compiles (numba, when installed) from this many samples on: below it numpy's
 # few milliseconds do not pay for importing numba (about 0.3 s, once per process).
 _COMPILED_MIN_SAMPLES = 4096
+_NO_NUMBA: str | None = None  # why the compiled kernels could not be imported, once they failed
 
 
 class DiscretizeResult(NamedTuple):
@@ -227,18 +228,21 @@ def _kernels(backend: Backend, n: int) -> Any:
     """The compiled kernels module for this call, or None for numpy's."""
     if backend not in ("auto", "numpy", "numba"):
         raise ValueError(f"backend must be 'auto', 'numpy' or 'numba', got {backend!r}")
+    global _NO_NUMBA
     if backend == "numpy" or (backend == "auto" and n < _COMPILED_MIN_SAMPLES):
         return None
-    try:
-        compiled = importlib.import_module("rewardplug.compiled")
-    except ImportError as exc:
-        if backend == "auto":
-            return None
-        raise ImportError(
-            f"backend 'numba' needs numba ({exc}): pip install 'rewardplug[fast]', or use "
-            "backend 'numpy' (the same results, slower on large inputs)"
-        ) from None
-    return compiled
+    if _NO_NUMBA is None:
+        try:
+            return importlib.import_module("rewardplug.compiled")
+        except ImportError as exc:
+            # remembered: a failed import is not cached by Python, and this is a hot path
+            _NO_NUMBA = str(exc)
+    if backend == "auto":
+        return None
+    raise ImportError(
+        f"backend 'numba' needs numba ({_NO_NUMBA}): pip install 'rewardplug[fast]', or use "
+        "backend 'numpy' (the same results, slower on large inputs)"
+    )
 
 
 def _discretize(
@@ -299,8 +303,8 @@ def _discretize(
         )  # fmt: skip
     else:
         numpy_blocks(
-            codes, len(uniques), a_mat, a_point, a_mean, a_spread, a_k, row_margin[act], confidence,
-            assign, method, margin, rule, s_tier, s_reward, n_tiers,
+            codes, len(uniques), a_mat, a_point, a_mean, a_spread, a_k, row_margin[act],
+            confidence, assign, method, margin, rule, s_tier, s_reward, n_tiers,
         )  # fmt: skip
     if not every:
         tier[act] = s_tier

@@ -165,12 +165,14 @@ def test_auto_compiles_only_large_inputs():
 def test_without_numba_auto_falls_back_and_numba_says_what_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "numba", None)  # import numba -> ImportError
     monkeypatch.delitem(sys.modules, "rewardplug.compiled", raising=False)
+    monkeypatch.setattr(D, "_NO_NUMBA", None)  # and the remembered failure is undone after
     draws = np.random.default_rng(0).normal(size=(5000, 4))
     groups = np.arange(5000) // 10
     res = discretize(draws, groups, backend="auto")
     assert_same(res, discretize(draws, groups, backend="numpy"))
     with pytest.raises(ImportError, match=r"rewardplug\[fast\]"):
         discretize(draws, groups, backend="numba")
+    assert D._NO_NUMBA  # the failed import is not retried on every call
 
 
 def test_rule_equivalent_runs_on_numpys_kernels_with_the_compiled_statistics():
