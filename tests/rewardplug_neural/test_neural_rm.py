@@ -101,6 +101,20 @@ def test_attention_chunking_does_not_change_draws(bert_rm, samples, monkeypatch,
         assert a.draws == pytest.approx(b.draws, abs=1e-5)
 
 
+def mc_layers_inputs(bert_rm, samples, k):
+    """An ``mc_layers: 1`` source on the tiny BERT RM, loaded, with the samples' engine inputs:
+    ``(source, loaded model, batch, mask keys)``."""
+    from rewardplug_neural.encode import collate, encode_pair
+    from rewardplug_neural.masks import sample_key
+
+    src = NeuralRMSource(model=str(bert_rm), mc_samples=k, device="cpu", mc_layers=1)
+    loaded = src.load()
+    enc = [encode_pair(loaded.tokenizer, s.prompt_text, s.response, 512) for s in samples]
+    batch = collate(enc, loaded.tokenizer.pad_token_id, "cpu")
+    keys = [sample_key(s.prompt_text, s.response) for s in samples]
+    return src, loaded, batch, keys
+
+
 def test_mc_layers_computes_the_first_layers_shared_projections_once_per_input(
     bert_rm, samples, monkeypatch
 ):
@@ -109,15 +123,9 @@ def test_mc_layers_computes_the_first_layers_shared_projections_once_per_input(
     draws are those of running every copy (the cache test below compares them to the full
     model)."""
     import torch.nn.functional as F
-    from rewardplug_neural.encode import collate, encode_pair
-    from rewardplug_neural.masks import sample_key
 
     k = 4
-    src = NeuralRMSource(model=str(bert_rm), mc_samples=k, device="cpu", mc_layers=1)
-    loaded = src.load()
-    enc = [encode_pair(loaded.tokenizer, s.prompt_text, s.response, 512) for s in samples]
-    batch = collate(enc, loaded.tokenizer.pad_token_id, "cpu")
-    keys = [sample_key(s.prompt_text, s.response) for s in samples]
+    _, loaded, batch, keys = mc_layers_inputs(bert_rm, samples, k)
     top = loaded.controller.layers[-1]
     names = {
         id(m.weight): name for name, m in top.named_modules() if isinstance(m, torch.nn.Linear)
@@ -148,15 +156,8 @@ def test_mc_layers_computes_the_first_layers_attention_softmax_once_per_input(
 ):
     """In the real model, the top layer's stochastic attention takes one softmax row per input
     (not per copy), and the draws are those of running every copy."""
-    from rewardplug_neural.encode import collate, encode_pair
-    from rewardplug_neural.masks import sample_key
-
     k = 4
-    src = NeuralRMSource(model=str(bert_rm), mc_samples=k, device="cpu", mc_layers=1)
-    loaded = src.load()
-    enc = [encode_pair(loaded.tokenizer, s.prompt_text, s.response, 512) for s in samples]
-    batch = collate(enc, loaded.tokenizer.pad_token_id, "cpu")
-    keys = [sample_key(s.prompt_text, s.response) for s in samples]
+    _, loaded, batch, keys = mc_layers_inputs(bert_rm, samples, k)
     rows: list[int] = []
     softmax = torch.softmax
 
@@ -196,14 +197,7 @@ def test_shared_projections_keep_a_modules_own_forward_hook(bert_rm, samples):
 
 
 def test_mc_layers_cache_equals_running_top_layers_on_the_same_hidden_states(bert_rm, samples):
-    from rewardplug_neural.encode import collate, encode_pair
-    from rewardplug_neural.masks import sample_key
-
-    src = NeuralRMSource(model=str(bert_rm), mc_samples=4, device="cpu", mc_layers=1)
-    loaded = src.load()
-    enc = [encode_pair(loaded.tokenizer, s.prompt_text, s.response, 512) for s in samples]
-    batch = collate(enc, loaded.tokenizer.pad_token_id, "cpu")
-    keys = [sample_key(s.prompt_text, s.response) for s in samples]
+    src, loaded, batch, keys = mc_layers_inputs(bert_rm, samples, 4)
     cached = loaded.engine.run(batch, keys, 4, seed=0, mc_layers=1, reuse_lower=True)
     full = loaded.engine.run(batch, keys, 4, seed=0, mc_layers=1, reuse_lower=False)
     assert torch.allclose(cached.draws, full.draws, atol=1e-5)
