@@ -2,7 +2,8 @@
 
 A trainer that scores samples in several processes (verl's reward-loop workers are Ray actors, and
 each sample goes to a random one) cannot assemble a group inside any one of them. The actor made
-here holds the stack and a :class:`~rewardplug.groups.GroupAssembler` per group size; every
+here holds the stack and one :class:`~rewardplug.groups.GroupAssembler` (each group's size comes
+with its first member, so training and validation groups share it); every
 process that asks for it by the same name gets the same actor (``get_if_exists``), submits its
 samples to it and awaits its rewards. Scoring happens in the actor, so models and sandboxes load
 once for the whole job.
@@ -30,31 +31,36 @@ __all__ = ["AssemblerActor", "actor_name", "shared_assembler"]
 class AssemblerActor:
     """The actor's class (made remote by :func:`shared_assembler`)."""
 
-    def __init__(self, stack_path: str, timeout_s: float | None, limits: dict[str, int]):
+    def __init__(self, stack_path: str, timeout_s: float | None, options: dict[str, Any]):
         from rewardplug.stack import load_stack
 
         self.stack = load_stack(stack_path)
         self.timeout_s = timeout_s
-        self.limits = limits
-        self.assemblers: dict[int, GroupAssembler] = {}
+        self.options = options
+        self.assembler: GroupAssembler | None = None
 
     async def submit(self, sample: dict[str, Any], key: str, group_size: int) -> Reward:
         """The reward of ``sample`` once its group (``key``, ``group_size`` members) is done."""
-        assembler = self.assemblers.get(group_size)
-        if assembler is None:
-            assembler = GroupAssembler(
-                self.stack, group_size, timeout_s=self.timeout_s, **self.limits
+        if self.assembler is None:  # made on the actor's event loop, which it belongs to
+            self.assembler = GroupAssembler(
+                self.stack, group_size, timeout_s=self.timeout_s, **self.options
             )
-            self.assemblers[group_size] = assembler
-        return await assembler.submit(Sample.model_validate(sample), key)
+        return await self.assembler.submit(
+            Sample.model_validate(sample), key, group_size=group_size
+        )
 
     async def health(self) -> dict[str, Any]:
-        """Open groups, held samples and counters, per group size."""
+        """Open groups, held samples, waiting first members and counters."""
         import dataclasses
 
+        a = self.assembler
+        if a is None:
+            return {"open": 0, "held": 0, "waiting_for_room": 0}
         return {
-            size: {"open": a.open_groups, "held": a.held, **dataclasses.asdict(a.stats)}
-            for size, a in self.assemblers.items()
+            "open": a.open_groups,
+            "held": a.held,
+            "waiting_for_room": a.waiting_for_room,
+            **dataclasses.asdict(a.stats),
         }
 
 
@@ -69,15 +75,18 @@ def shared_assembler(
     *,
     timeout_s: float | None = 60.0,
     num_cpus: float = 0,
-    max_open_groups: int = 4096,
-    max_samples: int = 65536,
+    max_open_groups: int = 8192,
+    max_samples: int = 16384,
     max_concurrency: int = 100_000,
+    extra: str = "new_group",
 ) -> Any:
     """The job's assembler actor for ``stack_path`` (created on first use); needs ``ray.init``.
 
     Call ``await handle.submit.remote(sample.model_dump(), key, group_size)`` for a reward.
     ``max_concurrency`` bounds the submissions the actor awaits at once; it must exceed the
-    samples in flight, or submissions queue behind groups that wait for them.
+    samples in flight, or submissions queue behind groups that wait for them. The limits and
+    ``extra`` are those of :class:`~rewardplug.groups.GroupAssembler`; they take effect when the
+    actor is created (the first caller's win).
     """
     import ray
 
@@ -95,5 +104,5 @@ def shared_assembler(
     ).remote(
         str(Path(stack_path).resolve()),
         timeout_s,
-        {"max_open_groups": max_open_groups, "max_samples": max_samples},
+        {"max_open_groups": max_open_groups, "max_samples": max_samples, "extra": extra},
     )

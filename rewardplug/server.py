@@ -186,6 +186,9 @@ def create_app(
     abstain_reward: float = 0.0,
     group_size: int | None = None,
     group_timeout_s: float = 60.0,
+    max_open_groups: int = 8192,
+    max_held: int = 16384,
+    admission_timeout_s: float | None = 90.0,
 ) -> RewardService:
     """The ASGI app serving ``stack`` (see module docstring and :class:`RewardService`).
 
@@ -197,6 +200,10 @@ def create_app(
     :param group_size: assemble groups of this many samples across requests (see module
         docstring); None scores each request on its own.
     :param group_timeout_s: with ``group_size``, how long a group waits for its members.
+    :param max_open_groups: with ``group_size``, groups open at once.
+    :param max_held: with ``group_size``, samples held plus members open groups still expect.
+    :param admission_timeout_s: with ``group_size``, how long a new group's first request waits
+        for room before a 503 (a started group's later members never wait).
     """
     from contextlib import asynccontextmanager
 
@@ -211,8 +218,9 @@ def create_app(
             stack,
             group_size,
             timeout_s=group_timeout_s,
-            max_open_groups=max_queue,
-            max_samples=max_queue,
+            max_open_groups=max_open_groups,
+            max_samples=max_held,
+            admission_timeout_s=admission_timeout_s,
             max_batch=max_batch,
             max_wait_ms=max_wait_ms,
         )

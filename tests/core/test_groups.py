@@ -177,24 +177,104 @@ def test_a_prompt_seen_again_after_its_group_completed_starts_a_new_group(stack)
     assert all(r.group_size == 2 and not r.partial for r in a + b)
 
 
-def test_bounds_refuse_instead_of_growing(stack):
+def test_a_new_group_waits_for_room_and_a_started_group_always_finishes(stack):
     rng = random.Random(4)
+    first, second = make_group(0, 4, rng), make_group(1, 4, rng)
 
     async def run():
-        assembler = GroupAssembler(stack, 4, timeout_s=10, max_open_groups=2, max_samples=5)
-        held = [asyncio.ensure_future(assembler.submit(make_group(g, 1, rng)[0])) for g in (0, 1)]
-        await asyncio.sleep(0)
+        # room for one group of 4: its first member reserves all four slots
+        assembler = GroupAssembler(stack, 4, timeout_s=10, max_open_groups=8, max_samples=5)
+        a = asyncio.ensure_future(assembler.submit(first[0]))
+        await asyncio.sleep(0.01)
+        b = asyncio.ensure_future(assembler.submit_many(second))  # a new group: no room yet
+        await asyncio.sleep(0.05)
+        assert assembler.waiting_for_room == 1 and assembler.held == 1
+        assert not b.done()
+        # the started group's later members are never refused nor kept waiting
+        rest = await asyncio.wait_for(assembler.submit_many(first[1:]), 5)
+        out_b = await asyncio.wait_for(b, 5)  # then the waiting group gets the room
+        return assembler, [await a, *rest], out_b
+
+    assembler, out_a, out_b = asyncio.run(run())
+    for grp, out in ((first, out_a), (second, out_b)):
+        want = expected(stack, grp)
+        for r in out:
+            same(r, want[r.id])
+            assert not r.partial
+    assert assembler.stats.waited_for_room == 1 and assembler.stats.rejected == 0
+    assert assembler.held == 0 and assembler._room.slots == 0 and assembler._room.groups == 0
+
+
+def test_no_room_within_the_admission_timeout_is_a_clear_refusal(stack):
+    rng = random.Random(6)
+
+    async def run():
+        assembler = GroupAssembler(
+            stack, 4, timeout_s=10, max_open_groups=1, admission_timeout_s=0.1
+        )
+        held = asyncio.ensure_future(assembler.submit(make_group(0, 1, rng)[0]))
+        await asyncio.sleep(0.01)
         with pytest.raises(AssemblerFull, match="groups are open"):
-            await assembler.submit(make_group(2, 1, rng)[0])
-        more = make_group(0, 4, rng)
-        with pytest.raises(AssemblerFull, match="samples are waiting"):
-            await assembler.submit_many(more)  # 2 held + 4 > 5: none of them admitted
-        assert assembler.held == 2
-        await assembler.close()
-        return await asyncio.gather(*held)
+            await assembler.submit(make_group(1, 1, rng)[0])
+        with pytest.raises(ValueError, match="never fit"):
+            await assembler.submit(make_group(2, 1, rng)[0], group_size=10**6)
+        assert assembler.held == 1 and assembler.stats.rejected == 1
+        waiting = asyncio.ensure_future(assembler.submit(make_group(3, 1, rng)[0]))
+        await asyncio.sleep(0.01)
+        await assembler.close()  # answers the open group; the waiter is told, not left hanging
+        with pytest.raises(RuntimeError, match="closed"):
+            await waiting
+        return await held
 
     out = asyncio.run(run())
-    assert [r.partial for r in out] == [True, True]
+    assert out.partial is True
+
+
+def test_a_group_of_one_is_complete_on_arrival(stack):
+    rng = random.Random(7)
+    grp = make_group(0, 3, rng)
+
+    async def run():
+        assembler = GroupAssembler(stack, 8, timeout_s=30)
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        out = await asyncio.gather(
+            *(assembler.submit(s, key=f"v{i}", group_size=1) for i, s in enumerate(grp))
+        )
+        return assembler, out, loop.time() - start
+
+    assembler, out, took = asyncio.run(run())
+    assert took < 5
+    for s, r in zip(grp, out, strict=True):
+        assert r.group_size == 1 and not r.partial and r.tier == 0
+        assert r.reward == stack.score([s])[0].reward
+    assert assembler.stats.groups_complete == 3 and assembler.open_groups == 0
+
+
+def test_padding_copies_are_answered_at_once(stack):
+    rng = random.Random(8)
+    grp = make_group(0, 3, rng)
+    other = make_group(9, 1, rng)[0].model_copy(update={"group": grp[0].group})
+
+    async def run():
+        assembler = GroupAssembler(stack, 3, timeout_s=30, extra="padding")
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        out = await assembler.submit_many(grp)
+        copy = await assembler.submit(grp[1])  # an identical member after the group completed
+        alone = await assembler.submit(other)  # a different one: answered on its own
+        return assembler, out, copy, alone, loop.time() - start
+
+    assembler, out, copy, alone, took = asyncio.run(run())
+    assert took < 5
+    want = expected(stack, grp)
+    for r in out:
+        same(r, want[r.id])
+    same(copy, want[grp[1].id])
+    assert alone.group_size == 1 and alone.partial is True
+    assert alone.reward == stack.score([other])[0].reward
+    assert assembler.stats.padding_copies == 1 and assembler.stats.padding_alone == 1
+    assert assembler.held == 0 and assembler._room.slots == 0
 
 
 def test_a_caller_that_goes_away_leaves_its_sample_in_the_group(stack):

@@ -119,7 +119,13 @@ async def test_an_incomplete_group_is_answered_at_its_deadline_and_says_so():
 
 @pytest.mark.anyio
 async def test_grouped_mode_bad_input_and_overload():
-    app = create_app(load_stack(NOISY), group_size=4, group_timeout_s=0.5, max_queue=2)
+    app = create_app(
+        load_stack(NOISY),
+        group_size=4,
+        group_timeout_s=2,
+        max_open_groups=1,
+        admission_timeout_s=0.2,
+    )
     async with client(app) as c:
         empty = await c.post("/get_reward", json={"query": [], "prompts": [], "labels": []})
         assert empty.status_code == 200 and empty.json()["rewards"] == []
@@ -127,17 +133,23 @@ async def test_grouped_mode_bad_input_and_overload():
             "/get_reward", json={"query": ["pa"], "prompts": ["p"], "labels": [{"group": [1]}]}
         )
         assert bad.status_code == 422 and "labels[0].group" in bad.json()["error"]
-        # two samples are held by an incomplete group; a third is refused, not queued forever
+        # one group is open: a new group waits for room, then is refused before admission ...
         held = [
-            asyncio.ensure_future(
-                c.post("/get_reward", json={"query": [f"p{n}"], "prompts": ["p"]})
-            )
-            for n in range(2)
+            asyncio.ensure_future(c.post("/get_reward", json={"query": ["p0"], "prompts": ["p"]}))
         ]
         await asyncio.sleep(0.1)
         full = await c.post("/get_reward", json={"query": ["qz"], "prompts": ["q"]})
         assert full.status_code == 503 and full.headers["retry-after"] == "1"
-        assert [r.status_code for r in await asyncio.gather(*held)] == [200, 200]
+        # ... while the started group's later members are always admitted, and it completes
+        held += [
+            asyncio.ensure_future(
+                c.post("/get_reward", json={"query": [f"p{n}"], "prompts": ["p"]})
+            )
+            for n in range(1, 4)
+        ]
+        answers = await asyncio.gather(*held)
+        assert [r.status_code for r in answers] == [200] * 4
+        assert all(r.json()["extra_logs"]["partial_group"] == [0.0] for r in answers)
 
 
 def test_openrlhf_client_one_sample_per_request_against_rewardplug_serve(tmp_path):

@@ -265,4 +265,4 @@ def test_members_of_a_group_on_different_reward_loop_workers(
     from rewardplug.groups_ray import actor_name
 
     health = ray.get(ray.get_actor(actor_name(stack_file, 60.0)).health.remote())
-    assert health[N]["groups_complete"] == len(GROUPS) and health[N]["held"] == 0
+    assert health["groups_complete"] == len(GROUPS) and health["held"] == 0
