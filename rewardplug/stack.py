@@ -318,23 +318,32 @@ class Stack:
 
     # -- integrations ------------------------------------------------------------------------
 
-    def as_trl_reward(self, name: str = "rewardplug") -> Callable[..., list[float | None]]:
+    def as_trl_reward(
+        self, name: str = "rewardplug", *, num_generations: int | None = None
+    ) -> Callable[..., list[float | None]]:
         """A TRL ``reward_funcs`` callable: ``fn(prompts, completions, completion_ids=None, **columns)``.
 
-        Consecutive completions of the same prompt form one group (TRL repeats each prompt
-        ``num_generations`` times in a row); dataset columns become sample fields/metadata.
-        Returns one reward per completion, in order; None where the stack abstained.
+        Groups are consecutive blocks of G completions, as TRL lays them out (a prompt the
+        dataset holds twice is two groups). Under a TRL trainer G is read from it: its
+        ``num_generations`` in training, ``num_generations_eval`` in evaluation;
+        ``num_generations``, when given, must match the trainer's in training. Without a trainer
+        G is ``num_generations``, and without either, runs of consecutive equal prompts are the
+        groups. Dataset columns become sample fields/metadata. Returns one reward per
+        completion, in order; None where the stack abstained.
         """
         from rewardplug.integrations.trl import make_reward_function
 
-        return make_reward_function(self, name)
+        return make_reward_function(self, name, num_generations=num_generations)
 
-    def as_async_trl_reward(self, name: str = "rewardplug") -> Callable[..., Any]:
+    def as_async_trl_reward(
+        self, name: str = "rewardplug", *, num_generations: int | None = None
+    ) -> Callable[..., Any]:
         """The async TRL reward function (``async def``): sources score concurrently through
-        their native ``ascore`` -- use it for network-bound stacks (judges behind an API)."""
+        their native ``ascore`` -- use it for network-bound stacks (judges behind an API).
+        Groups are found as by :meth:`as_trl_reward`."""
         from rewardplug.integrations.trl import make_async_reward_function
 
-        return make_async_reward_function(self, name)
+        return make_async_reward_function(self, name, num_generations=num_generations)
 
     def close(self) -> None:
         """Release every source's resources."""

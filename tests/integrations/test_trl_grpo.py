@@ -7,6 +7,7 @@ import math
 
 import pytest
 import rp_test_rewards
+from trl_helpers import grpo_config, tiny_model_and_tokenizer
 
 from rewardplug import load_stack
 from rewardplug.integrations.trl import trl_samples
@@ -19,18 +20,6 @@ PROBLEMS = [
     ("Write a Python function sq(x) that returns x * x.\n", "sq", [[[3], 9], [[-2], 4]]),
     ("Write a Python function inc(x) that returns x + 1.\n", "inc", [[[1], 2], [[9], 10]]),
 ]
-
-
-def example_module():
-    """``examples/trl_grpo.py``, whose tiny-model builder this test uses (so the example is tested)."""
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[2] / "examples" / "trl_grpo.py"
-    spec = importlib.util.spec_from_file_location("rewardplug_example_trl_grpo", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def dataset():
@@ -52,7 +41,7 @@ def dataset():
 def test_grpo_trainer_two_steps_with_sync_and_async_stack_rewards(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("WANDB_DISABLED", "true")
-    from trl import GRPOConfig, GRPOTrainer
+    from trl import GRPOTrainer
 
     stack = load_stack(
         {
@@ -73,23 +62,8 @@ def test_grpo_trainer_two_steps_with_sync_and_async_stack_rewards(tmp_path, monk
     )
     rp_test_rewards.CALLS.clear()
     corpus = [p for p, _, _ in PROBLEMS] + ["def add(a, b):\n    return a + b\n", "print('ok')"]
-    model, tokenizer = example_module().tiny_model_and_tokenizer(corpus)
-    args = GRPOConfig(
-        output_dir=str(tmp_path),
-        max_steps=2,
-        per_device_train_batch_size=8,
-        num_generations=4,
-        max_completion_length=24,
-        learning_rate=1e-3,
-        logging_steps=1,
-        report_to="none",
-        save_strategy="no",
-        use_cpu=True,
-        bf16=False,
-        beta=0.0,
-        seed=0,
-        disable_tqdm=True,
-    )
+    model, tokenizer = tiny_model_and_tokenizer(corpus)
+    args = grpo_config(tmp_path, max_completion_length=24)
     trainer = GRPOTrainer(
         model=model,
         reward_funcs=[stack.as_trl_reward("stack"), stack.as_async_trl_reward("stack_async")],
