@@ -120,7 +120,7 @@ class GroupAssembler:
 
     :param stack: the stack that scores, combines and discretizes.
     :param group_size: expected members per group unless a submit says otherwise (GRPO's G: TRL
-        ``num_generations``, verl ``rollout.n``, OpenRLHF ``n_samples_per_prompt``).
+        ``num_generations``, verl ``rollout.n``, OpenRLHF ``--rollout.n_samples_per_prompt``).
     :param timeout_s: a group still incomplete this long after its first member arrived is
         discretized as it is (``partial``); None waits forever (only for callers that know every
         member will come).
