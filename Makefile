@@ -55,11 +55,11 @@ install: .install-stamp
 	rm -rf .frameworks
 	$(PIP) install --no-deps --target .frameworks/openrlhf openrlhf==0.11.2
 	rm -rf .frameworks/openrlhf/tests
-	# verl 0.9.1's reward loop, DataProto and RayPPOTrainer._balance_batch, with the light
+	# verl 0.9.1's reward loop, agent loop, DataProto and RayPPOTrainer._balance_batch, with the light
 	# packages they import (tensordict pinned as verl pins it; torch and ray come from .[all])
 	$(PIP) install --no-deps --target .frameworks/verl verl==0.9.1 tensordict==0.10.0 \
 		"pyvers>=0.1,<0.2" orjson omegaconf==2.3.0 antlr4-python3-runtime==4.9.3 codetiming \
-		torchdata peft cachetools
+		torchdata peft cachetools hydra-core==1.3.2
 	rm -rf .frameworks/verl/tests
 	# the light packages their reward paths import
 	$(PIP) install pylatexenc

@@ -201,8 +201,18 @@ def _number(value: float | None, fill: float) -> float:
 
 
 def _result(reward: Reward, names: Sequence[str], fill: float) -> dict[str, float]:
+    filled = reward.reward is None or not math.isfinite(reward.reward)
+    if filled:
+        _warn_once(
+            "fill",
+            f"rewardplug could not score a sample ({reward.reason}); verl needs a number, so its "
+            f"score is the fill value {fill} (reward_kwargs.abstain_reward). Each such sample "
+            "has reward_mask = 0.0 in reward_extra_info: mask it out of the loss rather than "
+            "train on the fill value (docs/integrations.md, verl)",
+        )
     out = {
         "score": _number(reward.reward, fill),
+        "reward_mask": 0.0 if filled else 1.0,
         "raw": _number(reward.raw, fill),
         "tier": float(reward.tier) if reward.tier is not None else -1.0,
         "n_tiers": float(reward.n_tiers) if reward.n_tiers is not None else 0.0,

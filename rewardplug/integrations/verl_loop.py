@@ -28,6 +28,12 @@ from rewardplug.types import Reward, Sample
 
 __all__ = ["RewardLoopManager", "reward_manager_class"]
 
+#: ``extra_info["split"]`` values that mark a validation sample (verl's preprocessing scripts
+#: write "train" / "test")
+VAL_SPLITS = frozenset({"test", "val", "valid", "validation", "eval", "evaluation", "dev"})
+#: concurrent calls a reward-loop worker accepts (Ray's default for async actors is 1,000): a
+#: sample waiting for its group holds one, so the limit must exceed the samples in flight
+WORKER_CONCURRENCY = 100_000
 
 _local: dict[tuple[Any, ...], Any] = {}
 
@@ -77,19 +83,28 @@ class RewardLoopManager:
             raise ValueError(
                 f"reward stack {self.stack_path!r} is not a file (reward_kwargs.stack)"
             )
-        size = opts.get("group_size") or _option(config, "actor_rollout_ref", "rollout", "n")
-        if not isinstance(size, int) or isinstance(size, bool) or size < 1:
-            raise ValueError(
-                f"group size {size!r}: set actor_rollout_ref.rollout.n (or reward_kwargs.group_size) "
-                "to the number of responses per prompt"
-            )
-        self.group_size = size
+        self.group_size = _size(
+            opts.get("group_size") or _option(config, "actor_rollout_ref", "rollout", "n"),
+            "actor_rollout_ref.rollout.n (or reward_kwargs.group_size)",
+        )
+        # verl validates with val_kwargs.n responses per prompt (1 by default), not rollout.n
+        val = opts.get("val_group_size") or _option(
+            config, "actor_rollout_ref", "rollout", "val_kwargs", "n"
+        )
+        self.val_group_size = _size(
+            val or 1, "actor_rollout_ref.rollout.val_kwargs.n (or reward_kwargs.val_group_size)"
+        )
+        self.phase_key = str(opts.get("phase_key", "split"))
         self.timeout_s = float(opts.get("group_timeout", 60.0))
         self.abstain_reward = float(opts.get("abstain_reward", 0.0))
         self.assembler = str(opts.get("assembler", "auto"))
         if self.assembler not in ("auto", "ray", "local"):
             raise ValueError(f"reward_kwargs.assembler={self.assembler!r}; use auto, ray or local")
         self.num_cpus = float(opts.get("assembler_num_cpus", 0))
+        self.limits = {
+            "max_open_groups": int(opts.get("max_open_groups", 8192)),
+            "max_samples": int(opts.get("max_held", 16384)),
+        }
         self._actor: Any = None
 
     async def run_single(self, data: Any) -> dict[str, Any]:
@@ -97,14 +112,16 @@ class RewardLoopManager:
         import asyncio
 
         item = data[-1:][0]
-        sample, key = await asyncio.get_running_loop().run_in_executor(None, self._sample, item)
-        reward = await self._submit(sample, key)
+        sample, key, size = await asyncio.get_running_loop().run_in_executor(
+            None, self._sample, item
+        )
+        reward = await self._submit(sample, key, size)
         out = _result(reward, list(reward.sources), self.abstain_reward)
         score = out.pop("score")
         return {"reward_score": score, "reward_extra_info": out}
 
-    def _sample(self, item: Any) -> tuple[Sample, str]:
-        """A sample and its group key from one verl ``DataProtoItem`` (as verl's naive manager)."""
+    def _sample(self, item: Any) -> tuple[Sample, str, int]:
+        """A sample, its group key and its group's size from one verl ``DataProtoItem``."""
         responses = item.batch["responses"]
         mask = item.batch["attention_mask"]
         valid = int(mask[-responses.shape[-1] :].sum())
@@ -113,7 +130,9 @@ class RewardLoopManager:
         reward_model = _plain(extra.get("reward_model")) or {}
         gt = reward_model.get("ground_truth") if isinstance(reward_model, dict) else None
         info = _plain(extra.get("extra_info"))
-        fields = _fields(info if isinstance(info, dict) else {})
+        info = info if isinstance(info, dict) else {}
+        size = self._phase_size(info)
+        fields = _fields(info)
         if "prompt" not in fields:
             fields["prompt"] = self._prompt(item, _plain(extra.get("raw_prompt")))
         fields["metadata"]["data_source"] = _plain(extra.get("data_source"))
@@ -136,7 +155,25 @@ class RewardLoopManager:
                 "reference": reference,
             }
         )
-        return sample, key
+        return sample, key, size
+
+    def _phase_size(self, info: dict[str, Any]) -> int:
+        """``val_group_size`` for a validation sample (``extra_info[phase_key]``), else n."""
+        if self.val_group_size == self.group_size:
+            return self.group_size
+        phase = info.get(self.phase_key)
+        if phase is None:
+            _warn_once(
+                "phase",
+                f"a verl sample has no extra_info[{self.phase_key!r}], so rewardplug cannot tell "
+                f"validation samples (val_kwargs.n = {self.val_group_size} per prompt) from "
+                f"training ones (rollout.n = {self.group_size}); it assumes training, and a "
+                "validation group would wait out group_timeout. Put the split in extra_info "
+                "(verl's preprocessing scripts write 'train' / 'test'), or set "
+                "reward_kwargs.phase_key to the field that holds it",
+            )
+            return self.group_size
+        return self.val_group_size if str(phase).lower() in VAL_SPLITS else self.group_size
 
     def _prompt(self, item: Any, raw_prompt: Any) -> Any:
         if isinstance(raw_prompt, list) and all(isinstance(m, dict) for m in raw_prompt):
@@ -148,7 +185,7 @@ class RewardLoopManager:
         valid = int(mask.sum())
         return self.tokenizer.decode(prompts[prompts.shape[-1] - valid :], skip_special_tokens=True)
 
-    async def _submit(self, sample: Sample, key: str) -> Reward:
+    async def _submit(self, sample: Sample, key: str, size: int) -> Reward:
         mode = self.assembler
         if mode == "auto":
             import sys
@@ -160,28 +197,78 @@ class RewardLoopManager:
                 from rewardplug.groups_ray import shared_assembler
 
                 self._actor = shared_assembler(
-                    self.stack_path, timeout_s=self.timeout_s, num_cpus=self.num_cpus
+                    self.stack_path,
+                    timeout_s=self.timeout_s,
+                    num_cpus=self.num_cpus,
+                    extra="padding",
+                    **self.limits,
                 )
-            return await self._actor.submit.remote(
-                sample.model_dump(mode="json"), key, self.group_size
-            )
-        return await _local_assembler(self.stack_path, self.group_size, self.timeout_s).submit(
-            sample, key
-        )
+            return await self._actor.submit.remote(sample.model_dump(mode="json"), key, size)
+        assembler = _local_assembler(self.stack_path, self.group_size, self.timeout_s, self.limits)
+        return await assembler.submit(sample, key, group_size=size)
 
 
-def _local_assembler(stack_path: str, group_size: int, timeout_s: float) -> Any:
-    """This process's assembler for the running event loop (one per stack, size and deadline)."""
+def _size(value: Any, what: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"group size {value!r}: set {what} to the number of responses per prompt")
+    return value
+
+
+def _local_assembler(
+    stack_path: str, group_size: int, timeout_s: float, limits: dict[str, int]
+) -> Any:
+    """This process's assembler for the running event loop (one per stack and deadline)."""
     import asyncio
 
     from rewardplug.groups import GroupAssembler
 
     stack = get_stack(stack_path)  # takes _lock itself
-    key = (asyncio.get_running_loop(), id(stack), group_size, timeout_s)
+    key = (asyncio.get_running_loop(), id(stack), timeout_s)
     with _lock:
         if key not in _local:
-            _local[key] = GroupAssembler(stack, group_size, timeout_s=timeout_s)
+            # verl's uids are unique per prompt and step: a member beyond n is a padded copy
+            _local[key] = GroupAssembler(
+                stack, group_size, timeout_s=timeout_s, extra="padding", **limits
+            )
         return _local[key]
+
+
+def _worker_concurrency(config: Any) -> int:
+    kwargs = _option(config, "reward", "custom_reward_function", "reward_kwargs") or {}
+    return int(dict(kwargs.items()).get("worker_concurrency", WORKER_CONCURRENCY))
+
+
+def raise_worker_concurrency() -> bool:
+    """Let verl's reward-loop workers take as many concurrent calls as samples are in flight.
+
+    verl makes its ``RewardLoopWorker`` actors with Ray's default concurrency for async actors
+    (1,000 calls). Each sample waiting for its group holds one call; with more waiting samples
+    than that on one worker (a large batch, few workers) the members that would complete the
+    groups queue behind them and every group waits out its deadline. verl has no setting for it,
+    so this wraps ``RewardLoopManager._init_reward_loop_workers`` (in the process that resolves
+    the reward manager class, before the workers are made) to create them with
+    ``max_concurrency = reward_kwargs.worker_concurrency`` (default 100,000; 0 keeps verl's).
+    Only a manager whose reward manager is rewardplug's is affected. True when installed.
+    """
+    module = sys.modules.get("verl.experimental.reward_loop.reward_loop")
+    manager = getattr(module, "RewardLoopManager", None)
+    init = getattr(manager, "_init_reward_loop_workers", None)
+    if init is None or getattr(init, "_rewardplug", False):
+        return init is not None
+    worker = module.RewardLoopWorker  # type: ignore[union-attr]
+
+    def _init_reward_loop_workers(self: Any) -> Any:
+        ours = getattr(self, "reward_manager_cls", None)
+        limit = _worker_concurrency(self.config)
+        if isinstance(ours, type) and issubclass(ours, RewardLoopManager) and limit > 0:
+            import ray
+
+            self.reward_loop_workers_class = ray.remote(max_concurrency=limit)(worker)
+        return init(self)
+
+    _init_reward_loop_workers._rewardplug = True  # type: ignore[attr-defined]
+    manager._init_reward_loop_workers = _init_reward_loop_workers  # type: ignore[union-attr]
+    return True
 
 
 class _StandIn:
@@ -212,6 +299,8 @@ def reward_manager_class() -> type:
         if stale is not None and getattr(stale, "__file__", None) is None:
             del sys.modules["verl"]
         base = _StandIn
+    else:
+        raise_worker_concurrency()
     if base not in _classes:
         _classes[base] = type(
             "RewardManager",

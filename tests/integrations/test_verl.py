@@ -32,6 +32,7 @@ def test_compute_score_single_sample_is_its_own_group(stack_file):
         "tier": 0.0,
         "n_tiers": 1.0,
         "abstained": 0.0,
+        "reward_mask": 1.0,
         "group_size": 1.0,
         "partial_group": 0.0,
         "src/len": 7.0,
@@ -77,11 +78,15 @@ def test_abstentions_get_the_fill_value(tmp_path):
         "sources:\n  - name: ref\n    use: python\n"
         "    with: {function: 'rp_test_rewards:contains_reference'}\n"
     )
-    out = verl.compute_score_batch(
-        ["d", "d"], ["has 42", "x"], ["42", None], stack=str(path), abstain_reward=-1.0
-    )
+    verl._warned.discard("fill")
+    with pytest.warns(UserWarning, match=r"fill value -1.0 .*reward_mask = 0.0"):
+        out = verl.compute_score_batch(
+            ["d", "d"], ["has 42", "x"], ["42", None], stack=str(path), abstain_reward=-1.0
+        )
     assert out[0]["score"] == 1.0 and out[0]["abstained"] == 0.0
     assert out[1]["score"] == -1.0 and out[1]["abstained"] == 1.0 and out[1]["tier"] == -1.0
+    # the fill value reaches verl with a mask, never as a plain reward
+    assert out[0]["reward_mask"] == 1.0 and out[1]["reward_mask"] == 0.0
     verl.clear_cache()
 
 
