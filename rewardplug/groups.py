@@ -178,6 +178,7 @@ class GroupAssembler:
             collections.OrderedDict()
         )
         self._queue: list[_Member] = []
+        self._ready: list[tuple[_Group, list[_Member], dict[str, list[Score]]]] = []
         self._flush: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -211,7 +212,10 @@ class GroupAssembler:
 
         ``group_size`` overrides the assembler's for a group this sample opens (1: complete on
         arrival)."""
-        return (await self.submit_many([sample], [key], group_sizes=[group_size]))[0]
+        self._bind()
+        item = self._item(sample, key, group_size)
+        await self._admit([item])
+        return await self._wait(self._add(*item))
 
     async def submit_many(
         self,
@@ -230,18 +234,24 @@ class GroupAssembler:
                 f"{len(keys)} keys and {len(sizes)} group sizes for {len(batch)} samples; "
                 "they must match"
             )
-        items = []
-        for s, k, n in zip(batch, keys, sizes, strict=True):
-            size = self.group_size if n is None else _check_size(n, "group_size")
-            if size > self.max_samples:
-                raise ValueError(
-                    f"a group of {size} can never fit in max_samples={self.max_samples}; "
-                    "raise max_samples"
-                )
-            items.append((s, s.group if k is None else str(k), size))
+        items = [self._item(s, k, n) for s, k, n in zip(batch, keys, sizes, strict=True)]
         await self._admit(items)
-        answers = [self._add(s, k, n) for s, k, n in items]  # no await since admission
+        answers = [self._add(*item) for item in items]  # no await since admission
         return list(await asyncio.gather(*(self._wait(a) for a in answers)))
+
+    def _item(
+        self, sample: Sample | Mapping[str, Any], key: str | None, group_size: int | None
+    ) -> tuple[Sample, str, int]:
+        """(sample, group key, group size) for one submitted sample."""
+        if not isinstance(sample, Sample):
+            sample = Sample.model_validate(sample)
+        size = self.group_size if group_size is None else _check_size(group_size, "group_size")
+        if size > self.max_samples:
+            raise ValueError(
+                f"a group of {size} can never fit in max_samples={self.max_samples}; "
+                "raise max_samples"
+            )
+        return sample, sample.group if key is None else str(key), size
 
     async def close(self) -> None:
         """Answer every open group now (as partial), wait for them, and stop accepting samples."""
@@ -274,6 +284,8 @@ class GroupAssembler:
     async def _admit(self, items: Sequence[tuple[Sample, str, int]]) -> None:
         """Return once ``items`` fit (nothing may await between this and adding them)."""
         room = self._room
+        if not room.closed and room.fits(*self._needs(items)):
+            return  # the common case: no coroutine, no waiting
         waited, refused = room.waited, room.refused
         try:
             await room.wait(lambda: self._needs(items), lambda: not self._held and not self._open)
@@ -427,34 +439,75 @@ class GroupAssembler:
             m.scores.set_result({name: scores[name][i] for name in scores})
 
     async def _finish(self, group: _Group) -> None:
+        """Wait for ``group``'s scores, then queue it for :meth:`_finish_ready`."""
         members = sorted(group.members, key=lambda m: m.sample.id)  # the canonical order
-        partial = group.alone or len(members) < group.size
         try:
             if any(not m.scores.done() for m in members):
                 self._score_queued()  # do not wait for the flush timer: the group is waiting
             per_member = await asyncio.gather(*(m.scores for m in members))
-            batch = [m.sample for m in members]
             scores = {name: [s[name] for s in per_member] for name in self._per_sample}
             if self._group_scoped:
+                batch = [m.sample for m in members]
                 scores.update(await self.stack.ascore_sources(batch, self._group_scoped))
-            scores = {name: scores[name] for name in self.stack.sources}  # the stack's order
-            rewards = self.stack.finish(batch, scores)
         except asyncio.CancelledError:
             for m in members:
                 self._answer(m, RuntimeError("scoring was cancelled: the assembler is stopping"))
             raise
         except Exception as exc:
-            log.exception("group %r could not be discretized", group.key)
+            log.exception("group %r could not be scored", group.key)
             for m in members:
                 self._answer(m, exc)
             return
-        if partial:
-            self.stats.groups_partial += 1
-            rewards = [r.model_copy(update={"partial": True}) for r in rewards]
-        else:
-            self.stats.groups_complete += 1
-        for m, r in zip(members, rewards, strict=True):
-            self._answer(m, r)
+        # Groups that are ready together are combined and discretized in one call (the
+        # discretizer is vectorized over groups; one call per group was most of the time).
+        self._ready.append((group, members, scores))
+        if len(self._ready) == 1:
+            assert self._loop is not None
+            self._loop.call_soon(self._finish_ready)
+
+    def _finish_ready(self) -> None:
+        ready, self._ready = self._ready, []
+        batch: list[tuple[_Group, list[_Member], dict[str, list[Score]]]] = []
+        keys: set[str] = set()
+        for item in ready:
+            if item[0].key in keys:  # one discretizer group per key in a call
+                self._finish_batch(batch)
+                batch, keys = [], set()
+            batch.append(item)
+            keys.add(item[0].key)
+        self._finish_batch(batch)
+
+    def _finish_batch(
+        self, ready: list[tuple[_Group, list[_Member], dict[str, list[Score]]]]
+    ) -> None:
+        if not ready:
+            return
+        samples = [m.sample for _, members, _ in ready for m in members]
+        scores = {
+            name: [s for _, _, per in ready for s in per[name]] for name in self.stack.sources
+        }
+        try:
+            rewards = self.stack.finish(samples, scores)
+        except Exception as exc:
+            if len(ready) > 1:  # find the group that fails; the others are answered
+                for item in ready:
+                    self._finish_batch([item])
+                return
+            log.exception("group %r could not be discretized", ready[0][0].key)
+            for m in ready[0][1]:
+                self._answer(m, exc)
+            return
+        at = 0
+        for group, members, _ in ready:
+            mine = rewards[at : at + len(members)]
+            at += len(members)
+            if group.alone or len(members) < group.size:
+                self.stats.groups_partial += 1
+                mine = [r.model_copy(update={"partial": True}) for r in mine]
+            else:
+                self.stats.groups_complete += 1
+            for m, r in zip(members, mine, strict=True):
+                self._answer(m, r)
 
     def _answer(self, member: _Member, result: Reward | BaseException) -> None:
         self._held -= 1
