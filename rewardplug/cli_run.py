@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from rewardplug.cli_util import friendly_errors
+from rewardplug.integrations.openrlhf import DEFAULT_STRIP_SUFFIXES
 
 __all__ = ["demo", "serve"]
 
@@ -27,14 +28,19 @@ __all__ = ["demo", "serve"]
     "--max-wait-ms", default=5.0, show_default=True, help="How long a micro-batch waits to fill."
 )
 @click.option(
-    "--max-queue", default=4096, show_default=True, help="Queued samples before answering 503."
+    "--max-queue",
+    default=4096,
+    show_default=True,
+    help="Without --group-size: queued samples before answering 503. Not used with --group-size "
+    "(see --max-open-groups, --max-held, --admission-timeout).",
 )
 @click.option(
     "--abstain-reward",
     default=0.0,
     show_default=True,
-    help="Number sent for a sample the stack abstains on (the protocol needs a number); "
-    "abstentions are flagged in extra_logs.",
+    help="Number sent for a sample the stack abstains on (the protocol needs a number); such "
+    "samples get extra_logs reward_mask = 0.0 and abstained = 1.0, the first is logged, and "
+    "GET /health counts them ('filled').",
 )
 @click.option(
     "--group-size",
@@ -42,7 +48,7 @@ __all__ = ["demo", "serve"]
     default=None,
     help="Assemble groups of N samples across requests (by label group/uid, else prompt) and "
     "answer each request when its group is done. Use it with OpenRLHF >= 0.9.1, which sends one "
-    "sample per request: N = --n_samples_per_prompt.",
+    "sample per request: N = OpenRLHF's --rollout.n_samples_per_prompt.",
 )
 @click.option(
     "--group-timeout",
@@ -51,7 +57,70 @@ __all__ = ["demo", "serve"]
     show_default=True,
     help="Seconds a group waits for its members before it is discretized as a partial group.",
 )
+@click.option(
+    "--eval-group-size",
+    type=click.IntRange(min=1),
+    default=None,
+    help='With --group-size: group size of evaluation samples (label "split": "test", '
+    '"eval", "val", "validation" or "dev") whose label has no group_size. Unset: 1 '
+    "(each eval sample answered on arrival, reward = its raw score). To tie-group eval like "
+    "training, set it to OpenRLHF's --eval.n_samples_per_prompt (default 4).",
+)
+@click.option(
+    "--max-open-groups",
+    type=click.IntRange(min=1),
+    default=8192,
+    show_default=True,
+    help="With --group-size: groups open at once; a new group's first request waits for room.",
+)
+@click.option(
+    "--max-held",
+    type=click.IntRange(min=1),
+    default=16384,
+    show_default=True,
+    help="With --group-size: samples held plus members open groups still expect (memory bound; "
+    "see docs). OpenRLHF's default rollout is --rollout.batch_size 1024 x n in flight.",
+)
+@click.option(
+    "--admission-timeout",
+    type=click.FloatRange(min=0),
+    default=90.0,
+    show_default=True,
+    help="With --group-size: seconds a new group's first request waits for room before a 503. "
+    "Keep it + --group-timeout under OpenRLHF's 180 s client timeout.",
+)
+@click.option(
+    "--strip-suffix",
+    "strip_suffixes",
+    multiple=True,
+    metavar="TEXT",
+    help="End marker cut from the end of each response before scoring (repeatable; replaces "
+    "the default list: " + ", ".join(DEFAULT_STRIP_SUFFIXES) + ").",
+)
+@click.option(
+    "--no-strip-suffix",
+    is_flag=True,
+    help="Score responses exactly as sent (no end marker is cut).",
+)
+@click.option(
+    "--backlog",
+    type=click.IntRange(min=1),
+    default=8192,
+    show_default=True,
+    help="Connections queued before they are accepted (OpenRLHF opens one per sample; the "
+    "kernel caps it at net.core.somaxconn).",
+)
+@click.option(
+    "--log-level",
+    type=click.Choice(["critical", "error", "warning", "info", "debug"]),
+    default="warning",
+    show_default=True,
+    help="uvicorn's and rewardplug's log level (info also logs groups that got more than N "
+    "members).",
+)
+@click.pass_context
 def serve(
+    ctx: click.Context,
     stack: str,
     host: str,
     port: int,
@@ -61,10 +130,42 @@ def serve(
     abstain_reward: float,
     group_size: int | None,
     group_timeout: float,
+    eval_group_size: int | None,
+    max_open_groups: int,
+    max_held: int,
+    admission_timeout: float,
+    strip_suffixes: tuple[str, ...],
+    no_strip_suffix: bool,
+    backlog: int,
+    log_level: str,
 ) -> None:
-    """HTTP reward service (OpenRLHF remote reward protocol)."""
+    """HTTP reward service (OpenRLHF remote reward protocol).
+
+    With OpenRLHF >= 0.9.1 (one sample per request) start it with --group-size N, N = OpenRLHF's
+    --rollout.n_samples_per_prompt, and give OpenRLHF this one server's URL
+    (--reward.remote_url http://HOST:PORT/get_reward).
+    """
     from rewardplug.server import serve as run_server
 
+    if no_strip_suffix and strip_suffixes:
+        raise click.UsageError("--no-strip-suffix and --strip-suffix contradict each other")
+    grouped_only = ("eval_group_size", "max_open_groups", "max_held", "admission_timeout")
+    given = [
+        n for n in grouped_only if ctx.get_parameter_source(n) != click.core.ParameterSource.DEFAULT
+    ]
+    if group_size is None and given:
+        raise click.UsageError(
+            f"--{given[0].replace('_', '-')} only applies with --group-size (groups assembled "
+            "across requests)"
+        )
+    if group_size is not None and ctx.get_parameter_source("max_queue") != (
+        click.core.ParameterSource.DEFAULT
+    ):
+        click.echo(
+            "note: --max-queue does not apply with --group-size; admission is per group "
+            "(--max-open-groups, --max-held, --admission-timeout)",
+            err=True,
+        )
     with friendly_errors():
         run_server(
             stack,
@@ -76,6 +177,13 @@ def serve(
             abstain_reward=abstain_reward,
             group_size=group_size,
             group_timeout_s=group_timeout,
+            max_open_groups=max_open_groups,
+            max_held=max_held,
+            admission_timeout_s=admission_timeout,
+            eval_group_size=eval_group_size,
+            strip_suffixes=() if no_strip_suffix else (strip_suffixes or DEFAULT_STRIP_SUFFIXES),
+            backlog=backlog,
+            log_level=log_level,
         )
 
 

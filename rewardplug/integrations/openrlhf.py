@@ -1,6 +1,6 @@
 """OpenRLHF's remote reward protocol: request parsing and response building (no web framework).
 
-OpenRLHF (``--remote_rm_url http://host:port/get_reward``) POSTs a JSON body
+OpenRLHF (``--reward.remote_url http://host:port/get_reward`` in 0.11) POSTs a JSON body
 
     {"query": [prompt + response, ...], "prompts": [prompt, ...], "labels": [label, ...]}
 
@@ -13,6 +13,10 @@ and rewards back into that answer; :mod:`rewardplug.server` serves it over HTTP.
   does not start with the prompt (tokenizers may normalise whitespace or add special tokens), the
   text after the prompt's first occurrence is used; when the prompt does not occur at all, the
   whole query is the response and ``extra_logs["prompt_not_found"]`` says so for that sample.
+* OpenRLHF decodes prompt + response with ``skip_special_tokens=False``, so a response ends with
+  the chat template's end-of-turn text (``def add(a, b): ...<|im_end|>``), which a code source
+  would run as code. Those end markers (:data:`DEFAULT_STRIP_SUFFIXES`, configurable) are cut from
+  the *end* of the response, repeatedly and with the whitespace around them, before scoring.
 * Without ``--group-size``, responses to one prompt *in one request* form a group, and groups never
   span requests. That is only right when a client sends a prompt's samples together, and current
   OpenRLHF does not: since 0.9.1 its agent executor posts **one sample per request**, so every
@@ -22,9 +26,14 @@ and rewards back into that answer; :mod:`rewardplug.server` serves it over HTTP.
   answered when its group is complete or its deadline passes.
 * A label is a reference answer (string), or a JSON object (or a string holding one) whose keys
   are sample fields: ``reference``, ``tests``, ``rubric``, ``metadata`` or any dataset column.
+  Three keys steer the grouping instead: ``group``/``uid`` (the group key), ``group_size`` (this
+  sample's group size) and ``split`` (``"test"``, ``"eval"``, ``"val"``, ``"validation"`` or
+  ``"dev"`` mark an evaluation sample: it is grouped apart from training samples, see
+  :class:`ParsedRequest`).
 * The trainer needs a number for every query, so a sample the stack abstains on gets
-  ``abstain_reward`` (0.0 by default) and ``extra_logs["abstained"] = 1.0``; ``reasons`` (an extra
-  top-level key OpenRLHF ignores) says why.
+  ``abstain_reward`` (0.0 by default), ``extra_logs["abstained"] = 1.0`` and
+  ``extra_logs["reward_mask"] = 0.0`` (1.0 for a real reward); ``reasons`` (an extra top-level key
+  OpenRLHF ignores) says why.
 """
 
 from __future__ import annotations
@@ -32,17 +41,62 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from rewardplug.types import Reward, Sample, _digest
 
-__all__ = ["ProtocolError", "build_response", "parse_request", "split_query"]
+__all__ = [
+    "DEFAULT_STRIP_SUFFIXES",
+    "EVAL_SPLITS",
+    "ParsedRequest",
+    "ProtocolError",
+    "build_response",
+    "parse_request",
+    "read_request",
+    "split_query",
+    "strip_end_markers",
+]
 
 _LABEL_FIELDS = ("reference", "tests", "rubric", "metadata")
+#: label keys that steer grouping (a JSON label holding only these is still an object)
+_CONTROL_KEYS = ("group", "uid", "group_size", "split")
+
+#: end-of-turn / end-of-sequence texts of common chat templates (ChatML/Qwen, Llama 3, Llama 2 and
+#: Mistral, GPT-2 style, Gemma), cut from the end of a response before scoring
+DEFAULT_STRIP_SUFFIXES: tuple[str, ...] = (
+    "<|im_end|>",
+    "<|eot_id|>",
+    "</s>",
+    "<|endoftext|>",
+    "<end_of_turn>",
+)
+
+#: ``split`` values that mark an evaluation sample (the vocabulary of verl's ``extra_info.split``)
+EVAL_SPLITS = frozenset({"test", "eval", "val", "validation", "dev"})
 
 
 class ProtocolError(ValueError):
     """A request that does not follow the protocol; the message says what to fix."""
+
+
+@dataclass
+class ParsedRequest:
+    """One request body as samples, plus what the labels say about grouping.
+
+    Evaluation samples (``split`` in :data:`EVAL_SPLITS`) get group keys of their own (prefixed
+    ``eval:``), so an evaluation response never joins a training group of the same prompt.
+    """
+
+    samples: list[Sample]
+    #: per sample: whether its prompt was found in its query
+    found: list[bool]
+    #: per sample: the group size its label asks for (``group_size``), None when it says nothing
+    group_sizes: list[int | None]
+    #: per sample: whether its label marks it as an evaluation sample
+    evaluation: list[bool]
+    #: per sample: whether an end marker was cut from its response
+    stripped: list[bool]
 
 
 def split_query(query: str, prompt: str) -> tuple[str, bool]:
@@ -57,23 +111,50 @@ def split_query(query: str, prompt: str) -> tuple[str, bool]:
     return query, False
 
 
-def _label_fields(label: Any, index: int) -> dict[str, Any]:
+def strip_end_markers(text: str, suffixes: Sequence[str] = DEFAULT_STRIP_SUFFIXES) -> str:
+    """``text`` without the end markers ``suffixes`` at its end (repeatedly, with the whitespace
+    around them); unchanged -- trailing whitespace included -- when it ends with none of them.
+
+    ``"def f(): ...\n<|im_end|>\n<|endoftext|>"`` -> ``"def f(): ..."``; a marker in the middle of
+    the text stays."""
+    if not suffixes:
+        return text
+    end = None
+    trimmed = text.rstrip()
+    while True:
+        for suffix in suffixes:
+            if suffix and trimmed.endswith(suffix):
+                trimmed = trimmed[: -len(suffix)].rstrip()
+                end = len(trimmed)
+                break
+        else:
+            break
+    return text if end is None else text[:end]
+
+
+def _label_object(label: Any) -> dict[str, Any] | None:
+    """The label as an object: a JSON object, or a string holding one with a sample field or a
+    grouping key; None for a plain reference answer."""
+    if isinstance(label, dict):
+        return label
+    if isinstance(label, str) and label.lstrip().startswith("{"):
+        try:
+            parsed = json.loads(label)
+        except json.JSONDecodeError:
+            return None
+        if isinstance(parsed, dict) and any(k in parsed for k in (*_LABEL_FIELDS, *_CONTROL_KEYS)):
+            return parsed
+    return None
+
+
+def _label_fields(label: Any, obj: dict[str, Any] | None, index: int) -> dict[str, Any]:
     """Sample fields carried by one label (see module docstring)."""
+    if obj is not None:
+        return {k: v for k, v in obj.items() if k not in ("id", "group", "prompt", "response")}
     if label is None:
         return {}
     if isinstance(label, str):
-        stripped = label.strip()
-        if stripped.startswith("{"):
-            try:
-                parsed = json.loads(stripped)
-            except json.JSONDecodeError:
-                parsed = None
-            if isinstance(parsed, dict) and any(k in parsed for k in _LABEL_FIELDS):
-                label = parsed
-        if isinstance(label, str):
-            return {"reference": label}
-    if isinstance(label, dict):
-        return {k: v for k, v in label.items() if k not in ("id", "group", "prompt", "response")}
+        return {"reference": label}
     if isinstance(label, int | float) and not isinstance(label, bool):
         return {"reference": str(label)}
     raise ProtocolError(
@@ -83,16 +164,33 @@ def _label_fields(label: Any, index: int) -> dict[str, Any]:
 
 
 def parse_request(
-    body: Any, tag: str = "r", *, across_requests: bool = False
+    body: Any,
+    tag: str = "r",
+    *,
+    across_requests: bool = False,
+    strip_suffixes: Sequence[str] = DEFAULT_STRIP_SUFFIXES,
 ) -> tuple[list[Sample], list[bool]]:
     """Samples for one request body, and per sample whether its prompt was found in its query.
 
     ``tag`` scopes the groups to this request (the server passes a request counter). With
     ``across_requests`` groups are not scoped: a sample's group is its label's ``group``/``uid``
     or its prompt, and its id is a hash of its content (not of its position), so a group's rewards
-    do not depend on how its members were split into requests.
-    Raises :class:`ProtocolError` on a malformed body.
+    do not depend on how its members were split into requests. ``strip_suffixes``: end markers
+    cut from the end of each response (:func:`strip_end_markers`; ``()`` keeps it as it is).
+    Raises :class:`ProtocolError` on a malformed body. :func:`read_request` says more.
     """
+    parsed = read_request(body, tag, across_requests=across_requests, strip_suffixes=strip_suffixes)
+    return parsed.samples, parsed.found
+
+
+def read_request(
+    body: Any,
+    tag: str = "r",
+    *,
+    across_requests: bool = False,
+    strip_suffixes: Sequence[str] = DEFAULT_STRIP_SUFFIXES,
+) -> ParsedRequest:
+    """:func:`parse_request`, with what the labels say about grouping (:class:`ParsedRequest`)."""
     if not isinstance(body, dict):
         raise ProtocolError(
             f"the body must be a JSON object with 'query', 'prompts' and 'labels', "
@@ -122,37 +220,39 @@ def parse_request(
         raise ProtocolError(
             f"'labels' has {len(labels)} items but 'query' has {n}; they must match"
         )
-    samples, found = [], []
+    out = ParsedRequest([], [], [], [], [])
     for i, (query, prompt, label) in enumerate(zip(queries, prompts, labels, strict=True)):
         response, ok = split_query(query, prompt)
-        fields = _label_fields(label, i)
+        cut = strip_end_markers(response, strip_suffixes)
+        obj = _label_object(label)
+        fields = _label_fields(label, obj, i)
+        evaluation = _label_split(obj, i)
         if across_requests:
-            key = _label_group(label, i)
-            ids = {"id": _digest([prompt, response, label]), "group": key or _digest(prompt)}
+            key = _label_group(obj, i) or _digest(prompt)
+            ids = {
+                "id": _digest([prompt, cut, label]),
+                "group": f"eval:{key}" if evaluation else key,
+            }
         else:
             ids = {"id": f"{tag}:{i}", "group": f"{tag}:{_digest(prompt)}"}
         try:
-            sample = Sample.model_validate(
-                {**fields, **ids, "prompt": prompt, "response": response}
-            )
+            sample = Sample.model_validate({**fields, **ids, "prompt": prompt, "response": cut})
         except ValueError as exc:
             raise ProtocolError(f"labels[{i}]: {exc}") from None
-        samples.append(sample)
-        found.append(ok)
-    return samples, found
+        out.samples.append(sample)
+        out.found.append(ok)
+        out.group_sizes.append(_label_group_size(obj, i))
+        out.evaluation.append(evaluation)
+        out.stripped.append(len(cut) != len(response))
+    return out
 
 
-def _label_group(label: Any, index: int) -> str | None:
+def _label_group(obj: dict[str, Any] | None, index: int) -> str | None:
     """A group key carried by a label object (``group`` or ``uid``), if any."""
-    if isinstance(label, str) and label.strip().startswith("{"):
-        try:
-            label = json.loads(label)
-        except json.JSONDecodeError:
-            return None
-    if not isinstance(label, dict):
+    if obj is None:
         return None
     for name in ("group", "uid"):
-        key = label.get(name)
+        key = obj.get(name)
         if key is None:
             continue
         if isinstance(key, bool) or not isinstance(key, str | int) or key == "":
@@ -161,6 +261,32 @@ def _label_group(label: Any, index: int) -> str | None:
             )
         return f"{name}:{key}"
     return None
+
+
+def _label_group_size(obj: dict[str, Any] | None, index: int) -> int | None:
+    size = None if obj is None else obj.get("group_size")
+    if size is None:
+        return None
+    if isinstance(size, str) and size.strip().isdigit():
+        size = int(size)
+    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+        raise ProtocolError(
+            f"labels[{index}].group_size is {size!r}; it must be an integer >= 1 (the number of "
+            "responses generated for this prompt)"
+        )
+    return size
+
+
+def _label_split(obj: dict[str, Any] | None, index: int) -> bool:
+    """Whether a label object marks an evaluation sample (``split`` in :data:`EVAL_SPLITS`)."""
+    split = None if obj is None else obj.get("split")
+    if split is None:
+        return False
+    if not isinstance(split, str):
+        raise ProtocolError(
+            f'labels[{index}].split is {split!r}; it must be a string such as "train" or "test"'
+        )
+    return split.strip().lower() in EVAL_SPLITS
 
 
 def _string_list(body: dict[str, Any], key: str, required: bool) -> list[str] | None:
@@ -177,8 +303,12 @@ def _string_list(body: dict[str, Any], key: str, required: bool) -> list[str] | 
     return value
 
 
+def _missing(value: float | None) -> bool:
+    return value is None or not math.isfinite(value)
+
+
 def _number(value: float | None, fill: float) -> float:
-    return fill if value is None or not math.isfinite(value) else float(value)
+    return fill if _missing(value) else float(value)
 
 
 def build_response(
@@ -189,9 +319,11 @@ def build_response(
     """The protocol answer for one request's rewards (every list has one entry per query).
 
     ``extra_logs`` holds, per sample: ``raw`` (combined score before discretizing), ``tier``,
-    ``n_tiers``, ``abstained`` (1.0 / 0.0), ``prompt_not_found`` (1.0 / 0.0), ``group_size``
-    (members discretized together), ``partial_group`` (1.0 when its deadline passed first) and one
-    ``source/<name>`` entry per source (its point estimate). Missing numbers are ``abstain_reward``.
+    ``n_tiers``, ``abstained`` (1.0 / 0.0), ``reward_mask`` (0.0 when ``rewards`` holds the fill
+    value ``abstain_reward`` instead of a reward, 1.0 otherwise), ``prompt_not_found`` (1.0 / 0.0),
+    ``group_size`` (members discretized together), ``partial_group`` (1.0 when its deadline passed
+    first) and one ``source/<name>`` entry per source (its point estimate). Missing numbers are
+    ``abstain_reward``.
     """
     fill = float(abstain_reward)
     names: dict[str, None] = {}
@@ -202,6 +334,7 @@ def build_response(
         "tier": [float(r.tier) if r.tier is not None else -1.0 for r in rewards],
         "n_tiers": [float(r.n_tiers) if r.n_tiers is not None else 0.0 for r in rewards],
         "abstained": [1.0 if r.reward is None else 0.0 for r in rewards],
+        "reward_mask": [0.0 if _missing(r.reward) else 1.0 for r in rewards],
         "prompt_not_found": [0.0 if ok else 1.0 for ok in found],
         "group_size": [float(r.group_size or 0) for r in rewards],
         "partial_group": [1.0 if r.partial else 0.0 for r in rewards],
