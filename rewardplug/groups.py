@@ -58,11 +58,12 @@ import collections
 import logging
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from rewardplug.admission import AssemblerFull, Room
-from rewardplug.types import Reward, Sample, Score
+from rewardplug.group_scoring import Group, GroupScoring, Member
+from rewardplug.types import Reward, Sample
 
 if TYPE_CHECKING:
     from rewardplug.stack import Stack
@@ -74,24 +75,6 @@ log = logging.getLogger(__name__)
 Extra = Literal["new_group", "padding"]
 #: completed groups remembered for padded copies (``extra="padding"``)
 RECENT_GROUPS = 4096
-
-
-@dataclass
-class _Member:
-    sample: Sample
-    scores: asyncio.Future[dict[str, Score]]
-    answer: asyncio.Future[Reward]
-
-
-@dataclass
-class _Group:
-    key: str
-    size: int
-    opened: float
-    members: list[_Member] = field(default_factory=list)
-    timer: asyncio.TimerHandle | None = None
-    #: answered at once on its own (an extra member with ``extra="padding"``)
-    alone: bool = False
 
 
 @dataclass
@@ -167,22 +150,25 @@ class GroupAssembler:
         self.admission_timeout_s = admission_timeout_s
         self.extra = extra
         self.stats = AssemblerStats()
-        names = list(stack.sources)
-        self._group_scoped = [n for n in names if getattr(stack.sources[n], "group_scoped", False)]
-        self._per_sample = [n for n in names if n not in self._group_scoped]
-        self._open: dict[str, _Group] = {}
+        self._open: dict[str, Group] = {}
         self._held = 0
         self._room = Room(max_open_groups, max_samples, admission_timeout_s)
         #: recently completed keys; with ``extra="padding"`` their members' answers by sample id
         self._closed: collections.OrderedDict[str, dict[str, asyncio.Future[Reward]] | None] = (
             collections.OrderedDict()
         )
-        self._queue: list[_Member] = []
-        self._ready: list[tuple[_Group, list[_Member], dict[str, list[Score]]]] = []
-        self._flush: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._warned_extra = False
+        self._scoring = GroupScoring(
+            stack,
+            max_batch=max_batch,
+            max_wait=self.max_wait,
+            stats=self.stats,
+            loop=lambda: self._loop,
+            spawn=self._spawn,
+            answer=self._answer,
+        )
 
     # -- public ------------------------------------------------------------------------------
 
@@ -258,7 +244,7 @@ class GroupAssembler:
         self._room.close()
         for group in list(self._open.values()):
             self._close_group(group)
-        self._score_queued()
+        self._scoring.flush()
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
@@ -326,19 +312,19 @@ class GroupAssembler:
                     key,
                     size,
                 )
-            group = _Group(key, 1 if alone else size, time.monotonic(), alone=alone)
+            group = Group(key, 1 if alone else size, time.monotonic(), alone=alone)
             self._open[key] = group
             self._room.take(1, group.size)
             if self.timeout_s is not None and group.size > 1:
                 group.timer = loop.call_later(self.timeout_s, self._expire, group)
         # The group key is the discretizer's group: members are compared with each other only.
-        member = _Member(
+        member = Member(
             sample.model_copy(update={"group": key}), loop.create_future(), loop.create_future()
         )
         group.members.append(member)
         self._held += 1
         self.stats.samples += 1
-        self._queue_for_scoring(member)
+        self._scoring.queue(member)
         if len(group.members) >= group.size:
             self._close_group(group)
         return member.answer
@@ -372,7 +358,7 @@ class GroupAssembler:
             )
         return loop
 
-    def _expire(self, group: _Group) -> None:
+    def _expire(self, group: Group) -> None:
         if self._open.get(group.key) is group:
             log.warning(
                 "group %r: %d of %d members after %.1f s; discretizing it as a partial group",
@@ -383,7 +369,7 @@ class GroupAssembler:
             )
             self._close_group(group)
 
-    def _close_group(self, group: _Group) -> None:
+    def _close_group(self, group: Group) -> None:
         """No more members for ``group``: discretize it once its members are scored."""
         if self._open.get(group.key) is group:
             del self._open[group.key]
@@ -403,113 +389,11 @@ class GroupAssembler:
             )
             while len(self._closed) > limit:
                 self._closed.popitem(last=False)
-        self._spawn(self._finish(group))
+        self._spawn(self._scoring.finish(group))
 
     # -- scoring -----------------------------------------------------------------------------
 
-    def _queue_for_scoring(self, member: _Member) -> None:
-        self._queue.append(member)
-        if len(self._queue) >= self.max_batch:
-            self._score_queued()
-        elif self._flush is None:
-            assert self._loop is not None
-            self._flush = self._loop.call_later(self.max_wait, self._score_queued)
-
-    def _score_queued(self) -> None:
-        if self._flush is not None:
-            self._flush.cancel()
-            self._flush = None
-        while self._queue:
-            batch, self._queue = self._queue[: self.max_batch], self._queue[self.max_batch :]
-            self._spawn(self._score(batch))
-
-    async def _score(self, members: list[_Member]) -> None:
-        self.stats.scoring_batches += 1
-        try:
-            scores = await self.stack.ascore_sources([m.sample for m in members], self._per_sample)
-        except asyncio.CancelledError:
-            for m in members:
-                m.scores.cancel()
-            raise
-        except Exception as exc:  # a bug in the stack: fail these members, do not hang them
-            for m in members:
-                m.scores.set_exception(exc)
-            return
-        for i, m in enumerate(members):
-            m.scores.set_result({name: scores[name][i] for name in scores})
-
-    async def _finish(self, group: _Group) -> None:
-        """Wait for ``group``'s scores, then queue it for :meth:`_finish_ready`."""
-        members = sorted(group.members, key=lambda m: m.sample.id)  # the canonical order
-        try:
-            if any(not m.scores.done() for m in members):
-                self._score_queued()  # do not wait for the flush timer: the group is waiting
-            per_member = await asyncio.gather(*(m.scores for m in members))
-            scores = {name: [s[name] for s in per_member] for name in self._per_sample}
-            if self._group_scoped:
-                batch = [m.sample for m in members]
-                scores.update(await self.stack.ascore_sources(batch, self._group_scoped))
-        except asyncio.CancelledError:
-            for m in members:
-                self._answer(m, RuntimeError("scoring was cancelled: the assembler is stopping"))
-            raise
-        except Exception as exc:
-            log.exception("group %r could not be scored", group.key)
-            for m in members:
-                self._answer(m, exc)
-            return
-        # Groups that are ready together are combined and discretized in one call (the
-        # discretizer is vectorized over groups; one call per group was most of the time).
-        self._ready.append((group, members, scores))
-        if len(self._ready) == 1:
-            assert self._loop is not None
-            self._loop.call_soon(self._finish_ready)
-
-    def _finish_ready(self) -> None:
-        ready, self._ready = self._ready, []
-        batch: list[tuple[_Group, list[_Member], dict[str, list[Score]]]] = []
-        keys: set[str] = set()
-        for item in ready:
-            if item[0].key in keys:  # one discretizer group per key in a call
-                self._finish_batch(batch)
-                batch, keys = [], set()
-            batch.append(item)
-            keys.add(item[0].key)
-        self._finish_batch(batch)
-
-    def _finish_batch(
-        self, ready: list[tuple[_Group, list[_Member], dict[str, list[Score]]]]
-    ) -> None:
-        if not ready:
-            return
-        samples = [m.sample for _, members, _ in ready for m in members]
-        scores = {
-            name: [s for _, _, per in ready for s in per[name]] for name in self.stack.sources
-        }
-        try:
-            rewards = self.stack.finish(samples, scores)
-        except Exception as exc:
-            if len(ready) > 1:  # find the group that fails; the others are answered
-                for item in ready:
-                    self._finish_batch([item])
-                return
-            log.exception("group %r could not be discretized", ready[0][0].key)
-            for m in ready[0][1]:
-                self._answer(m, exc)
-            return
-        at = 0
-        for group, members, _ in ready:
-            mine = rewards[at : at + len(members)]
-            at += len(members)
-            if group.alone or len(members) < group.size:
-                self.stats.groups_partial += 1
-                mine = [r.model_copy(update={"partial": True}) for r in mine]
-            else:
-                self.stats.groups_complete += 1
-            for m, r in zip(members, mine, strict=True):
-                self._answer(m, r)
-
-    def _answer(self, member: _Member, result: Reward | BaseException) -> None:
+    def _answer(self, member: Member, result: Reward | BaseException) -> None:
         self._held -= 1
         self._room.give_back(0, 1)
         if member.answer.done():  # only a bug could get here: never answer twice
