@@ -183,8 +183,8 @@ class RewardService:
                 across_requests=assembler is not None,
                 strip_suffixes=self.strip_suffixes,
             )
-            sizes = (
-                None
+            sizes: list[int | None] = (
+                []
                 if assembler is None
                 else self._group_sizes(parsed.group_sizes, parsed.evaluation)
             )
@@ -203,7 +203,10 @@ class RewardService:
                         },
                         {},
                     )
-                rewards = await assembler.submit_many(samples, group_sizes=sizes)
+                if len(samples) == 1:  # OpenRLHF's one-sample request: the assembler's fast path
+                    rewards = [await assembler.submit(samples[0], group_size=sizes[0])]
+                else:
+                    rewards = await assembler.submit_many(samples, group_sizes=sizes)
             else:
                 rewards = await self.batcher.submit(samples)
         except AssemblerFull as exc:
@@ -515,6 +518,14 @@ def serve(
         flush=True,
     )
     try:
-        uvicorn.run(app, host=host, port=port, log_level=log_level, backlog=backlog)
+        uvicorn.run(
+            app,
+            host=host,
+            port=port,
+            log_level=log_level,
+            backlog=backlog,
+            # one access-log line per sample is noise at 8,192 requests a step
+            access_log=log_level.lower() in ("info", "debug", "trace"),
+        )
     finally:
         stack.close()

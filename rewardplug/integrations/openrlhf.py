@@ -297,9 +297,9 @@ def _string_list(body: dict[str, Any], key: str, required: bool) -> list[str] | 
         return None
     if not isinstance(value, list):
         raise ProtocolError(f"'{key}' must be a list of strings, not a JSON {type(value).__name__}")
-    bad = next((i for i, v in enumerate(value) if not isinstance(v, str)), None)
-    if bad is not None:
-        raise ProtocolError(f"'{key}[{bad}]' is a {type(value[bad]).__name__}; expected a string")
+    for i, v in enumerate(value):
+        if not isinstance(v, str):
+            raise ProtocolError(f"'{key}[{i}]' is a {type(v).__name__}; expected a string")
     return value
 
 
