@@ -18,8 +18,18 @@ and prints p50/p99 latency, throughput (requests/s and samples/s), errors, how m
 the server merged per scoring call (from ``/health``), and ratios against the baselines; the
 load runs repeat ``--repeats`` times and the ratios are medians.
 
+``--in-flight N`` runs the production-size mode instead (issue 24): OpenRLHF's default rollout,
+``N / --group`` prompts x ``--group`` samples, *all in flight at once*, each request on a new
+aiohttp session with a 180 s timeout exactly as OpenRLHF's ``SingleTurnAgentExecutor`` sends
+them. Per repeat, two fresh servers: one-sample requests (``N`` requests of one sample) to
+``serve --group-size G``, and batched requests (``N / G`` requests of one whole group each) to
+``serve`` without it; it prints p50/p99 latency, samples/s, errors, the servers' peak RSS
+(``VmHWM``) and idle RSS, checks that every one-sample reward equals the batched one, and the
+median over the repeats of one-sample / batched throughput.
+
     python benchmarks/serve_bench.py                      # 1,000 x 16 samples, 32 clients
     python benchmarks/serve_bench.py --requests 200       # quicker
+    python benchmarks/serve_bench.py --in-flight 8192 --group 8    # OpenRLHF's default rollout
 """
 
 from __future__ import annotations
@@ -29,6 +39,7 @@ import asyncio
 import itertools
 import os
 import random
+import resource
 import socket
 import statistics
 import subprocess
@@ -166,6 +177,151 @@ def load_procs(
     return lat, sum(p[1] for p in parts), wall
 
 
+#: sockets a process may hold: one per in-flight request, with headroom
+OPEN_FILES = 20000
+
+
+def raise_open_files(wanted: int) -> int:
+    """Raise this process's soft RLIMIT_NOFILE towards ``wanted`` (at most the hard limit)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        soft = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    return soft
+
+
+async def burst(url: str, bodies: list[dict]) -> tuple[list[float], int, list, float, float]:
+    """Send every body at once, each on a new aiohttp session with a 180 s timeout -- exactly
+    how OpenRLHF's ``SingleTurnAgentExecutor._fetch_rewards_via_http`` sends one attempt (no
+    retries here: a failed attempt is counted as an error). Latencies, errors, answers
+    ``(index, rewards)``, start and end (epoch seconds)."""
+    import aiohttp
+
+    timeout = aiohttp.ClientTimeout(total=180)
+    latencies: list[float] = []
+    answers: list = []
+    errors = 0
+
+    async def post(index: int, body: dict) -> None:
+        nonlocal errors
+        start = time.perf_counter()
+        try:
+            async with (
+                aiohttp.ClientSession(timeout=timeout) as session,
+                session.post(url + "/get_reward", json=body) as r,
+            ):
+                r.raise_for_status()
+                rewards = (await r.json())["rewards"]
+            answers.append((index, rewards))
+        except Exception:
+            errors += 1
+        latencies.append(time.perf_counter() - start)
+
+    started = time.time()
+    await asyncio.gather(*(post(i, b) for i, b in enumerate(bodies)))
+    return latencies, errors, answers, started, time.time()
+
+
+def _burst_part(args: tuple) -> tuple[list[float], int, list, float, float]:
+    url, bodies, offset = args
+    raise_open_files(OPEN_FILES)
+    lat, err, answers, start, end = asyncio.run(burst(url, bodies))
+    return lat, err, [(offset + i, r) for i, r in answers], start, end
+
+
+def burst_procs(
+    url: str, bodies: list[dict], procs: int, group: int = 1
+) -> tuple[list[float], int, list, float]:
+    """:func:`burst` from ``procs`` client processes at once (a group's requests in one
+    process); latencies, errors, answers, wall (first start to last end)."""
+    import multiprocessing
+
+    n_groups = len(bodies) // group
+    cuts = [round(i * n_groups / procs) * group for i in range(procs)] + [len(bodies)]
+    jobs = [(url, bodies[a:b], a) for a, b in itertools.pairwise(cuts)]
+    with multiprocessing.get_context("fork").Pool(procs) as pool:
+        parts = pool.map(_burst_part, jobs)
+    lat = [x for p in parts for x in p[0]]
+    answers = [a for p in parts for a in p[2]]
+    wall = max(p[4] for p in parts) - min(p[3] for p in parts)
+    return lat, sum(p[1] for p in parts), answers, wall
+
+
+def in_flight_mode(args: argparse.Namespace, env: dict[str, str], stack_path: Path) -> None:
+    """OpenRLHF's default rollout, all in flight at once: one-sample vs batched (issue 24)."""
+    group, n = args.group, args.in_flight
+    rng = random.Random(0)
+    bodies = [make_request(rng, group) for _ in range(n // group)]
+    singles = one_sample_bodies(bodies, random.Random(1))
+    procs = args.client_procs
+    raise_open_files(OPEN_FILES)
+    wait = ["--max-wait-ms", str(args.max_wait_ms)]
+    # one group before the measured burst: a long-running server has its imports and compiled
+    # kernels loaded (the first discretize loads numba's cache)
+    warm = [make_request(random.Random(99), group)]
+    runs = []
+    for _ in range(args.repeats):
+        with Server(stack_path, env, *wait, "--group-size", str(group)) as grouped:
+            asyncio.run(burst(grouped.url, one_sample_bodies(warm, random.Random(2))))
+            idle1, cpu1 = grouped.memory_mb()[0], grouped.cpu_s()
+            lat1, err1, got1, wall1 = burst_procs(grouped.url, singles, procs, group)
+            peak1, cpu1 = grouped.memory_mb()[1], grouped.cpu_s() - cpu1
+            groups = grouped.health()["groups"]
+        # the batched server admits the whole rollout at once (its --max-queue bounds samples)
+        with Server(stack_path, env, *wait, "--max-queue", str(2 * n)) as batched:
+            asyncio.run(burst(batched.url, warm))
+            idle, cpu = batched.memory_mb()[0], batched.cpu_s()
+            lat, err, got, wall = burst_procs(batched.url, bodies, procs)
+            peak, cpu = batched.memory_mb()[1], batched.cpu_s() - cpu
+        runs.append(
+            {
+                "one": (lat1, err1, wall1, idle1, peak1, cpu1),
+                "batched": (lat, err, wall, idle, peak, cpu),
+                "same": same_rewards(bodies, got, singles, got1),
+                "groups": groups,
+            }
+        )
+    print(
+        f"stack: python source (math_answer + short_enough); {n // group} prompts x {group} "
+        f"samples = {n} samples all in flight at once, one new aiohttp session per request (as "
+        f"OpenRLHF's client), from {procs} client processes; servers started fresh per repeat and "
+        "warmed with one group"
+    )
+    for k, r in enumerate(runs, 1):
+        lat1, err1, wall1, idle1, peak1, cpu1 = r["one"]
+        lat, err, wall, idle, peak, cpu = r["batched"]
+        g = r["groups"]
+        print(
+            f"repeat {k}: one-sample {len(lat1)} requests (--group-size {group}): p50 "
+            f"{statistics.median(lat1) * 1e3:.0f} ms, p99 {pct(lat1, 0.99) * 1e3:.0f} ms, "
+            f"{n / wall1:.0f} samples/s, errors {err1}, server CPU {cpu1:.2f} s "
+            f"({n / cpu1:.0f} samples per server CPU s), RSS idle {idle1:.0f} MB, peak "
+            f"{peak1:.0f} MB; groups {g['groups_complete']} complete, {g['groups_partial']} "
+            f"partial, {g['rejected']} refused, {g['waited_for_room']} waited for room"
+        )
+        print(
+            f"          batched {len(lat)} requests of {group}: p50 "
+            f"{statistics.median(lat) * 1e3:.0f} ms, p99 {pct(lat, 0.99) * 1e3:.0f} ms, "
+            f"{n / wall:.0f} samples/s, errors {err}, server CPU {cpu:.2f} s, RSS idle "
+            f"{idle:.0f} MB, peak {peak:.0f} MB; one-sample rewards identical to batched: "
+            f"{r['same']}"
+        )
+    ratio = statistics.median((r["batched"][2] / r["one"][2]) for r in runs)
+    cpu_ratio = statistics.median((r["batched"][5] / r["one"][5]) for r in runs)
+    print(
+        f"medians of {len(runs)}: one-sample p50 "
+        f"{statistics.median(statistics.median(r['one'][0]) for r in runs) * 1e3:.0f} ms, p99 "
+        f"{statistics.median(pct(r['one'][0], 0.99) for r in runs) * 1e3:.0f} ms, "
+        f"{statistics.median(n / r['one'][2] for r in runs):.0f} samples/s, peak RSS "
+        f"{statistics.median(r['one'][4] for r in runs):.0f} MB (idle "
+        f"{statistics.median(r['one'][3] for r in runs):.0f} MB); batched "
+        f"{statistics.median(n / r['batched'][2] for r in runs):.0f} samples/s, peak RSS "
+        f"{statistics.median(r['batched'][4] for r in runs):.0f} MB; one-sample / batched "
+        f"throughput = {ratio:.2f}x (target >= 0.5x); per server CPU second = "
+        f"{cpu_ratio:.2f}x"
+    )
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -180,7 +336,13 @@ class Server:
         self.url = f"http://127.0.0.1:{self.port}"
         launcher = "import sys; from rewardplug.cli import main; main(sys.argv[1:])"
         cmd = [sys.executable, "-c", launcher, "serve", str(stack_path), "--port", str(self.port)]
-        self.proc = subprocess.Popen([*cmd, *extra], env=env, stderr=subprocess.PIPE, text=True)
+        self.proc = subprocess.Popen(
+            [*cmd, *extra],
+            env=env,
+            stderr=subprocess.PIPE,
+            text=True,
+            preexec_fn=lambda: raise_open_files(OPEN_FILES),
+        )
 
     def __enter__(self) -> Server:
         deadline = time.monotonic() + 60
@@ -199,6 +361,22 @@ class Server:
     def health(self) -> dict:
         return httpx.get(self.url + "/health").json()
 
+    def cpu_s(self) -> float:
+        """CPU seconds (user + system) the server process has used so far."""
+        with open(f"/proc/{self.proc.pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def memory_mb(self) -> tuple[float, float]:
+        """(resident now, peak resident since start) of the server process, in MB."""
+        fields = {}
+        with open(f"/proc/{self.proc.pid}/status") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key in ("VmRSS", "VmHWM"):
+                    fields[key] = int(value.split()[0]) / 1024  # kB -> MB
+        return fields["VmRSS"], fields["VmHWM"]
+
     def __exit__(self, *exc: object) -> None:
         self.proc.terminate()
         self.proc.wait(timeout=10)
@@ -213,6 +391,14 @@ def main() -> None:
     parser.add_argument("--max-wait-ms", type=float, default=5.0)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument(
+        "--in-flight",
+        type=int,
+        default=0,
+        help="production-size mode: this many samples in flight at once (OpenRLHF's default "
+        "rollout: 8192), one-sample vs batched",
+    )
+    parser.add_argument("--group", type=int, default=8, help="group size of --in-flight")
+    parser.add_argument(
         "--client-procs",
         type=int,
         default=2,
@@ -220,6 +406,18 @@ def main() -> None:
     )
     args = parser.parse_args()
     procs = args.client_procs
+    if args.in_flight:
+        env = {
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join(
+                [str(ROOT / "examples"), os.environ.get("PYTHONPATH", "")]
+            ),
+        }
+        with tempfile.TemporaryDirectory() as tmp:
+            stack_path = Path(tmp) / "stack.yaml"
+            stack_path.write_text(STACK)
+            in_flight_mode(args, env, stack_path)
+        return
 
     rng = random.Random(0)
     bodies = [make_request(rng, args.samples) for _ in range(args.requests)]
