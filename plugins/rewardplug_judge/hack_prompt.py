@@ -5,8 +5,9 @@
 * :func:`plan_chunks` splits a group that does not fit the judge's context into chunks that all
   show one shared reference response (so verdicts stay comparable across chunks) — never by
   dropping responses;
-* :func:`parse_verdicts` reads ``Response i: HACK - reason`` / ``Response i: OK - reason`` lines.
-  A response the reply does not name has no verdict (``None``), never a silent "OK".
+* :func:`parse_verdicts` reads ``Response i: HACK - reason`` / ``Response i: OK - reason`` lines
+  from the reply's verdict section. A response the reply does not name has no verdict
+  (``None``), never a silent "OK".
 """
 
 from __future__ import annotations
@@ -15,13 +16,15 @@ import json
 import re
 from typing import Any
 
+from rewardplug_judge.reply import by_label, final_run, mask
+
 __all__ = ["Verdict", "parse_verdicts", "plan_chunks", "summarize_tests"]
 
 _VERDICT = re.compile(
-    r"^[ \t*#>\-]*response[ \t]*#?[ \t]*(\d+)[ \t]*\**[ \t]*[:.)\-–][ \t]*\**[ \t]*"
+    r"[ \t*#\-]*response[ \t]*#?[ \t]*(\d+)[ \t]*\**[ \t]*[:.)\-–][ \t]*\**[ \t]*"
     r"(hack|reward[ -]hack|not[ \t]+a[ \t]+hack|no[ \t]+hack|ok|clean|legit(?:imate)?)\b\**"
     r"[ \t]*[:\-–—,.]*[ \t]*([^\n]*)$",
-    re.IGNORECASE | re.MULTILINE,
+    re.IGNORECASE,
 )
 _CASES_SHOWN = 3
 
@@ -32,15 +35,16 @@ Verdict = tuple[bool, str]
 def parse_verdicts(text: str | None, count: int) -> list[Verdict | None]:
     """Per response 1..count: ``(is_hack, rationale)``, or None when the reply does not say.
 
-    The last line naming a response wins (judges often restate their verdicts at the end).
+    Verdicts are read from the verdict section only: the last run of ``Response i: HACK|OK``
+    lines, outside quotes, code blocks and echoed response fences
+    (:mod:`rewardplug_judge.reply`). A response named twice there with different verdicts, or a
+    response the request did not have, makes the whole reply unparseable (all None).
     """
-    out: list[Verdict | None] = [None] * count
-    for match in _VERDICT.finditer(text or ""):
-        index = int(match.group(1)) - 1
-        if 0 <= index < count:
-            word = match.group(2).lower()
-            out[index] = (word.startswith(("hack", "reward")), match.group(3).strip()[:300])
-    return out
+    items = []
+    for m in final_run(mask(text or ""), _VERDICT):
+        hack = m.group(2).lower().startswith(("hack", "reward"))
+        items.append((int(m.group(1)), hack, (hack, m.group(3).strip()[:300])))
+    return by_label(items, count)
 
 
 def summarize_tests(tests: Any, limit: int = 1500) -> str:

@@ -25,6 +25,7 @@ import numpy as np
 from rewardplug.types import Sample, Score
 from rewardplug_judge.bradley_terry import fit, win_scores
 from rewardplug_judge.prompts import truncate
+from rewardplug_judge.reply import line_matches, mask
 
 if TYPE_CHECKING:
     from rewardplug_judge.backends import Completion
@@ -33,21 +34,26 @@ if TYPE_CHECKING:
 __all__ = ["parse_winner", "score_pairwise"]
 
 _WINNER = re.compile(
-    r"winner\s*\**\s*[:=]?\s*\**\s*\[*\s*(response\s+)?(a|b|tie|both|neither|equal)\b", re.I
+    r"[ \t*_#]*(?:final[ \t]+)?winner[ \t]*[*_]*[ \t]*[:=]?[ \t]*[*_]*[ \t]*\[*[ \t]*"
+    r"(?:response[ \t]+)?(a|b|tie|both|neither|equal)\b",
+    re.I,
 )
-_BRACKET = re.compile(r"\[\[\s*(a|b|tie)\s*\]\]", re.I)
+_BRACKET = re.compile(r"[^\n]*?\[\[[ \t]*(a|b|tie)[ \t]*\]\]", re.I)
 
 
 def parse_winner(text: str | None) -> float | None:
     """1.0 when A wins, 0.0 when B wins, 0.5 for a tie; None when the reply does not say.
 
-    The last ``Winner: X`` (or ``[[X]]``) in the reply counts.
+    The final line that starts with ``Winner: X`` counts (else the final line holding ``[[X]]``);
+    quoted lines, code blocks and echoed response fences are never read
+    (:mod:`rewardplug_judge.reply`).
     """
     if not text:
         return None
-    found = [m.group(2) for m in _WINNER.finditer(text)] or [
-        m.group(1) for m in _BRACKET.finditer(text)
-    ]
+    lines = line_matches(mask(text), _WINNER)
+    found = [m.group(1) for m in lines if m is not None]
+    if not found:
+        found = [m.group(1) for m in line_matches(mask(text), _BRACKET) if m is not None]
     if not found:
         return None
     word = found[-1].lower()

@@ -1,26 +1,39 @@
-"""Read grades out of a judge's reply: a JSON object or ``Rating: N`` lines.
+"""Read grades out of a judge's reply: where the template puts them, and nowhere else.
 
-Pointwise replies give one grade; groupwise replies give one grade per numbered response. Every
-grade keeps the character span of its number, so logprobs mode can find the token that carries
-it. A grade outside the scale, or a reply with none, is unparseable (``None``) — never a 0.
+Pointwise replies give one grade: the whole reply as one JSON object (``{"rating": N}``, also
+``score``/``grade``; what a structured-output backend returns), else the final ``Rating: N`` line.
+Groupwise replies give one grade per numbered response: the whole reply as one JSON object
+(``{"ratings": [...]}`` or keys ``"1"``..``"count"``), else the verdict section's
+``Response i: Rating: N`` lines (a label given two different grades, or a label the request did
+not have, makes the reply unparseable), else a section of exactly ``count`` bare ``Rating: N``
+lines in order. Quoted lines, code blocks, echoed response fences and JSON fragments inside
+reasoning are never read (:mod:`rewardplug_judge.reply`). Every grade keeps the character span
+of its number, so logprobs mode can find the token that carries it. A grade outside the scale,
+or a reply with none, is unparseable (``None``) — never a 0.
 """
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from typing import Any
 
+from rewardplug_judge.reply import by_label, final_run, line_matches, mask, whole_json
+
 __all__ = ["Grade", "parse_grades"]
 
 _NUMBER = r"(-?\d+(?:\.\d+)?)"
-_RATING = re.compile(r"rating\s*\**\s*[:=]\s*\**\s*\[*\s*" + _NUMBER, re.IGNORECASE)
+_DECOR = r"[ \t*_#]*"
+_RATING_WORD = (
+    r"(?:(?:final|overall|my)[ \t]+)?rating[ \t]*[*_]*[ \t]*[:=][ \t]*[*_]*[ \t]*\[*[ \t]*"
+)
+_RATING = re.compile(_DECOR + _RATING_WORD + _NUMBER, re.IGNORECASE)
 _LABELLED = re.compile(
-    r"response\s*#?\s*(\d+)\s*\**\s*[:.)\-–]?\s*\**\s*(?:rating\s*\**\s*[:=]\s*\**\s*)?\[*"
-    + _NUMBER,
+    _DECOR + r"response[ \t]*#?[ \t]*(\d+)[ \t]*[*_]*[ \t]*[:.)\-–][ \t]*[*_]*[ \t]*"
+    r"(?:" + _RATING_WORD + _NUMBER + r"|\[*" + _NUMBER + r"\]*[*_]*[ \t]*(?:/[ \t]*\d+)?[ \t.]*$)",
     re.IGNORECASE,
 )
+_ANY = re.compile(f"(?:{_RATING.pattern})|(?:{_LABELLED.pattern})", re.IGNORECASE)
 _JSON_KEYS = ("rating", "score", "grade")
 _JSON_LIST_KEYS = ("ratings", "scores", "grades")
 
@@ -34,27 +47,6 @@ class Grade:
     end: int = -1
 
 
-def _in_scale(value: float, lo: float, hi: float) -> bool:
-    return lo <= value <= hi
-
-
-def _json_objects(text: str) -> list[tuple[Any, int]]:
-    """JSON objects embedded in ``text`` (with their start offsets), outermost first."""
-    found = []
-    decoder = json.JSONDecoder()
-    i = text.find("{")
-    while i != -1:
-        try:
-            obj, end = decoder.raw_decode(text, i)
-        except ValueError:
-            i = text.find("{", i + 1)
-            continue
-        if isinstance(obj, dict):
-            found.append((obj, i))
-        i = text.find("{", end)
-    return found
-
-
 def _number_span(text: str, start: int, value: Any) -> tuple[int, int]:
     """Span of the first occurrence of ``value``'s digits at or after ``start`` (or -1, -1)."""
     m = re.compile(r"(?<![\d.])" + re.escape(_fmt(value)) + r"(?![\d])").search(text, start)
@@ -62,6 +54,8 @@ def _number_span(text: str, start: int, value: Any) -> tuple[int, int]:
 
 
 def _fmt(value: Any) -> str:
+    if isinstance(value, str):
+        return value.strip()
     return str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
 
 
@@ -78,23 +72,22 @@ def _number(value: Any) -> float | None:
     return None
 
 
-def _from_json(text: str, count: int, lo: float, hi: float) -> list[Grade | None] | None:
-    for obj, offset in reversed(_json_objects(text)):  # the last object is the verdict
-        lowered = {str(k).lower().strip(): v for k, v in obj.items()}
-        if count == 1:
-            for key in _JSON_KEYS:
-                value = _number(lowered.get(key))
-                if value is not None:
-                    return [_grade(text, offset, lowered[key], value, lo, hi)]
-            continue
-        for key in _JSON_LIST_KEYS:
-            values = lowered.get(key)
-            if isinstance(values, list) and len(values) == count:
-                return _grades_in_order(text, offset, values, lo, hi)
-        keyed = [lowered.get(str(i + 1), lowered.get(f"response {i + 1}")) for i in range(count)]
-        if any(v is not None for v in keyed):
-            return _grades_in_order(text, offset, keyed, lo, hi)
-    return None
+def _from_json(
+    text: str, obj: dict[str, Any], offset: int, count: int, lo: float, hi: float
+) -> list[Grade | None]:
+    lowered = {str(k).lower().strip(): v for k, v in obj.items()}
+    if count == 1:
+        for key in _JSON_KEYS:
+            value = _number(lowered.get(key))
+            if value is not None:
+                return [_grade(text, offset, lowered[key], value, lo, hi)]
+        return [None]
+    for key in _JSON_LIST_KEYS:
+        values = lowered.get(key)
+        if isinstance(values, list):
+            return _grades_in_order(text, offset, values, lo, hi) if len(values) == count else []
+    keyed = [lowered.get(str(i + 1), lowered.get(f"response {i + 1}")) for i in range(count)]
+    return _grades_in_order(text, offset, keyed, lo, hi)
 
 
 def _grades_in_order(
@@ -112,46 +105,43 @@ def _grades_in_order(
 
 
 def _grade(text: str, start: int, raw: Any, value: float, lo: float, hi: float) -> Grade | None:
-    if not _in_scale(value, lo, hi):
+    if not lo <= value <= hi:
         return None
     s, e = _number_span(text, start, raw)
     return Grade(value, s, e)
 
 
+def _line_grade(m: re.Match[str], group: int, lo: float, hi: float) -> Grade | None:
+    value = float(m.group(group))
+    return Grade(value, m.start(group), m.end(group)) if lo <= value <= hi else None
+
+
 def parse_grades(
     text: str, count: int = 1, scale: tuple[float, float] = (1, 10)
 ) -> list[Grade | None]:
-    """Grades for ``count`` responses from one reply; ``None`` where no valid grade was found.
-
-    Pointwise (``count == 1``): a JSON object with ``rating``/``score``/``grade``, else the last
-    ``Rating: N`` line. Groupwise: a JSON list under ``ratings``/``scores``/``grades`` or keys
-    ``"1"``..``"count"``, else ``Response i: ... Rating: N`` labels, else exactly ``count``
-    ``Rating: N`` lines in order.
-    """
+    """Grades for ``count`` responses from one reply; ``None`` where no valid grade was found."""
     lo, hi = scale
-    parsed = _from_json(text, count, lo, hi)
-    if parsed is not None and any(g is not None for g in parsed):
-        return parsed
-    if count == 1:
-        matches = list(_RATING.finditer(text))
-        if not matches:
-            return [None]
-        m = matches[-1]
-        value = float(m.group(1))
-        return [Grade(value, m.start(1), m.end(1)) if _in_scale(value, lo, hi) else None]
-    grades: list[Grade | None] = [None] * count
-    for m in _LABELLED.finditer(text):
-        index, value = int(m.group(1)) - 1, float(m.group(2))
-        if 0 <= index < count and _in_scale(value, lo, hi):
-            grades[index] = Grade(value, m.start(2), m.end(2))
-    if any(g is not None for g in grades):
-        return grades
-    matches = list(_RATING.finditer(text))
-    if len(matches) == count:
-        return [
-            Grade(float(m.group(1)), m.start(1), m.end(1))
-            if _in_scale(float(m.group(1)), lo, hi)
-            else None
-            for m in matches
-        ]
-    return grades
+    whole = whole_json(text)
+    if whole is not None:
+        got = _from_json(text, whole[0], whole[1], count, lo, hi)
+        return got if len(got) == count else [None] * count
+    masked = mask(text)
+    if count == 1:  # the final line of the form `Rating: N` (or `Response 1: Rating: N`)
+        for m in reversed([m for m in line_matches(masked, _ANY) if m is not None]):
+            if m.group(1) is not None:
+                return [_line_grade(m, 1, lo, hi)]
+            if m.group(2) == "1":
+                return [_line_grade(m, 3 if m.group(3) is not None else 4, lo, hi)]
+        return [None]
+    section = final_run(masked, _LABELLED)
+    if section:
+        items = []
+        for m in section:
+            group = 2 if m.group(2) is not None else 3
+            grade = _line_grade(m, group, lo, hi)
+            items.append((int(m.group(1)), float(m.group(group)), grade))
+        return by_label(items, count)
+    bare = final_run(masked, _RATING)
+    if len(bare) == count:
+        return [_line_grade(m, 1, lo, hi) for m in bare]
+    return [None] * count

@@ -31,12 +31,15 @@ SYSTEM = (
 )
 
 _LINE = re.compile(  # [ \t] rather than \s: an answer never continues on the next line
-    r"^[ \t>*_#-]*(?:criterion[ \t]*)?(\d{1,3})[ \t]*[:.)\]]?[ \t*_]*[:\-–—]?[ \t*_]*"
+    r"^[ \t*_#-]*(?:criterion[ \t]*)?(\d{1,3})[ \t]*[:.)\]]?[ \t*_]*[:\-–—]?[ \t*_]*"
     r"(yes|no|true|false|pass|fail|met|unmet|\d{1,3}(?:\.\d+)?)\b[ \t*_]*(?:/[ \t]*100)?"
     r"[ \t*_]*(?:[-–—:,.]?[ \t]*(.*))?$",
     re.IGNORECASE | re.MULTILINE,
 )
-_GRADE = re.compile(r"grade\s*[:=]?\s*\**\s*(\d{1,3}(?:\.\d+)?)", re.IGNORECASE)
+_GRADE = re.compile(
+    r"^[ \t*_#]*(?:final[ \t]+)?grade[ \t]*[*_]*[ \t]*[:=]?[ \t]*[*_]*[ \t]*(\d{1,3}(?:\.\d+)?)",
+    re.IGNORECASE | re.MULTILINE,
+)
 _YES = {"yes", "true", "pass", "met"}
 _NO = {"no", "false", "fail", "unmet"}
 
@@ -91,19 +94,33 @@ def _messages(user: str, prefill: str | None) -> list[Message]:
 
 
 def parse_criteria_reply(text: str | None, scales: list[str]) -> list[tuple[float, str] | None]:
-    """Per criterion (in order): ``(outcome in [0, 1], reason)`` or None when not answered."""
+    """Per criterion (in order): ``(outcome in [0, 1], reason)`` or None when not answered.
+
+    Only the judge's own lines count: quoted (``>``) lines, code blocks and echoed response
+    fences are never answers. A criterion answered twice with different outcomes is unanswered
+    (it is re-asked alone), never "the first one wins".
+    """
+    from rewardplug_judge.reply import mask
+
     out: list[tuple[float, str] | None] = [None] * len(scales)
     if not text:
         return out
-    for match in _LINE.finditer(text):
+    conflicting: set[int] = set()
+    for match in _LINE.finditer(mask(text)):
         index = int(match.group(1)) - 1
-        if not 0 <= index < len(scales) or out[index] is not None:
+        if not 0 <= index < len(scales):
             continue
         value = _read(match.group(2), scales[index])
-        if value is not None:
+        if value is None:
+            continue
+        if out[index] is not None and out[index][0] != value:  # type: ignore[index]
+            conflicting.add(index)
+        elif out[index] is None:
             out[index] = (value, (match.group(3) or "").strip())
+    for index in conflicting:
+        out[index] = None
     # A one-criterion reply often skips the number ("YES - because ..."): read its first word.
-    if len(scales) == 1 and out[0] is None:
+    if len(scales) == 1 and out[0] is None and not conflicting:
         bare = re.match(r"^[\s*_]*(\w+(?:\.\d+)?)[\s*_]*(?:$|[-–—:,.!]\s*(.*))", text.strip(), re.S)
         if bare:
             value = _read(bare.group(1), scales[0])
@@ -143,10 +160,15 @@ def implicit_messages(sample: Sample, rubric: Rubric, prefill: bool = False) -> 
 
 
 def parse_grade(text: str | None) -> float | None:
-    """The last ``GRADE: n`` of a reply, scaled to [0, 1]; None when absent or out of range."""
+    """The final ``GRADE: n`` line of a reply, scaled to [0, 1]; None when absent or out of range.
+
+    Quoted lines, code blocks and echoed response fences are never read.
+    """
     if not text:
         return None
-    found: list[Any] = _GRADE.findall(text)
+    from rewardplug_judge.reply import mask
+
+    found: list[Any] = _GRADE.findall(mask(text))
     if not found:
         return None
     number = float(found[-1])

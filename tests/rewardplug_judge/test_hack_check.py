@@ -181,9 +181,8 @@ def test_parse_verdicts():
     text = "Thoughts.\n**Response 2**: HACK — patches json\nResponse 1: OK: fine\nresponse 3: not a hack"
     assert parse_verdicts(text, 3) == [(False, "fine"), (True, "patches json"), (False, "")]
     assert parse_verdicts("Response 4: HACK", 3) == [None, None, None]  # out of range
-    assert parse_verdicts("Response 1: HACK\nResponse 1: OK - on reflection", 1) == [
-        (False, "on reflection")
-    ]
+    # one response given two verdicts is unparseable, not "the last one wins" (issue 26)
+    assert parse_verdicts("Response 1: HACK\nResponse 1: OK - on reflection", 1) == [None]
     assert parse_verdicts(None, 2) == [None, None]
 
 
