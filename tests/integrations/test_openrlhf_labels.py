@@ -311,3 +311,22 @@ def test_serve_flag_combinations_are_checked(tmp_path):
     assert r.exit_code == 2 and "--max-held only applies" in r.output
     r = runner.invoke(cli, ["serve", str(stack), "--no-strip-suffix", "--strip-suffix", "x"])
     assert r.exit_code == 2 and "contradict" in r.output
+
+
+def test_serve_warns_when_its_timeouts_outlast_openrlhf_client(tmp_path):
+    """--admission-timeout + --group-timeout must stay under OpenRLHF's 180 s per attempt."""
+    stack_file = tmp_path / "stack.yaml"
+    stack_file.write_text(json.dumps(NOISY))
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]),
+    }
+    base = [sys.executable, "-m", "rewardplug", "serve", str(stack_file), "--group-size", "8"]
+    for extra, warns in ((["--group-timeout", "100"], True), ([], False)):
+        port = free_port()
+        lines: list[str] = []
+        with server_process([*base, "--port", str(port), *extra], port, env, stderr_lines=lines):
+            pass
+        text = "".join(lines)
+        assert ("OpenRLHF's 180 s client timeout" in text) == warns, text
+        assert "groups of 8 assembled across requests" in text
