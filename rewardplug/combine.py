@@ -86,12 +86,16 @@ def combine_scores(
     k: int | None = None,
     seed: int = 0,
     pairing: str = "shuffled",
+    floors: dict[str, float] | None = None,
 ) -> Combined:
-    """Combine per-source scores of a batch into :class:`Combined` (see module docstring)."""
+    """Combine per-source scores of a batch into :class:`Combined` (see module docstring).
+
+    ``floors`` (``on_abstain="floor"``): each weighted source's lowest score, used in its place
+    -- every draw at the floor -- where it abstains, so that abstaining never pays."""
     if method not in ("weighted_sum", "min", "mean_minus_var"):
         raise ValueError(f"combine method {method!r}: use weighted_sum, min or mean_minus_var")
-    if on_abstain not in ("renormalize", "abstain"):
-        raise ValueError(f"on_abstain {on_abstain!r}: use renormalize or abstain")
+    if on_abstain not in ("abstain", "floor", "renormalize"):
+        raise ValueError(f"on_abstain {on_abstain!r}: use abstain, floor or renormalize")
     if pairing not in ("shuffled", "paired"):
         raise ValueError(f"pairing {pairing!r}: use shuffled or paired")
     names = [name for name in scores if weights.get(name, 0) > 0]
@@ -126,13 +130,30 @@ def combine_scores(
         if full:
             x[si, full] = np.array([scores[name][i].draws for i in full], dtype=np.float64)
     present = ~np.isnan(v)
-    w = np.array([weights[name] for name in names])[:, None] * present  # (S, N)
-
     reasons: list[str | None] = [None] * n
     usable = present.any(axis=0)
     if on_abstain == "abstain":
         usable &= present.all(axis=0)
-    for i in np.flatnonzero(~usable):
+    elif on_abstain == "floor":
+        # where some weighted source scored the sample, an abstaining one counts at its floor
+        floored = usable & ~present.all(axis=0)
+        for si, name in enumerate(names):
+            rows = floored & ~present[si]
+            if rows.any():
+                floor = (floors or {}).get(name)
+                if floor is None:
+                    raise ValueError(f"on_abstain: floor needs a floor for source {name!r}")
+                v[si, rows] = floor
+                x[si, rows] = np.where(np.arange(width)[None, :] < ks[rows, None], floor, np.nan)
+        for i in np.flatnonzero(floored):
+            reasons[i] = "scored at the floor of -- " + "; ".join(
+                f"{name}: {scores[name][i].reason}"
+                for si, name in enumerate(names)
+                if not present[si, i]
+            )
+        present = present | floored[None, :]
+    w = np.array([weights[name] for name in names])[:, None] * present  # (S, N)
+    for i in np.flatnonzero(~usable):  # (floored samples are usable)
         missing = [
             f"{name}: {scores[name][i].reason}"
             for si, name in enumerate(names)

@@ -55,6 +55,9 @@ class SourceSpec(BaseModel):
     noise: NoiseSpec | None = Field(None, description="known noise for one-draw scores")
     #: applied in order, draw by draw, after ``noise`` (see :mod:`rewardplug.transforms`)
     transform: list[TransformSpec] = Field(default_factory=list, description="score transforms")
+    #: the lowest score this source gives (after its transforms): its value where it abstains
+    #: under ``on_abstain: floor``
+    floor: float | None = Field(None, allow_inf_nan=False, description="lowest score")
 
     @field_validator("transform", mode="before")
     @classmethod
@@ -89,10 +92,13 @@ class DiscretizeConfig(BaseModel):
 class StackConfig(BaseModel):
     """A whole reward stack.
 
-    ``on_abstain`` decides what happens to a sample when some of its sources abstain or fail:
-    ``renormalize`` (default) drops those sources and rescales the remaining weights to the full
-    total (a sample abstains only when no weighted source scored it); ``abstain`` makes the sample
-    abstain as soon as any weighted source does.
+    ``on_abstain`` decides what happens to a sample when some of its sources abstain or fail.
+    Abstaining must never pay (a policy under RL would learn to make a source abstain), so:
+    ``abstain`` (default) makes the sample abstain as soon as any weighted source does (the
+    trainer masks it); ``floor`` counts an abstaining source at its ``floor:`` (its lowest score),
+    so the sample gets what it would with that source at its worst; ``renormalize`` (opt-in,
+    exploitable) drops those sources and rescales the remaining weights to the full total, so a
+    sample abstains only when no weighted source scored it.
     """
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
@@ -100,7 +106,7 @@ class StackConfig(BaseModel):
     sources: list[SourceSpec] = Field(min_length=1)
     combine: CombineMethod = "weighted_sum"
     lambda_: float = Field(1.0, alias="lambda", ge=0, allow_inf_nan=False)
-    on_abstain: Literal["renormalize", "abstain"] = "renormalize"
+    on_abstain: Literal["abstain", "floor", "renormalize"] = "abstain"
     draws: int | None = Field(None, ge=1, le=4096, description="common K (default: largest K)")
     seed: int = 0
     #: a source failing on at least ``source_failure_share`` of a batch is reported
@@ -111,6 +117,18 @@ class StackConfig(BaseModel):
     #: sources) or ``paired`` (draw j with draw j, for sources whose draws are correlated)
     pairing: Literal["shuffled", "paired"] = "shuffled"
     discretize: DiscretizeConfig = Field(default_factory=DiscretizeConfig)
+
+    @model_validator(mode="after")
+    def _floors_for_floor(self) -> StackConfig:
+        if self.on_abstain == "floor":
+            missing = [s.name for s in self.sources if s.weight > 0 and s.floor is None]
+            if missing:
+                raise ValueError(
+                    f"on_abstain: floor counts an abstaining source at its floor; give "
+                    f"{', '.join(repr(m) for m in missing)} a `floor:` (its lowest score, e.g. "
+                    "0.0 for a pass rate), or use on_abstain: abstain"
+                )
+        return self
 
     @field_validator("sources")
     @classmethod

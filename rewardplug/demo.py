@@ -311,7 +311,15 @@ def run_demo(
     stack, _dropped = _load_lenient(stack_file, console, skip)
     with stack:
         scores = _score_each(stack, batch, console)
-        rewards = stack.finish(batch, scores)
+        # "continuing with the others": a source that scored nothing (a machinery failure, the
+        # same for every answer) is left out of the combination instead of masking every answer
+        dead = [n for n, result in scores.items() if not any(s.ok for s in result)]
+        saved = {n: stack.weights[n] for n in dead}
+        stack.weights.update(dict.fromkeys(dead, 0.0))
+        try:
+            rewards = stack.finish(batch, scores)
+        finally:
+            stack.weights.update(saved)
     names = list(scores)
     _print_tables(batch, rewards, names, console)
 

@@ -43,7 +43,8 @@ def build_rewards(
             reward = raw = std = tier = n_tiers = None
             reason = combined.reasons[i]
         else:
-            status, std, reason = "ok", stds[i], None
+            # (an ok sample's reason says which sources were counted at their floor, if any)
+            status, std, reason = "ok", stds[i], combined.reasons[i]
             if result is None:
                 reward, tier, n_tiers = raw, None, None
             else:

@@ -264,6 +264,7 @@ class Stack:
             c.draws,
             c.seed,
             c.pairing,
+            {spec.name: spec.floor for spec in c.sources if spec.floor is not None},
         )
 
     def discretize(

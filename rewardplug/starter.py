@@ -58,7 +58,7 @@ sources:
             check: {kind: max_words, value: 200}
 
 combine: weighted_sum        # or: min, mean_minus_var (see docs/stacks.md)
-on_abstain: renormalize      # an abstaining source is dropped for that sample
+on_abstain: abstain          # a sample any source cannot score abstains (never a raised reward)
 on_source_failure: warn      # a source failing on a whole batch warns (fail: stops the run)
 discretize:
   enabled: true

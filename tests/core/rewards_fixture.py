@@ -80,3 +80,9 @@ def slow_length(prompts, completions, **kwargs):
 
     time.sleep(0.05)
     return [float(len(c)) for c in completions]
+
+
+def column_draws(prompts, completions, column, **columns):
+    """Draws from the metadata column named ``column``; None (or a missing column) abstains."""
+    values = columns.get(column) or [None] * len(completions)
+    return [None if v is None else list(v) for v in values]

@@ -34,7 +34,8 @@ def test_a_source_failing_on_the_whole_batch_is_warned_once_and_recorded():
     assert (
         "'flaky'" in messages[0] and "2 of 2" in messages[0] and "connection refused" in messages[0]
     )
-    assert all(r.status == "ok" for r in first)  # the other source carries on
+    # the other source still scores; the samples abstain (the default on_abstain)
+    assert all(r.sources["len"].status == "ok" and r.status == "abstain" for r in first)
     assert stack.health.as_dict()["flaky"]["batches"] == 2
 
 

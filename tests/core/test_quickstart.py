@@ -43,7 +43,9 @@ def test_quick_start_without_a_judge_server_warns_naming_the_judge(tmp_path, mon
     assert len(judge) == 1, messages
     assert url in judge[0] and "cannot reach" in judge[0]
     right, wrong = namespace["rewards"]
-    # weighted_sum renormalized over the tests alone: full marks 1.5, and the wrong add scores 0
-    assert right.reward == pytest.approx(1.5) and wrong.reward == pytest.approx(0.0)
+    # the judge counts at its floor (0.0): the tests' part alone, 1.0 and 0.0 -- never the
+    # renormalized 1.5 that a judge made to fail would give
+    assert right.reward == pytest.approx(1.0) and wrong.reward == pytest.approx(0.0)
+    assert "judge" in right.reason and "floor" in right.reason
     assert right.tier == 0 and wrong.tier == 1
     assert right.sources["judge"].status == "error"

@@ -67,6 +67,7 @@ def test_abstaining_source_is_dropped_and_weights_renormalized():
         py("em", "exact_match", weight=1.0),
         py("q", "noisy", weight=3.0),
         discretize={"enabled": False},
+        on_abstain="renormalize",
     )
     batch = [
         Sample(prompt="p", response="4", gold="4"),
@@ -106,7 +107,8 @@ def test_batch_exception_becomes_per_sample_errors_and_policy_applies():
         {"sources": [py("em", "exact_match"), {"name": "b", "use": f"{__name__}:Broken"}]}
     )
     r = s.score([Sample(prompt="p", response="4", gold="4")])[0]
-    assert r.status == "ok" and r.reward == 2.0  # em alone, rescaled to the full weight (2)
+    # the default policy: a sample with a failed source abstains (never a rescaled reward)
+    assert r.status == "abstain" and r.reward is None and "disk on fire" in r.reason
     assert r.sources["b"].status == "error" and "disk on fire" in r.sources["b"].reason
 
 

@@ -216,7 +216,10 @@ def test_a_later_centred_transform_centres_on_the_transformed_reference():
 
 def test_missing_or_unscorable_reference_abstains_that_source_with_the_reason():
     stack = rewardplug.load_stack(
-        {"sources": [source(transform=["par"]), {**source("length_draws"), "name": "other"}]}
+        {
+            "sources": [source(transform=["par"]), {**source("length_draws"), "name": "other"}],
+            "on_abstain": "renormalize",
+        }
     )
     with pytest.warns(UserWarning, match="could not score 2 of 2"):
         out = stack.score([{"prompt": "p", "response": "abc"}, {"prompt": "p", "response": "ab"}])
