@@ -13,6 +13,7 @@ import warnings
 from types import SimpleNamespace
 
 import pytest
+from trl_helpers import blockwise
 
 from rewardplug import load_stack
 from rewardplug.integrations.trl import trl_samples
@@ -25,15 +26,6 @@ STACK = {
 # one prompt twice in a row (two trainer groups of 4), then another prompt
 PROMPTS = ["P"] * 8 + ["Q"] * 4
 COMPLETIONS = ["x" * n for n in (1, 2, 9, 10, 3, 4, 20, 21, 5, 6, 7, 30)]
-
-
-def blockwise(stack, prompts, completions, g):
-    """The rewards of each block of ``g`` completions scored alone, as one group."""
-    out = []
-    for start in range(0, len(prompts), g):
-        block = slice(start, start + g)
-        out += [r.reward for r in stack.score(trl_samples(prompts[block], completions[block]))]
-    return out
 
 
 class FakeTrainer:

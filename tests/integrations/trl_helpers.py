@@ -75,3 +75,14 @@ def recording(fn: Callable[..., list[float | None]]) -> tuple[Callable[..., Any]
 
     reward.__name__ = reward.__qualname__ = fn.__name__
     return reward, calls
+
+
+def blockwise(stack: Any, prompts: list, completions: list, g: int) -> list[float | None]:
+    """The rewards of each block of ``g`` completions scored alone (one ``stack.score`` each)."""
+    from rewardplug.integrations.trl import trl_samples
+
+    out: list[float | None] = []
+    for start in range(0, len(prompts), g):
+        block = slice(start, start + g)
+        out += [r.reward for r in stack.score(trl_samples(prompts[block], completions[block]))]
+    return out

@@ -2,6 +2,10 @@
 
 Every rank records what its reward function was given and returned, so the test can check that
 groups straddling the two ranks got the rewards one process would compute for the whole batch.
+The reward function is built without ``num_generations``: it reads G from the trainer. The
+dataset holds its first prompt twice and each generation batch is 3 groups of 4 over 2 ranks of
+6, so the first batch is ``A A A A | A A A A | B B B B`` with the second ``A`` group split 2 | 2:
+grouped by prompt, the two ``A`` groups would be one pool of 8.
 Usage: ``torchrun --nproc_per_node 2 trl_two_processes.py OUT_DIR``.
 """
 
@@ -20,51 +24,36 @@ STACK = {
         {"name": "len", "use": "python", "with": {"function": "rp_test_rewards:noisy_length"}}
     ],
 }
-PROMPTS = ["Write a function add.\n", "Write a function neg.\n", "Say hello.\n", "Count to 3.\n"]
+PROMPTS = [
+    "Write a function add.\n",
+    "Write a function add.\n",  # the dataset holds it twice: two groups, not one
+    "Write a function neg.\n",
+    "Say hello.\n",
+    "Count to 3.\n",
+    "Say bye.\n",
+]
+NUM_GENERATIONS = 4
+PER_RANK = 6  # 2 ranks x 6 = 12 = 3 groups of 4; the 2nd group straddles the ranks
 
 
 def main() -> None:
-    import importlib.util
-
     from datasets import Dataset
-    from trl import GRPOConfig, GRPOTrainer
+    from trl import GRPOTrainer
+    from trl_helpers import grpo_config, recording, tiny_model_and_tokenizer
 
     from rewardplug import load_stack
 
     out = Path(sys.argv[1])
     rank = int(os.environ["RANK"])
-    spec = importlib.util.spec_from_file_location(
-        "example", HERE.parents[1] / "examples" / "trl_grpo.py"
-    )
-    example = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(example)
-    model, tokenizer = example.tiny_model_and_tokenizer([*PROMPTS, "def add(a, b): return a + b"])
-
+    model, tokenizer = tiny_model_and_tokenizer([*PROMPTS, "def add(a, b): return a + b"])
     stack = load_stack(STACK)
-    inner = stack.as_trl_reward("stack")
-    calls = []
-
-    def reward(prompts, completions, **kwargs):
-        rewards = inner(prompts=prompts, completions=completions, **kwargs)
-        calls.append({"prompts": prompts, "completions": completions, "rewards": rewards})
-        return rewards
-
-    reward.__name__ = "stack"
-    args = GRPOConfig(
-        output_dir=str(out / "trainer"),
+    reward, calls = recording(stack.as_trl_reward("stack"))
+    args = grpo_config(
+        out / "trainer",
         max_steps=2,
-        per_device_train_batch_size=2,  # 2 ranks x 2 = one group of 4, split across the ranks
-        num_generations=4,
-        max_completion_length=16,
-        learning_rate=1e-3,
-        logging_steps=1,
-        report_to="none",
-        save_strategy="no",
-        use_cpu=True,
-        bf16=False,
-        beta=0.0,
-        seed=0,
-        disable_tqdm=True,
+        per_device_train_batch_size=PER_RANK,
+        num_generations=NUM_GENERATIONS,
+        shuffle_dataset=False,  # the batches are the dataset's rows in order
         temperature=1.5,
     )
     trainer = GRPOTrainer(
@@ -86,4 +75,14 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    import faulthandler
+
+    # A rank that hangs prints every thread's stack and fails, instead of running into the
+    # test's timeout without a word.
+    faulthandler.dump_traceback_later(240, exit=True)
     main()
+    # Leave without the interpreter's teardown: freeing the trainer (its threads, gloo's) hung
+    # a rank now and then after its work was done and written.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
