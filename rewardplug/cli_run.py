@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from rewardplug.cli_util import friendly_errors
-from rewardplug.integrations.openrlhf import DEFAULT_STRIP_SUFFIXES
+from rewardplug.integrations.conventions import DEFAULT_STRIP_SUFFIXES
 
 __all__ = ["demo", "serve"]
 

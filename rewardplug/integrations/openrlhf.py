@@ -44,6 +44,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from rewardplug.integrations.conventions import (
+    DEFAULT_STRIP_SUFFIXES,
+    EVAL_SPLITS,
+    is_eval_split,
+)
 from rewardplug.types import Reward, Sample, _digest
 
 __all__ = [
@@ -61,19 +66,6 @@ __all__ = [
 _LABEL_FIELDS = ("reference", "tests", "rubric", "metadata")
 #: label keys that steer grouping (a JSON label holding only these is still an object)
 _CONTROL_KEYS = ("group", "uid", "group_size", "split")
-
-#: end-of-turn / end-of-sequence texts of common chat templates (ChatML/Qwen, Llama 3, Llama 2 and
-#: Mistral, GPT-2 style, Gemma), cut from the end of a response before scoring
-DEFAULT_STRIP_SUFFIXES: tuple[str, ...] = (
-    "<|im_end|>",
-    "<|eot_id|>",
-    "</s>",
-    "<|endoftext|>",
-    "<end_of_turn>",
-)
-
-#: ``split`` values that mark an evaluation sample (the vocabulary of verl's ``extra_info.split``)
-EVAL_SPLITS = frozenset({"test", "eval", "val", "validation", "dev"})
 
 
 class ProtocolError(ValueError):
@@ -286,7 +278,7 @@ def _label_split(obj: dict[str, Any] | None, index: int) -> bool:
         raise ProtocolError(
             f'labels[{index}].split is {split!r}; it must be a string such as "train" or "test"'
         )
-    return split.strip().lower() in EVAL_SPLITS
+    return is_eval_split(split)
 
 
 def _string_list(body: dict[str, Any], key: str, required: bool) -> list[str] | None:

@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from rewardplug.integrations.conventions import is_eval_split
 from rewardplug.integrations.verl import (
     STACK_ENV,
     _digest,
@@ -28,9 +29,6 @@ from rewardplug.types import Reward, Sample
 
 __all__ = ["RewardLoopManager", "reward_manager_class"]
 
-#: ``extra_info["split"]`` values that mark a validation sample (verl's preprocessing scripts
-#: write "train" / "test")
-VAL_SPLITS = frozenset({"test", "val", "valid", "validation", "eval", "evaluation", "dev"})
 #: concurrent calls a reward-loop worker accepts (Ray's default for async actors is 1,000): a
 #: sample waiting for its group holds one, so the limit must exceed the samples in flight
 WORKER_CONCURRENCY = 100_000
@@ -173,7 +171,7 @@ class RewardLoopManager:
                 "reward_kwargs.phase_key to the field that holds it",
             )
             return self.group_size
-        return self.val_group_size if str(phase).lower() in VAL_SPLITS else self.group_size
+        return self.val_group_size if is_eval_split(phase) else self.group_size
 
     def _prompt(self, item: Any, raw_prompt: Any) -> Any:
         if isinstance(raw_prompt, list) and all(isinstance(m, dict) for m in raw_prompt):
