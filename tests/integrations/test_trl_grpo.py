@@ -136,6 +136,8 @@ def test_log_hooks_receive_per_source_means():
                     "with": {"function": "rp_test_rewards:contains_reference"},
                 },
             ],
+            # "ref" abstains on the row without a reference; "len" still scores it
+            "on_abstain": "renormalize",
         }
     )
     metrics: dict[str, float] = {}
