@@ -140,6 +140,11 @@ def validate(stack: str) -> None:
 )
 @click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True)
 @click.option("--address", default=None, help="Ray cluster address (with --engine ray).")
+@click.option(
+    "--strict",
+    is_flag=True,
+    help="Exit with status 1 when samples lack a field a source needs (they are still written).",
+)
 def score(
     stack: str,
     input_path: str,
@@ -150,6 +155,7 @@ def score(
     batch_size: int,
     engine: str,
     address: str | None,
+    strict: bool,
 ) -> None:
     """Score a JSONL file of samples with a stack."""
     if resume and overwrite:
@@ -161,7 +167,9 @@ def score(
             "or --overwrite to replace it"
         )
     try:
-        _score(stack, input_path, output_path, resume, skip_bad, batch_size, engine, address)
+        missing = _score(
+            stack, input_path, output_path, resume, skip_bad, batch_size, engine, address
+        )
     except KeyboardInterrupt:
         saved = _rows_in(output_path)
         click.secho(
@@ -171,6 +179,13 @@ def score(
             fg="yellow",
         )
         sys.exit(130)
+    if strict and missing:
+        click.secho(
+            "error (--strict): samples lack fields their sources need; see above",
+            err=True,
+            fg="red",
+        )
+        sys.exit(1)
 
 
 def _rows_in(path: str) -> int:
@@ -191,7 +206,8 @@ def _score(
     batch_size: int,
     engine: str,
     address: str | None,
-) -> None:
+) -> bool:
+    """Run the scoring; True when samples lacked fields their sources need."""
     if engine == "ray":
         if resume:
             raise click.UsageError("--resume is not supported with --engine ray")
@@ -207,7 +223,7 @@ def _score(
                 skip_bad=skip_bad,
             )
         click.echo(f"wrote {n} rows to {output_path}", err=True)
-        return
+        return False
     from rewardplug.runner import score_file
     from rewardplug.stack import load_stack
 
@@ -236,6 +252,9 @@ def _score(
         + (f"; skipped {len(summary.skipped)} bad lines" if summary.skipped else ""),
         err=True,
     )
+    for line in summary.missing:
+        click.secho(f"warning: {line}", err=True, fg="yellow")
+    return bool(summary.missing)
 
 
 def _add_core_commands() -> None:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rewardplug.io import (
+    InputError,
     Loaded,
     RowWriter,
     group_batches,
@@ -38,6 +39,8 @@ class ScoreSummary:
     resumed: int = 0
     abstained: int = 0
     skipped: list[str] = field(default_factory=list)
+    #: one line per source and required field that samples lack (:mod:`rewardplug.inputs`)
+    missing: list[str] = field(default_factory=list)
 
 
 def score_file(
@@ -57,6 +60,9 @@ def score_file(
     if not isinstance(stack, Stack):
         stack = load_stack(stack)
     loaded = load_jsonl(input_path, skip_bad=skip_bad)
+    report = stack.check_inputs(loaded.samples)
+    if report.malformed:
+        _drop_malformed(loaded, report.malformed, str(input_path), skip_bad)
     # The loaded file lives until the end: keep the cyclic collector from walking it at every
     # full collection (gc.freeze: CPython's tool for long-lived data), and give it back after.
     # Frozen before anything else allocates: the first progress call imports rich, and a full
@@ -65,7 +71,11 @@ def score_file(
     try:
         out = Path(output_path)
         out.parent.mkdir(parents=True, exist_ok=True)
-        summary = ScoreSummary(total=len(loaded.samples), skipped=loaded.skipped)
+        summary = ScoreSummary(
+            total=len(loaded.samples),
+            skipped=loaded.skipped,
+            missing=report.lines(len(loaded.samples)),
+        )
         if resume:
             done = prepare_resume(out, loaded.samples)
         else:
@@ -80,6 +90,19 @@ def score_file(
     finally:
         gc.unfreeze()
     return summary
+
+
+def _drop_malformed(loaded: Loaded, malformed: dict[int, str], path: str, skip_bad: bool) -> None:
+    """Fail on the first row whose fields a source cannot read, or skip (and count) them all."""
+    messages = {i: f"{path}:{loaded.lines[i]}: {why}" for i, why in sorted(malformed.items())}
+    if not skip_bad:
+        first = next(iter(messages.values()))
+        raise InputError(first + " (use --skip-bad to skip bad lines)")
+    keep = [i for i in range(len(loaded.samples)) if i not in malformed]
+    loaded.samples = [loaded.samples[i] for i in keep]
+    loaded.rows = [loaded.rows[i] for i in keep]
+    loaded.lines = [loaded.lines[i] for i in keep]
+    loaded.skipped.extend(messages.values())
 
 
 def _score_batches(

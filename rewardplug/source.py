@@ -10,11 +10,14 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
 from rewardplug.types import Sample, Score
+
+if TYPE_CHECKING:
+    from rewardplug.inputs import Input
 
 __all__ = ["RewardSource", "SourceConfig"]
 
@@ -63,6 +66,12 @@ class RewardSource(ABC):
         import asyncio
 
         return await asyncio.to_thread(self.score, samples)
+
+    def inputs(self) -> Sequence[Input]:
+        """The sample fields this source reads (:class:`rewardplug.inputs.Input`), so that the
+        front ends can reject malformed ones and count missing ones before scoring (see
+        :mod:`rewardplug.inputs`). Default: none declared."""
+        return ()
 
     def close(self) -> None:  # noqa: B027 - optional hook with a no-op default
         """Release process-local resources (pools, servers, models). Safe to call twice."""

@@ -8,6 +8,7 @@ order. One failing source never fails the batch: its samples follow the ``on_abs
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,6 +25,7 @@ from rewardplug.types import Reward, Sample, Score, sample_from
 if TYPE_CHECKING:
     from rewardplug.combine import Combined
     from rewardplug.discretizer import DiscretizeResult
+    from rewardplug.inputs import InputReport
 
 _log = logging.getLogger("rewardplug")
 
@@ -125,6 +127,8 @@ class Stack:
         self._warned_k1 = False
         self._logged_raises: set[tuple[str, str]] = set()
         self.health = SourceHealth(config.source_failure_share, config.on_source_failure)
+        #: (source, field) -> samples scored without a field the source needs (rewardplug.inputs)
+        self.missing_inputs: Counter[tuple[str, str]] = Counter()
 
     # -- scoring -----------------------------------------------------------------------------
 
@@ -287,11 +291,21 @@ class Stack:
             rule=d.rule,
         )
 
+    def check_inputs(self, samples: Sequence[Sample]) -> InputReport:
+        """Samples against the sources' declared inputs (:mod:`rewardplug.inputs`): missing
+        required fields per source, malformed ones per sample."""
+        from rewardplug.inputs import check_inputs
+
+        return check_inputs(self, samples)
+
     def finish(self, batch: Sequence[Sample], scores: dict[str, list[Score]]) -> list[Reward]:
         """Combine and discretize already computed source scores into rewards."""
         from rewardplug.rewards import build_rewards, warn_if_no_uncertainty
 
         self.health.observe(scores)
+        from rewardplug.inputs import count_missing
+
+        count_missing(self, batch, self.missing_inputs)
         combined = self.combine(batch, scores)
         enabled = self.config.discretize.enabled
         if enabled and not self._warned_k1:

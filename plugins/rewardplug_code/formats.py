@@ -24,9 +24,11 @@ from typing import Any
 
 from rewardplug_code.protocol import to_plain
 
-__all__ = ["Case", "Plan", "TestsError", "parse_tests"]
+__all__ = ["TESTS_KEYS", "Case", "Plan", "TestsError", "parse_tests"]
 
 MAX_CASES = 10_000
+#: the keys a ``tests`` mapping may have (any other is a mistake: a misspelt key is reported)
+TESTS_KEYS = frozenset({"kind", "entry_point", "cases", "atol", "code"})
 
 
 class TestsError(ValueError):

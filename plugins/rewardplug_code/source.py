@@ -20,11 +20,12 @@ from typing import Any, Literal
 
 from pydantic import Field
 
+from rewardplug.inputs import Input
 from rewardplug.source import RewardSource, SourceConfig
 from rewardplug.types import Sample, Score
 from rewardplug_code import protocol, sandbox
 from rewardplug_code.extract import CodeError, extract_code
-from rewardplug_code.formats import Case, Plan, TestsError, parse_tests
+from rewardplug_code.formats import TESTS_KEYS, Case, Plan, TestsError, parse_tests
 from rewardplug_code.pool import Pool, WorkerError
 
 log = logging.getLogger(__name__)
@@ -149,6 +150,10 @@ class TestCasesSource(RewardSource):
             self.close()
 
     # ------------------------------------------------------------------ scoring
+
+    def inputs(self) -> Sequence[Input]:
+        """``tests``: a mapping of one of the formats of :mod:`rewardplug_code.formats`."""
+        return (Input("tests", check=parse_tests, keys=TESTS_KEYS),)
 
     def score(self, samples: Sequence[Sample]) -> list[Score]:
         scores: list[Score | None] = [None] * len(samples)
