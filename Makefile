@@ -30,7 +30,7 @@ export TRANSFORMERS_OFFLINE := 1
 # litellm would otherwise try to download its price table at import time
 export LITELLM_LOCAL_MODEL_COST_MAP := True
 
-.PHONY: demo test install frameworks lint bench venv
+.PHONY: demo test test-fallback install frameworks lint bench venv
 
 .venv/bin/python:
 	@$(PYTHON) -c "import sys; assert sys.version_info >= (3, 11), 'rewardplug needs Python 3.11+, $(PYTHON) is ' + sys.version.split()[0]"
@@ -72,6 +72,15 @@ demo: .install-stamp
 
 test: .install-stamp .frameworks-stamp
 	$(PY) -m pytest -q
+
+# The sandbox tests again at the fallback isolation level (rlimits + seccomp + Landlock), as on a
+# machine without bubblewrap: a `bwrap` that always fails is put first on PATH, so the probe
+# falls back exactly as it does where bubblewrap is missing or cannot create namespaces.
+test-fallback: .install-stamp
+	@hidden=$$(mktemp -d) && printf '#!/bin/sh\necho "bubblewrap hidden (make test-fallback)" >&2\nexit 1\n' > "$$hidden/bwrap" \
+		&& chmod +x "$$hidden/bwrap" \
+		&& PATH="$$hidden:$$PATH" $(PY) -m pytest -q tests/rewardplug_code; \
+		status=$$?; rm -rf "$$hidden"; exit $$status
 
 lint: .install-stamp
 	$(PY) -m ruff check . && $(PY) -m ruff format --check .
