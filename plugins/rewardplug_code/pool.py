@@ -43,19 +43,23 @@ class WorkerError(RuntimeError):
 class Worker:
     """One warm sandbox process running the zygote; not thread-safe (one job at a time)."""
 
+    #: let the zygote make namespaces per job where the kernel allows (tests turn it off to
+    #: check what holds without them)
+    job_namespaces = True
+
     def __init__(self, level: str, limits: sandbox.Limits, tmp_mb: int = 16):
         self.level = level
         self.limits = limits
         self.tmp_mb = tmp_mb
         self.proc: subprocess.Popen[bytes] | None = None
         self.cgroup: Path | None = None
-        #: whether each job runs in a PID namespace of its own (the zygote's probe says)
+        #: whether each job runs in namespaces of its own (the zygote's probe says)
         self.pidns: bool | None = None
 
     def start(self) -> None:
         """Start the sandbox and wait for the zygote's ready message."""
         if self.level == sandbox.LEVEL_BWRAP:
-            cmd, opts = sandbox.bwrap_command(self.tmp_mb), sandbox.bwrap_options()
+            cmd, opts = sandbox.bwrap_command(), sandbox.bwrap_options()
         else:
             cmd, opts = sandbox.fallback_command()
         # every task of the worker counts: the sandbox's own few plus the candidate's
@@ -75,7 +79,12 @@ class Worker:
                 start_new_session=True,  # so the whole sandbox dies with one killpg
                 **opts,  # type: ignore[arg-type]
             )
-            init = {"limits": self.limits.as_dict(), "bpf": base64.b64encode(bpf or b"").decode()}
+            init = {
+                "limits": self.limits.as_dict(),
+                "bpf": base64.b64encode(bpf or b"").decode(),
+                "mounts": sandbox.job_mounts(self.level, self.tmp_mb),
+                "job_namespaces": self.job_namespaces,
+            }
             self._send(init)
             reply = self._recv(time.monotonic() + _START_TIMEOUT)
         except (OSError, WorkerError) as exc:

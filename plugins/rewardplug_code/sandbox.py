@@ -4,8 +4,9 @@ Two levels, chosen once per process by a probe:
 
 * ``bwrap``: the worker runs in bubblewrap with new user/PID/network/IPC/UTS/cgroup namespaces, a
   read-only view of only the system libraries and the Python standard library (no site-packages,
-  no home, no project, no data), a small private ``/tmp``, a cleared environment,
-  ``--die-with-parent`` and ``--new-session``; inside it every child also gets rlimits + seccomp.
+  no home, no project, no data), a read-only root and ``/dev``, a cleared environment,
+  ``--die-with-parent`` and ``--new-session``; each job gets a small fresh ``/tmp`` and
+  ``/dev/shm`` (:func:`job_mounts`); inside it every child also gets rlimits + seccomp.
 * ``rlimits+seccomp+landlock`` / ``rlimits+seccomp`` (fallback where bubblewrap cannot run): the
   worker is a plain child with a cleared environment in an empty temporary directory (as
   ``nobody`` when the scorer is root); children get rlimits, a stricter seccomp filter that also
@@ -37,7 +38,14 @@ from rewardplug_code.interpreter import runnable_python
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Limits", "bwrap_command", "isolation_level", "seccomp_bpf", "worker_source"]
+__all__ = [
+    "Limits",
+    "bwrap_command",
+    "isolation_level",
+    "job_mounts",
+    "seccomp_bpf",
+    "worker_source",
+]
 
 BWRAP = "bwrap"
 LEVEL_BWRAP = "bwrap"
@@ -314,7 +322,7 @@ def bwrap_options() -> dict[str, Any]:
     return opts
 
 
-def bwrap_command(tmp_mb: int = 16) -> list[str]:
+def bwrap_command() -> list[str]:
     """The bubblewrap argv that starts one worker."""
     prefix = os.path.realpath(sys.base_prefix)
     interp = runnable_python() if _unprivileged() else None
@@ -351,10 +359,30 @@ def bwrap_command(tmp_mb: int = 16) -> list[str]:
             site = os.path.realpath(site)
             if site.startswith(prefix) and os.path.isdir(site):
                 cmd += ["--tmpfs", site]
-    cmd += ["--proc", "/proc", "--dev", "/dev"]
-    cmd += ["--size", str(tmp_mb * 2**20), "--tmpfs", "/tmp", "--chdir", "/tmp"]
+    # Nothing of the sandbox's own is writable: /dev (its device nodes stay usable) and the root
+    # are read-only, /tmp is an empty mount point. Each job gets fresh tmpfs mounts of its own
+    # (job_mounts), or no writable place at all where the kernel cannot make them.
+    cmd += ["--proc", "/proc", "--dev", "/dev", "--remount-ro", "/dev", "--dir", "/tmp"]
+    cmd += ["--chdir", "/", "--remount-ro", "/"]
     cmd += ["--", _python(), "-I", "-S", "-B", "-c", worker_source()]
     return cmd
+
+
+#: inodes (files and folders) of a job's /tmp and /dev/shm: bounds the clean-up, like the size
+TMP_INODES = 4096
+SHM_MB, SHM_INODES = 4, 256
+
+
+def job_mounts(level: str, tmp_mb: int = 16) -> list[list[str]]:
+    """The fresh tmpfs mounts ``[path, options]`` each job of a worker gets (the zygote makes
+    them in the job's own mount namespace; the first is the job's working folder). None at the
+    fallback level, where the seccomp filter denies every file write."""
+    if level != LEVEL_BWRAP:
+        return []
+    return [
+        ["/tmp", f"size={tmp_mb * 2**20},nr_inodes={TMP_INODES},mode=1777"],
+        ["/dev/shm", f"size={SHM_MB * 2**20},nr_inodes={SHM_INODES},mode=1777"],
+    ]
 
 
 def fallback_command() -> tuple[list[str], dict[str, object]]:

@@ -37,7 +37,6 @@ import pickle
 import resource
 import select
 import signal
-import stat
 import struct
 import sys
 import time
@@ -623,23 +622,24 @@ def run_job(job, limits, bpf, candidate_fds=None):
     return {"results": results, "faults": faults}, None, None
 
 
-def supervise(inp, out, limits, bpf, pidns):
+def supervise(inp, out, limits, bpf, jobns):
     """One job, in a fresh process forked from the clean zygote: read it, run it, reply, exit.
 
     The zygote itself never reads a job, so no child can find another submission's code or
-    results in the memory it inherits. With ``pidns`` the job runs in a PID namespace of its
-    own: its first process (PID 1 there) runs the job, and when it exits the kernel kills
-    whatever the submission left behind.
+    results in the memory it inherits. With ``jobns`` (a list of fresh mounts) the job runs in
+    namespaces of its own (:func:`new_job_namespace`): its first process (PID 1 there) runs the
+    job, and when it exits the kernel kills whatever the submission left behind and frees the
+    job's file systems -- nothing it wrote reaches the next job, and there is nothing to walk.
     """
     job = read_msg(inp)
     if job is None:
         os._exit(EXIT_EOF)
-    if pidns:
+    if jobns is not None:
         try:
-            new_pid_namespace()
+            new_job_namespace(jobns)
         except OSError:
-            pidns = False
-    if not pidns:
+            jobns = None  # nothing is writable then: the sandbox's own mounts are read-only
+    if jobns is None:
         run_supervised(job, inp, out, limits, bpf)
         os._exit(0)
     pid = os.fork()
@@ -677,53 +677,70 @@ def run_supervised(job, inp, out, limits, bpf):
     os._exit(0)
 
 
+CLONE_NEWNS = 0x00020000
 CLONE_NEWUSER = 0x10000000
 CLONE_NEWPID = 0x20000000
+MS_NOSUID, MS_NODEV, MS_NOEXEC = 2, 4, 8
 
 
-def new_pid_namespace():
-    """Put this process's future children in a new PID namespace (with the user namespace that
-    lets an unprivileged process make one); raises OSError where the kernel does not allow it."""
-    if _libc.unshare(CLONE_NEWUSER | CLONE_NEWPID) != 0:
+def new_job_namespace(mounts):
+    """Put this process's future children in new user and PID namespaces (the user namespace
+    lets an unprivileged process make the others) and, when ``mounts`` lists any, a mount
+    namespace with a fresh, size- and inode-limited tmpfs on each ``[path, options]`` -- the
+    only writable places a job has; they vanish with the job's last process. The uid and gid
+    map to themselves (a tmpfs made in a user namespace holds only files of mapped ids).
+    Raises OSError where the kernel does not allow it."""
+    uid, gid = os.getuid(), os.getgid()
+    flags = CLONE_NEWUSER | CLONE_NEWPID | (CLONE_NEWNS if mounts else 0)
+    if _libc.unshare(flags) != 0:
         raise OSError(ctypes.get_errno(), "unshare(CLONE_NEWUSER | CLONE_NEWPID) failed")
+    if not mounts:
+        return
+    # A non-dumpable process's /proc files belong to root, so it cannot write its own maps: the
+    # job's first process is dumpable for these three writes (no other process of the job
+    # exists yet, and the earlier job's are gone with its namespaces).
+    _libc.prctl(PR_SET_DUMPABLE, 1, 0, 0, 0)
+    try:
+        _write_proc("uid_map", "%d %d 1" % (uid, uid))
+        _write_proc("setgroups", "deny")
+        _write_proc("gid_map", "%d %d 1" % (gid, gid))
+    finally:
+        _libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
+    for path, options in mounts:
+        flags = MS_NOSUID | MS_NODEV | MS_NOEXEC
+        if _libc.mount(b"tmpfs", path.encode(), b"tmpfs", flags, options.encode()) != 0:
+            raise OSError(ctypes.get_errno(), "mounting a tmpfs on %s failed" % path)
+    os.chdir(mounts[0][0])
 
 
-def pid_namespaces_work():
-    """Whether a child of this process can make a PID namespace (probed once, in a fork)."""
+def _write_proc(name, text):
+    fd = os.open("/proc/self/" + name, os.O_WRONLY)
+    try:
+        os.write(fd, text.encode())
+    finally:
+        os.close(fd)
+
+
+def job_namespaces_work(mounts):
+    """Whether a child of this process can make a job's namespaces (probed once, in a fork):
+    its first child is PID 1 there and, with ``mounts``, can write to the first of them."""
     pid = os.fork()
     if pid == 0:
         try:
-            new_pid_namespace()
+            new_job_namespace(mounts)
             child = os.fork()
             if child == 0:
-                os._exit(0 if os.getpid() == 1 else 1)
+                ok = os.getpid() == 1
+                if mounts:
+                    fd = os.open("probe", os.O_WRONLY | os.O_CREAT, 0o600)
+                    os.close(fd)
+                os._exit(0 if ok else 1)
             _, status = os.waitpid(child, 0)
             os._exit(0 if os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0 else 1)
         except BaseException:
             os._exit(1)
     _, status = os.waitpid(pid, 0)
     return os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
-
-
-def clear_dir(path):
-    """Remove everything below ``path`` (iteratively: nesting depth cannot stop it; modes a
-    submission set, like a 000 folder, are undone first)."""
-    todo = [os.path.join(path, name) for name in os.listdir(path)]
-    folders = []
-    while todo:
-        entry = todo.pop()
-        try:
-            mode = os.lstat(entry).st_mode
-        except FileNotFoundError:
-            continue
-        if stat.S_ISDIR(mode):
-            os.chmod(entry, 0o700)
-            folders.append(entry)
-            todo.extend(os.path.join(entry, name) for name in os.listdir(entry))
-        else:
-            os.unlink(entry)
-    for folder in reversed(folders):
-        os.rmdir(folder)
 
 
 def warm_up():
@@ -741,12 +758,13 @@ def warm_up():
 def main():
     # Non-dumpable: children cannot open /proc/<zygote>/mem or its fds to forge replies.
     _libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
-    workdir = os.getcwd()  # bubblewrap's private /tmp, or the fallback's empty folder
     inp, out = os.dup(0), os.dup(1)
     isolate_fds((inp, out))
     init = read_msg(inp)
     limits = init["limits"]
     bpf = base64.b64decode(init["bpf"]) if init.get("bpf") else b""
+    mounts = init.get("mounts") or []
+    probe = init.get("job_namespaces", True)
     del init
     for name in PRELOAD:
         try:
@@ -754,26 +772,20 @@ def main():
         except ImportError:
             pass
     warm_up()
-    pidns = pid_namespaces_work()
-    send_msg(out, {"ready": True, "pid": os.getpid(), "pidns": pidns})
+    jobns = mounts if probe and job_namespaces_work(mounts) else None
+    send_msg(out, {"ready": True, "pid": os.getpid(), "pidns": jobns is not None})
     while True:
         # Block until the parent sends a job, so the supervisor is forked just in time.
         select.select([inp], [], [])
         pid = os.fork()
         if pid == 0:
             try:
-                supervise(inp, out, limits, bpf, pidns)
+                supervise(inp, out, limits, bpf, jobns)
             finally:
                 os._exit(1)
         _, status = os.waitpid(pid, 0)
         if os.WIFEXITED(status) and os.WEXITSTATUS(status) == EXIT_EOF:
             return
-        # Each submission gets the working folder empty: nothing one leaves there (files, a
-        # full disk) reaches the next. If it cannot be emptied, this worker is done.
-        try:
-            clear_dir(workdir)
-        except OSError:
-            os._exit(1)
         if not (os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0):
             # The supervisor died mid-job: say so (the parent retries on a fresh worker).
             send_msg(out, {"id": None, "machinery": "job supervisor died: " + exit_text(status)})

@@ -323,9 +323,11 @@ def test_no_submission_sees_an_earlier_ones_code_or_results():
 
     src = TestCasesSource(timeout_s=5, workers=1)  # one worker: both submissions share it
     try:
-        # The scan works: a token planted in its own code is found (and earns the cases).
+        # The scan works: a token planted in its own code is found (and earns the cases) --
+        # with bubblewrap; at the fallback level Landlock hides /proc, so it cannot even run.
         planted = src.score([sample(MEMORY_SCAN + f"\n_ = {TOKEN!r}", TESTS)])[0]
-        assert planted.value == 1.0, planted.detail
+        if src.pool.level == "bwrap":
+            assert planted.value == 1.0, planted.detail
         assert src.score([sample(HONEST, TESTS)])[0].value == 1.0
         score = src.score([sample(MEMORY_SCAN, TESTS)])[0]
     finally:

@@ -1,5 +1,6 @@
-"""A submission's outcome is its own: an empty working folder for each, and "abstain" only when
-the sandbox machinery itself is broken (a fresh worker's health probe says so)."""
+"""A submission's outcome is its own: fresh writable places for each (nothing one leaves behind
+reaches the next), and "abstain" only when the sandbox machinery itself is broken (a fresh
+worker's health probe says so)."""
 
 from __future__ import annotations
 
@@ -46,14 +47,20 @@ def test_every_submission_starts_in_an_empty_working_folder(level, request):
     scores = src.score(batch)
     for i, score in enumerate(scores):
         assert score.status == "ok", score.detail
-        if i % 2 and level == "source":
-            # in bubblewrap the folder was emptied before each submission: room, and nothing left
+        if i % 2 and bubblewrap(src):
+            # in bubblewrap each submission has a fresh /tmp: room, and nothing left
             assert score.value == 1.0, score.detail
         elif i % 2:
             # at the fallback level no file can be written at all, so the LITTER left nothing
             # and the LOOK's own temporary files are refused (a permission error, not a full disk)
             assert score.value == 0.0, score.detail
             assert "Errno 1]" in score.detail["failures"][0]["reason"], score.detail
+
+
+def bubblewrap(src) -> bool:
+    """Whether ``src`` runs at the bubblewrap level (``source`` falls back where bwrap is
+    hidden or broken)."""
+    return src.pool.level == sandbox.LEVEL_BWRAP
 
 
 def _level() -> str:
@@ -84,3 +91,97 @@ def test_broken_machinery_abstains(monkeypatch):
         assert isinstance(reply, WorkerError)  # the probe could not run either: abstain
     finally:
         pool.close()
+
+
+# ------------------------------------------------------------ issue 25: nothing a submission
+# leaves behind reaches the next one (each ran on the code before its defence, where it failed
+# with bubblewrap: /dev, /dev/shm and the root were writable and never emptied)
+
+PLACES = ("/tmp/count", "/dev/shm/count", "/count", "/dev/count")
+COUNT = f"""
+import os
+def f(x):
+    seen = 0
+    for path in {PLACES!r}:
+        try:
+            with open(path) as fh:
+                seen = max(seen, int(fh.read()))
+        except (OSError, ValueError):
+            pass
+    written = []
+    for path in {PLACES!r}:
+        try:
+            with open(path, 'w') as fh:
+                fh.write(str(seen + 1))
+            written.append(path)
+        except OSError:
+            pass
+    return [seen, written]
+"""
+REPLACE_STDIN = """
+import os
+def f(x):
+    try:
+        os.unlink('/dev/stdin')
+        with open('/dev/stdin', 'w') as fh:
+            fh.write('not your input')
+        return 'replaced'
+    except OSError as exc:
+        return type(exc).__name__
+"""
+READ_DEV_STDIN = "print(open('/dev/stdin').read().strip()[::-1])"
+MANY_FILES = """
+import os
+def f(x):
+    made = 0
+    for folder in ('/tmp', '/dev/shm', '/dev', '/'):
+        for i in range(30_000):
+            try:
+                open('%s/f%d' % (folder.rstrip('/'), i), 'w').close()
+            except OSError:
+                break
+            made += 1
+    return made <= 10_000
+"""
+
+
+def one_worker(request, level: str):
+    """A private single-worker pool with the fixture's config: submissions run one after another
+    on the same sandbox."""
+    from rewardplug_code.source import TestCasesSource
+
+    cfg = request.getfixturevalue(level).config.model_copy(update={"workers": 1})
+    src = TestCasesSource(cfg)
+    request.addfinalizer(src.close)
+    return src
+
+
+@pytest.mark.parametrize("level", LEVELS)
+def test_no_submission_learns_from_an_earlier_one(level, request):
+    """A counter kept in any writable place reads 0 in every submission: with bubblewrap /tmp and
+    /dev/shm are writable but fresh for each submission, the root and /dev are read-only; at the
+    fallback level nothing is writable."""
+    src = one_worker(request, level)
+    writable = ["/tmp/count", "/dev/shm/count"] if bubblewrap(src) else []
+    tests = call_tests(([1], [0, writable]))
+    scores = [src.score([sample(COUNT, tests)])[0] for _ in range(3)]
+    assert [s.value for s in scores] == [1.0] * 3, [s.detail for s in scores]
+
+
+@pytest.mark.parametrize("level", LEVELS)
+def test_replacing_dev_stdin_harms_no_later_program(level, request):
+    src = one_worker(request, level)
+    (attack,) = src.score([sample(REPLACE_STDIN, call_tests(([1], "replaced")))])
+    assert attack.value == 0.0, attack.detail  # /dev is read-only: the symlink stays
+    stdio = {"kind": "stdio", "cases": [{"stdin": "abc\n", "stdout": "cba\n"}]}
+    (honest,) = src.score([sample(READ_DEV_STDIN, stdio)])
+    assert honest.status == "ok" and honest.value == 1.0, honest.detail
+
+
+@pytest.mark.parametrize("level", LEVELS)
+def test_files_and_inodes_are_bounded(level, request):
+    """Each writable place holds a bounded number of files (inodes), so a submission can neither
+    fill the machine nor make the clean-up after it slow."""
+    src = one_worker(request, level)
+    (score,) = src.score([sample(MANY_FILES, call_tests(([1], True)))])
+    assert score.value == 1.0, score.detail
