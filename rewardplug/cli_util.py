@@ -20,7 +20,8 @@ class Failure(click.ClickException):
 
 @contextmanager
 def friendly_errors() -> Iterator[None]:
-    """Turn the library's user-facing errors into exit code 1 with their message."""
+    """Turn the library's user-facing errors into exit code 1 with their message (a module of a
+    missing extra included: the message names the pip command)."""
     from rewardplug.config import StackError
     from rewardplug.io import InputError
 
@@ -28,6 +29,13 @@ def friendly_errors() -> Iterator[None]:
         yield
     except (StackError, InputError, ValueError, FileNotFoundError) as exc:
         raise Failure(str(exc)) from None
+    except ModuleNotFoundError as exc:  # a module of an extra: name the pip command, no traceback
+        from rewardplug.extras import import_hint
+
+        hint = import_hint(exc)
+        if hint is None:
+            raise
+        raise Failure(hint) from None
 
 
 @contextmanager

@@ -24,6 +24,7 @@ __all__ = [
     "SourceSpec",
     "StackConfig",
     "StackError",
+    "line_of",
     "read_stack_file",
 ]
 
@@ -191,7 +192,7 @@ def describe_errors(
                 if close:
                     message += f"; did you mean {close[0]!r}?"
                 message += f"; allowed keys: {', '.join(allowed)}"
-        line = _line_of(node, loc)
+        line = line_of(node, loc)
         where = f" (line {line})" if line else ""
         lines.append(f"{format_loc(loc)}{where}: {message}")
     return lines
@@ -205,7 +206,7 @@ def format_loc(loc: tuple[str | int, ...]) -> str:
     return out or "(top level)"
 
 
-def _line_of(node: yaml.Node | None, loc: tuple[str | int, ...]) -> int | None:
+def line_of(node: yaml.Node | None, loc: tuple[str | int, ...]) -> int | None:
     """1-based line of the deepest YAML node along ``loc`` (None without a file)."""
     line = None
     for part in loc:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -52,6 +53,13 @@ def _bundled(path: Path) -> Path:
 def _stack_level(exc: StackError) -> list[str]:
     """The problems of a stack error that are not about one source's own spec."""
     return [p for p in exc.problems if not p.startswith("sources[")]
+
+
+def escape(text: str) -> str:
+    """``text`` shown as it is by rich (``[neural]`` is not a markup tag)."""
+    from rich.markup import escape as rich_escape
+
+    return rich_escape(text)
 
 
 def _load_lenient(
@@ -87,8 +95,13 @@ def _load_lenient(
         try:
             load_stack(probe).close()
         except Exception as exc:  # whatever keeps a source from loading: report it, go on
-            reason = "; ".join(getattr(exc, "problems", None) or [str(exc)])
-            console.print(f"[yellow]! source {name!r} could not be loaded: {reason}")
+            # the probe is a one-source stack: its "sources[0]." prefixes say nothing here
+            problems = getattr(exc, "problems", None) or [str(exc)]
+            reason = "; ".join(re.sub(r"^sources\[0\]\.", "", p) for p in problems)
+            # escaped: a reason's `pip install 'rewardplug[neural]'` is not rich markup
+            console.print(
+                f"[yellow]! source {escape(repr(name))} could not be loaded: {escape(reason)}"
+            )
             console.print("[yellow]  continuing without it")
             dropped.append(name)
             continue
@@ -112,7 +125,9 @@ def _score_each(stack: Stack, batch: Sequence[Any], console: Any) -> dict[str, l
         for name, source in stack.sources.items():
             kind = type(source).__name__
             hint = " (first run loads the model)" if kind in _MODEL_SOURCES else ""
-            task = progress.add_task(f"{name} [dim]{kind}[/] scoring {len(batch)} answers{hint}")
+            task = progress.add_task(
+                f"{escape(name)} [dim]{kind}[/] scoring {len(batch)} answers{hint}"
+            )
             started = time.monotonic()
             try:
                 result = source.score(batch)
@@ -125,7 +140,7 @@ def _score_each(stack: Stack, batch: Sequence[Any], console: Any) -> dict[str, l
             ok = sum(s.ok for s in result)
             progress.update(
                 task,
-                description=f"{name} [dim]{kind}[/] {ok}/{len(batch)} scored in {took:.1f} s",
+                description=f"{escape(name)} [dim]{kind}[/] {ok}/{len(batch)} scored in {took:.1f} s",
                 completed=1,
                 total=1,
             )
@@ -134,7 +149,8 @@ def _score_each(stack: Stack, batch: Sequence[Any], console: Any) -> dict[str, l
         if not any(s.ok for s in result):
             why = next((s.reason for s in result if s.reason), "no reason given")
             console.print(
-                f"[yellow]! source {name!r} scored nothing ({why}); continuing with the others"
+                f"[yellow]! source {escape(repr(name))} scored nothing ({escape(why)}); "
+                "continuing with the others"
             )
     return scores
 
@@ -214,10 +230,15 @@ def _scale(stack: Stack) -> str:
     weights = list(stack.weights.values())
     if stack.config.combine == "weighted_sum":
         terms = " + ".join(f"{w:g}" for w in weights)
+        abstaining = {
+            "abstain": "an answer a source abstains on gets no reward (the trainer masks it)",
+            "floor": "a source that abstains counts at its floor (its lowest score)",
+            "renormalize": "a source that abstains is left out and the others' weights are "
+            "scaled up to the same total",
+        }[stack.config.on_abstain]
         return (
             f"Rewards lie in [0, {sum(weights):g}]: the weighted sum of the sources' scores "
-            f"(each in [0, 1]; weights {terms}); a source that abstains is left out and the "
-            "others' weights are scaled up to the same total."
+            f"(each in [0, 1]; weights {terms}); {abstaining}."
         )
     return f"Rewards combine the sources with `{stack.config.combine}` (scores in [0, 1])."
 
@@ -299,7 +320,7 @@ def run_demo(
     console.print(
         f"[bold]rewardplug demo[/]: {len(batch)} answers to {n_groups} problems from {data_file}"
     )
-    console.print(f"stack: {stack_file}")
+    console.print(f"stack: {escape(str(stack_file))}")
     skip = SLOW_SOURCES if stack_path is None and not full else ()
     if skip:
         console.print(
@@ -338,4 +359,4 @@ def run_demo(
             f"[{colour}]In {good} of {checked} problems every reward hack / wrong answer "
             "labelled 0 got a lower reward than every correct answer."
         )
-    console.print(f"wrote {scored} and {png}")
+    console.print(f"wrote {escape(str(scored))} and {escape(str(png))}")

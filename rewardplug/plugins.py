@@ -57,6 +57,8 @@ class PluginInfo:
     sources: list[str] = field(default_factory=list)
     criteria: list[str] = field(default_factory=list)
     error: str | None = None
+    #: source name -> the modules it may need that are not installed, with the pip command
+    missing: dict[str, str] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -67,6 +69,7 @@ class PluginInfo:
             "sources": sorted(self.sources),
             "criteria": sorted(self.criteria),
             "error": self.error,
+            "missing": dict(sorted(self.missing.items())),
         }
 
 
@@ -263,20 +266,30 @@ def reset() -> None:
 
 
 def plugin_report() -> list[dict[str, Any]]:
-    """One dict per plugin: name, version, registered sources and criteria, load error.
+    """One dict per plugin: name, version, registered sources and criteria, load error, and
+    per source the modules it may import that are not installed (with the pip command).
 
     Sources registered by import path are imported here (this is the diagnostic command), so a
     broken source module shows as its plugin's error instead of only when a stack uses it.
     """
+    from rewardplug.extras import describe_missing, missing_modules
+    from rewardplug.source import RewardSource
+
     registry = sources()
     criteria()
     infos = _state().infos
     for name in registry.names():
+        info = infos.setdefault(registry.owner[name], PluginInfo(registry.owner[name]))
         try:
-            registry.get(name)
+            cls = registry.get(name)
         except LookupError as exc:
-            info = infos.setdefault(registry.owner[name], PluginInfo(registry.owner[name]))
             info.error = "; ".join(filter(None, (info.error, str(exc))))
+            continue
+        missing = missing_modules(getattr(cls, "requires", {}))
+        if missing:
+            narrowed = getattr(cls, "requirements", None) is not RewardSource.requirements
+            what = f"{name} (depending on its settings)" if narrowed else name
+            info.missing[name] = describe_missing(what, missing)
     return [info.as_dict() for info in sorted(infos.values(), key=lambda i: i.name)]
 
 

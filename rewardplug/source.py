@@ -44,6 +44,12 @@ class RewardSource(ABC):
     #: contrastive judge): the group assembler then scores it once per complete group instead
     #: of each sample on arrival (see :mod:`rewardplug.groups`)
     group_scoped: ClassVar[bool] = False
+    #: the modules this source may import when it scores (any configuration), each with the pip
+    #: requirement that provides it: ``{"torch": "rewardplug[neural]"}``, ``{"mylib":
+    #: "my-plugin[gpu]"}``. Checked when a stack loads (with ``importlib.util.find_spec``, nothing
+    #: is imported): a missing one is a load error naming the pip command. ``rewardplug plugins``
+    #: lists what is missing. Narrow it to one configuration by overriding :meth:`requirements`.
+    requires: ClassVar[Mapping[str, str]] = {}
 
     def __init__(self, config: SourceConfig | Mapping[str, Any] | None = None, **options: Any):
         if isinstance(config, SourceConfig):
@@ -72,6 +78,12 @@ class RewardSource(ABC):
         front ends can reject malformed ones and count missing ones before scoring (see
         :mod:`rewardplug.inputs`). Default: none declared."""
         return ()
+
+    def requirements(self) -> Mapping[str, str]:
+        """The modules this configured source imports when it scores (``module -> pip
+        requirement``), checked when the stack loads; default :attr:`requires`. Override it
+        when they depend on ``self.config`` (the judge: only its backend's client)."""
+        return self.requires
 
     def close(self) -> None:  # noqa: B027 - optional hook with a no-op default
         """Release process-local resources (pools, servers, models). Safe to call twice."""

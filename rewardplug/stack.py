@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 from rewardplug import plugins
-from rewardplug.config import StackConfig, StackError, describe_errors, read_stack_file
+from rewardplug.config import StackConfig, StackError, describe_errors, line_of, read_stack_file
+from rewardplug.extras import describe_missing, import_hint, missing_modules
 from rewardplug.health import SourceHealth
 from rewardplug.source import RewardSource
 from rewardplug.transforms import TransformChain
@@ -87,17 +88,37 @@ def _source_problems(data: Mapping[str, Any], node: Any) -> list[str]:
 def _build_source(
     i: int, use: str, options: dict[str, Any], node: Any
 ) -> tuple[RewardSource | None, list[str]]:
-    """The source ``sources[i]`` declares, or the problems that prevent it (path and line)."""
+    """The source ``sources[i]`` declares, or the problems that prevent it (path and line):
+    an unknown ``use:``, invalid ``with:`` settings, or modules it needs that are not installed
+    (named with the pip command that installs them)."""
+    line = line_of(node, ("sources", i, "use"))
+    at = f"sources[{i}].use{f' (line {line})' if line else ''}"
     try:
         cls = resolve_source(use)
     except (LookupError, ValueError) as exc:
-        return None, [f"sources[{i}].use: {exc}"]
+        return None, [f"{at}: {exc}"]
+    # modules every configuration needs, reported even when `with:` is invalid as well (a
+    # source that narrows them to its configuration is checked once that is known)
+    fixed = cls.requirements is RewardSource.requirements
+    missing = missing_modules(cls.requires) if fixed else {}
+    problems = [f"{at}: {describe_missing(use, missing)}"] if missing else []
     try:
-        return cls(cls.Config.model_validate(options)), []
+        source = cls(cls.Config.model_validate(options))
     except ValidationError as exc:
-        return None, describe_errors(exc, cls.Config, ("sources", i, "with"), node)
+        return None, problems + describe_errors(exc, cls.Config, ("sources", i, "with"), node)
+    except ImportError as exc:  # a load-time check imported a module that is not there
+        if getattr(exc, "name", None) not in missing:
+            problems.append(f"sources[{i}].with: {import_hint(exc) or exc}")
+        return None, problems
     except (ValueError, OSError, RuntimeError) as exc:  # a source's own load-time check
-        return None, [f"sources[{i}].with: {exc}"]
+        return None, [*problems, f"sources[{i}].with: {exc}"]
+    if not fixed:
+        missing = missing_modules(source.requirements())
+        problems += [f"{at}: {describe_missing(use, missing)}"] if missing else []
+    if problems:
+        source.close()
+        return None, problems
+    return source, []
 
 
 class Stack:

@@ -3,13 +3,14 @@ synchronous ``score`` that runs ``ascore`` on a loop and closes the backend with
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from rewardplug.source import RewardSource
 from rewardplug.types import Sample, Score
 from rewardplug_judge.backends import Backend, make_backend
 from rewardplug_judge.prompts import Template, load_template
+from rewardplug_judge.requirements import ALL_BACKENDS, backend_requirements
 
 __all__ = ["BackedSource"]
 
@@ -18,11 +19,15 @@ class BackedSource(RewardSource):
     """A source that asks a judge backend; subclasses implement ``ascore``."""
 
     transient = ("_backend", "_template")
+    requires = ALL_BACKENDS  # narrowed to the configured backend by requirements()
 
     def __init__(self, config: Any = None, **options: Any):
         super().__init__(config, **options)
         self._backend: Backend | None = None
         self._template: Template | None = None
+
+    def requirements(self) -> Mapping[str, str]:
+        return backend_requirements(self.config)
 
     @property
     def backend(self) -> Backend:

@@ -98,6 +98,10 @@ class MCSource(RewardSource):
 
     Config: ClassVar[type[MCConfig]] = MCConfig
     transient = ("_loaded",)
+    requires: ClassVar[dict[str, str]] = {
+        "torch": "rewardplug[neural]",
+        "transformers": "rewardplug[neural]",
+    }
     config: MCConfig
 
     def __init__(self, config: Any = None, **options: Any):

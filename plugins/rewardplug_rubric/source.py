@@ -117,6 +117,14 @@ class RubricSource(RewardSource):
         self._judge: Any = None
         self._cache: dict[str, Rubric | RubricError] | None = None
 
+    def requirements(self) -> dict[str, str]:
+        """The judge backend's modules when ``judge:`` is set (programmatic checks need none)."""
+        if self.config.judge is None:
+            return {}
+        from rewardplug_judge.requirements import backend_requirements
+
+        return dict(backend_requirements(self.config.judge))
+
     # -- rubric per sample ----------------------------------------------------------------------
 
     def rubric_for(self, sample: Sample) -> Rubric:
