@@ -145,6 +145,7 @@ def serve(
     --rollout.n_samples_per_prompt, and give OpenRLHF this one server's URL
     (--reward.remote_url http://HOST:PORT/get_reward).
     """
+    from rewardplug.extras import SERVE, require
     from rewardplug.server import serve as run_server
 
     if no_strip_suffix and strip_suffixes:
@@ -167,6 +168,7 @@ def serve(
             err=True,
         )
     with friendly_errors():
+        require("rewardplug serve", SERVE)  # before the stack loads: the pip command, no traceback
         run_server(
             stack,
             host,
