@@ -31,7 +31,7 @@ from rewardplug_judge.prompts import load_template, truncate
 
 __all__ = ["HackCheckSource"]
 
-_HEADER = 20  # characters of a "### Response i" header and spacing, for the context budget
+_HEADER = 90  # characters of a "### Response i" header, its fence and spacing (context budget)
 
 
 class HackCheckConfig(SourceConfig, BackendConfig):
@@ -164,9 +164,9 @@ class HackCheckSource(BackedSource):
         return calls
 
     def _fixed_chars(self, sample: Sample) -> int:
-        return sum(len(m["content"]) for m in self._render(sample, "", 1))
+        return sum(len(m["content"]) for m in self._render(sample, [], 1))
 
-    def _render(self, first: Sample, responses: str, count: int) -> list[dict[str, str]]:
+    def _render(self, first: Sample, responses: list[str], count: int) -> list[dict[str, str]]:
         return self.template.render(
             prompt=first.prompt_text,
             tests=summarize_tests(first.tests),
@@ -178,13 +178,13 @@ class HackCheckSource(BackedSource):
     def _call(self, samples: Sequence[Sample], indices: list[int], judged: list[int]) -> _Call:
         cfg = self.config
         notes: dict[int, dict[str, Any]] = {}
-        blocks = []
-        for k, i in enumerate(indices):
+        texts = []
+        for i in indices:
             text, cut = truncate(samples[i].response, cfg.max_response_chars)
             if cut:
                 notes[i] = {"truncated": cut}
-            blocks.append(f"### Response {k + 1}\n{text}")
-        messages = self._render(samples[indices[0]], "\n\n".join(blocks), len(indices))
+            texts.append(text)  # fenced and numbered by the template's render
+        messages = self._render(samples[indices[0]], texts, len(indices))
         prefill = messages[-1]["content"] if messages[-1]["role"] == "assistant" else ""
         return _Call(indices, judged, messages, notes=notes, prefill=prefill)
 

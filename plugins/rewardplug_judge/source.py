@@ -163,11 +163,10 @@ class JudgeSource(BackedSource):
             if not samples[i].response.strip():
                 note["empty_response"] = True
             notes.append(note)
-        numbered = "\n\n".join(f"### Response {k + 1}\n{t}" for k, t in enumerate(texts))
-        messages = self.template.render(
+        messages = self.template.render(  # every response is fenced by render
             prompt=first.prompt_text,
             response=texts[0],
-            responses=numbered,
+            responses=texts,
             count=len(indices),
             reference=first.reference,
             scale_min=cfg.scale[0],

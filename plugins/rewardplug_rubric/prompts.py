@@ -44,12 +44,17 @@ _YES = {"yes", "true", "pass", "met"}
 _NO = {"no", "false", "fail", "unmet"}
 
 
-def _context(sample: Sample) -> str:
+def _context(sample: Sample) -> tuple[str, str]:
+    """The prompt, reference and fenced response, and the fence's nonce (issue 26)."""
+    from rewardplug_judge import fence
+
+    response = sample.response.strip()
+    nonce = fence.make_nonce([sample.prompt_text, sample.reference, response])
     parts = [f"## Prompt\n{sample.prompt_text.strip()}"]
     if sample.reference:
         parts.append(f"## Reference answer (for comparison)\n{sample.reference.strip()}")
-    parts.append(f"## Response to grade\n{sample.response.strip()}")
-    return "\n\n".join(parts)
+    parts.append(f"## Response to grade\n{fence.block(response, nonce, 1)}")
+    return "\n\n".join(parts), nonce
 
 
 def _question(c: RubricCriterion, scale: str) -> str:
@@ -73,19 +78,22 @@ def criteria_messages(
     models on the answer format; prepend it to the completion before parsing.
     """
     questions = "\n".join(f"{i}. {_question(c, scale)}" for i, (c, scale) in enumerate(items, 1))
+    context, nonce = _context(sample)
     user = (
-        f"{_context(sample)}\n\n## Criteria\n{questions}\n\n"
+        f"{context}\n\n## Criteria\n{questions}\n\n"
         "Answer every criterion on its own line, in order: its number, a colon, then YES or NO "
         "(or a whole number from 0 to 100 where the criterion says 0-100), then ' - ' and one "
         "short reason. For example:\n1: YES - gives the requested list\n2: 40 - partly correct\n"
         "Write nothing else."
     )
-    return _messages(user, CRITERIA_PREFILL if prefill else None)
+    return _messages(user, CRITERIA_PREFILL if prefill else None, nonce)
 
 
-def _messages(user: str, prefill: str | None) -> list[Message]:
+def _messages(user: str, prefill: str | None, nonce: str) -> list[Message]:
+    from rewardplug_judge import fence
+
     messages: list[Message] = [
-        {"role": "system", "content": SYSTEM},
+        {"role": "system", "content": f"{SYSTEM}\n\n{fence.instruction(nonce)}"},
         {"role": "user", "content": user},
     ]
     if prefill:
@@ -149,14 +157,15 @@ def implicit_messages(sample: Sample, rubric: Rubric, prefill: bool = False) -> 
 
     With ``prefill`` the reply starts with ``"GRADE:"`` (no reasoning, a number straight away).
     """
+    context, nonce = _context(sample)
     user = (
-        f"{_context(sample)}\n\n## Rubric\n{rubric.as_text()}\n\n"
+        f"{context}\n\n## Rubric\n{rubric.as_text()}\n\n"
         "Criteria marked 'pitfall' describe mistakes: the response should avoid them. Weigh the "
         "criteria by their weights; an 'essential' criterion matters most. Think briefly about how "
         "well the response meets the rubric as a whole, then end with a line 'GRADE: <number>' "
         "where the number is from 0 (fails the rubric) to 100 (fully meets it)."
     )
-    return _messages(user, IMPLICIT_PREFILL if prefill else None)
+    return _messages(user, IMPLICIT_PREFILL if prefill else None, nonce)
 
 
 def parse_grade(text: str | None) -> float | None:

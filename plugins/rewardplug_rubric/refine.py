@@ -75,15 +75,22 @@ def proposal_messages(rubric: Rubric, first: Sample, second: Sample, known: bool
             "that separates a great response from a merely good one and that exactly one of them "
             "meets."
         )
+    from rewardplug_judge import fence
+
+    nonce = fence.make_nonce([first.prompt_text, first.response, second.response])
+    x, y = fence.block(first.response, nonce, "X"), fence.block(second.response, nonce, "Y")
     user = (
-        f"## Task\n{first.prompt_text}\n\n## Response X\n{first.response}\n\n"
-        f"## Response Y\n{second.response}\n\n## Current rubric criteria\n{existing}\n\n"
+        f"## Task\n{first.prompt_text}\n\n## Response X\n{x}\n\n"
+        f"## Response Y\n{y}\n\n## Current rubric criteria\n{existing}\n\n"
         f"{ask} The criterion must be atomic (it checks one thing), answerable yes or no by "
         "reading a response, about quality rather than length, and not already covered by "
         "the current criteria.\n\nReply with exactly two lines:\n"
         "CRITERION: <one sentence>\nCATEGORY: essential | important | optional | pitfall"
     )
-    system = "You write precise grading criteria for rubrics that reward model responses."
+    system = (
+        "You write precise grading criteria for rubrics that reward model responses.\n\n"
+        + fence.instruction(nonce)
+    )
     return [{"role": "system", "content": system}, {"role": "user", "content": user}]
 
 

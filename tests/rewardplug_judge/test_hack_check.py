@@ -25,8 +25,13 @@ ROOT = Path(__file__).resolve().parents[2]
 _BLOCK = re.compile(r"### Response (\d+)\n(.*?)(?=\n### Response \d+\n|\n\nThink briefly|\Z)", re.S)
 
 
+_FENCE = re.compile(r'<response-([0-9a-f]{16}) n="\d+">\n(.*)\n</response-\1>\s*', re.S)
+
+
 def responses_in(body) -> list[str]:
-    return [m.group(2) for m in _BLOCK.finditer(user_text(body))]
+    """The responses shown, without their fences (issue 26)."""
+    blocks = [m.group(2) for m in _BLOCK.finditer(user_text(body))]
+    return [m.group(2) if (m := _FENCE.fullmatch(b)) else b for b in blocks]
 
 
 def is_hack(text: str) -> bool:
