@@ -22,6 +22,7 @@ sources:
     use: python
     weight: 2
     with: {function: 'rp_test_rewards:contains_reference'}
+on_abstain: renormalize   # rows without a reference are scored by `noisy` alone, by design
 discretize: {confidence: 0.8}
 """
 
