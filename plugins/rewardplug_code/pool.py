@@ -31,8 +31,9 @@ from rewardplug_code import cgroups, sandbox
 __all__ = ["Pool", "Worker", "WorkerError"]
 
 _REPLY_CAP = 256 * 2**20
-#: tasks of a worker besides the candidate's: bwrap and its init, zygote, supervisor, child
-PIDS_OVERHEAD = 8
+#: tasks of a worker besides the candidate's: bwrap and its init, zygote, supervisor, the job's
+#: first process, child, and the few children killed but not yet reaped (zygote.UNREAPED)
+PIDS_OVERHEAD = 10
 _START_TIMEOUT = 30.0
 
 

@@ -21,8 +21,10 @@ So no process running candidate code -- by its frames, ``gc``, ``/proc/self/mem`
 heap -- can find the tests or their values. ``tests/rewardplug_code/test_sandbox_exploits.py``
 checks this at both isolation levels.
 
-A submission's results together are capped (``TOTAL_RESULT_BYTES``): beyond it the remaining
-cases fail, so a flood of large results is the submission's 0, never a broken reply.
+A submission's results together are capped (``TOTAL_RESULT_BYTES``, counted as the bytes the
+reply holds: a byte that JSON escapes counts 6): beyond it the remaining cases fail, so a flood
+of large results is the submission's 0, never a broken reply. The supervisor's own address space
+is capped too (:func:`cap_memory`).
 
 Frames (child -> zygote): 4-byte big-endian length, 1-byte marker, payload.
 ``L`` candidate loaded; ``P`` one case's result, child goes on; ``F`` one case's result, child
@@ -90,12 +92,15 @@ class _SockFprog(ctypes.Structure):
 # ---------------------------------------------------------------- framing
 
 
-def read_msg(fd):
+def read_msg(fd, sizes=None):
+    """One length-prefixed JSON message (None at EOF); its size is appended to ``sizes``."""
     head = _read_exact(fd, 4)
     if head is None:
         return None
-    body = _read_exact(fd, struct.unpack(">I", head)[0])
-    return json.loads(body)
+    size = struct.unpack(">I", head)[0]
+    if sizes is not None:
+        sizes.append(size)
+    return json.loads(_read_exact(fd, size))
 
 
 def _read_exact(fd, n):
@@ -117,7 +122,8 @@ def write_all(fd, data):
 
 def send_msg(fd, obj):
     body = json.dumps(obj).encode()
-    write_all(fd, struct.pack(">I", len(body)) + body)
+    write_all(fd, struct.pack(">I", len(body)))
+    write_all(fd, body)  # not joined to the head: a large reply is not copied once more
 
 
 def frame(marker, payload):
@@ -523,13 +529,40 @@ def kill(pid, rfd, wait=True):
     return status
 
 
-def reap():
-    """Collect every child killed without waiting for it."""
-    while True:
+def reap(pids=None, keep=0):
+    """Collect children killed without waiting for them: those of ``pids`` that have ended, then
+    the oldest until at most ``keep`` are left; without ``pids``, every child (blocking)."""
+    if pids is None:
+        while True:
+            try:
+                os.waitpid(-1, 0)
+            except ChildProcessError:
+                return
+    for pid in list(pids):
         try:
-            os.waitpid(-1, 0)
+            if os.waitpid(pid, os.WNOHANG)[0] == 0:
+                continue
         except ChildProcessError:
-            return
+            pass
+        pids.remove(pid)
+    while len(pids) > keep:
+        try:
+            os.waitpid(pids.pop(0), 0)
+        except ChildProcessError:
+            pass
+
+
+# bytes that JSON escapes as \uXXXX (control characters, and non-ASCII bytes that a frame may
+# hold and that are relayed as U+FFFD): a result is budgeted by its size in the reply
+_PRINTABLE = bytes(range(0x20, 0x7F))
+# children killed but not yet reaped at once: each still counts against the worker's pids.max
+UNREAPED = 2
+
+
+def relayed_size(payload):
+    """What ``payload`` costs in the reply (an upper bound: 6 bytes per escaped byte)."""
+    odd = len(payload.translate(None, _PRINTABLE))
+    return len(payload) + payload.count(b'"') + payload.count(b"\\") + 5 * odd
 
 
 def exit_text(status):
@@ -551,12 +584,17 @@ def run_job(job, limits, bpf, candidate_fds=None):
     # submission that returns huge values fails its cases (a 0) instead of breaking the reply.
     budget = job.get("total_result_bytes", TOTAL_RESULT_BYTES)
     one_per_child = job["mode"] != "call"
+    unreaped = []
     i = 0
     while i < n:
         if time.monotonic() >= total_deadline:
             for k in range(i, n):
                 faults[k] = "not run: the submission's total time budget was spent"
             break
+        # Children whose verdict is in are killed without waiting for them (their teardown
+        # overlaps the next child's work), and reaped here: so a job with any number of failing
+        # cases -- each ends its child -- never holds more than a few.
+        reap(unreaped, UNREAPED)
         pid, rfd = spawn(job, i, limits, bpf, candidate_fds)
         k, buf, loaded, restart_at = i, b"", job["mode"] != "call", None
         deadline = min(time.monotonic() + per_case + job["load_timeout"], total_deadline)
@@ -605,7 +643,7 @@ def run_job(job, limits, bpf, candidate_fds=None):
                         results[j] = text
                     restart_at = n
                     break
-                budget -= len(payload)
+                budget -= relayed_size(payload)
                 if budget < 0:
                     for j in range(k, n):
                         faults[j] = "results exceed the submission's total size budget"
@@ -617,7 +655,8 @@ def run_job(job, limits, bpf, candidate_fds=None):
                 if marker == b"F" or one_per_child or k == n:
                     restart_at = k
             if restart_at is not None:
-                kill(pid, rfd, wait=False)  # its verdict is in; no need to wait for teardown
+                kill(pid, rfd, wait=False)  # its verdict is in; reaped before the next spawn
+                unreaped.append(pid)
         i = restart_at
     return {"results": results, "faults": faults}, None, None
 
@@ -631,9 +670,11 @@ def supervise(inp, out, limits, bpf, jobns):
     job, and when it exits the kernel kills whatever the submission left behind and frees the
     job's file systems -- nothing it wrote reaches the next job, and there is nothing to walk.
     """
-    job = read_msg(inp)
+    sizes = []
+    job = read_msg(inp, sizes)
     if job is None:
         os._exit(EXIT_EOF)
+    cap_memory(sizes[0])
     if jobns is not None:
         try:
             new_job_namespace(jobns)
@@ -652,6 +693,21 @@ def supervise(inp, out, limits, bpf, jobns):
     if not (os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0):
         send_msg(out, {"id": job["id"], "machinery": "job init died: " + exit_text(status)})
     os._exit(0)
+
+
+def cap_memory(job_bytes):
+    """Bound this supervisor's address space (and its job's first process's): what the zygote
+    uses, room for the job's own message and a full reply (results are capped at
+    ``TOTAL_RESULT_BYTES`` as relayed). The soft limit only: each child sets its own."""
+    try:
+        with open("/proc/self/statm") as fh:
+            used = int(fh.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError):
+        used = 1 << 30
+    cap = used + 4 * TOTAL_RESULT_BYTES + 8 * job_bytes
+    hard = resource.getrlimit(resource.RLIMIT_AS)[1]
+    if hard == resource.RLIM_INFINITY or cap < hard:
+        resource.setrlimit(resource.RLIMIT_AS, (cap, hard))
 
 
 def run_supervised(job, inp, out, limits, bpf):

@@ -185,3 +185,19 @@ def test_files_and_inodes_are_bounded(level, request):
     src = one_worker(request, level)
     (score,) = src.score([sample(MANY_FILES, call_tests(([1], True)))])
     assert score.value == 1.0, score.detail
+
+
+# ------------------------------------------------------------ issue 25: honest failures cost
+# exactly their cases (each raising case ended its child, killed but not reaped until the job
+# ended: beyond ~64 of them fork() failed, and the health rule gave every case a 0)
+
+MOSTLY_RAISES = "def f(x):\n    if x < 10:\n        return x\n    raise ValueError(x)"
+
+
+@pytest.mark.parametrize("level", LEVELS)
+def test_raising_on_70_of_80_cases_scores_the_other_10(level, request):
+    src = request.getfixturevalue(level)
+    tests = call_tests(*[([i], i) for i in range(80)])
+    (score,) = src.score([sample(MOSTLY_RAISES, tests)])
+    assert score.status == "ok" and score.value == 0.125, score.detail
+    assert score.detail["failures"][0]["reason"] == "ValueError: 10", score.detail
