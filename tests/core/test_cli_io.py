@@ -189,7 +189,7 @@ def test_validate_exit_codes(tmp_path, stack_file):
     bad.write_text(STACK.replace("use: python", "use: pyhton", 1))
     result = run("validate", bad)
     assert result.exit_code == 1
-    assert "sources[0].use: unknown source 'pyhton'; known:" in result.output
+    assert "sources[0].use (line 3): unknown source 'pyhton'; known:" in result.output
 
 
 def test_eval_writes_json_and_plot(tmp_path, stack_file):
