@@ -64,13 +64,34 @@ _QUIET_ENV = {
     "-v",
     "--verbose",
     is_flag=True,
-    help="Show the model libraries' own progress bars and messages (quiet by default).",
+    help="Show the model libraries' own progress bars and messages, and rewardplug's debug log "
+    "(the traceback of a source that failed). Quiet by default: one line per failure.",
 )
 def cli(verbose: bool) -> None:
     """Rewards you can trust for RL on language models: uncertain scores, tie-grouped rewards."""
-    if not verbose:
+    from rewardplug.notices import show_as_cli_lines
+
+    # rewardplug's warnings (a source that is down, ...) as one `warning: ...` line each
+    show_as_cli_lines(lambda text: click.secho(text, err=True, fg="yellow"))
+    if verbose:
+        _debug_log()
+    else:
         for key, value in _QUIET_ENV.items():
             os.environ.setdefault(key, value)  # a user's own setting wins
+
+
+def _debug_log() -> None:
+    """``-v``: rewardplug's log from DEBUG up on stderr, tracebacks included; a record that
+    repeats a warning already shown is left out."""
+    import logging
+
+    from rewardplug.notices import SHOWN
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(lambda record: not getattr(record, SHOWN, False))
+    logging.getLogger().addHandler(handler)  # other libraries' loggers stay at WARNING
+    logging.getLogger("rewardplug").setLevel(logging.DEBUG)
 
 
 @cli.command("plugins")

@@ -4,19 +4,20 @@ A source that abstains or errors on one sample is normal; one that fails on ever
 batch (a judge server that is not there, a model that did not load) silently turns the stack into
 its other sources -- or into abstentions -- and training goes on. :class:`SourceHealth` watches
 each batch a stack finishes: when a source failed on at least ``share`` of it (and on at least
-one sample), it is reported once per source -- a ``UserWarning`` naming the source, the share and
-its first reason, on stderr -- and recorded in :attr:`SourceHealth.failures` (``serve``'s
-``/health``, TRL's logged metrics). With ``on_source_failure: fail`` the batch raises
-:class:`SourceFailure` instead.
+one sample), it is reported once per source -- one warning line (a ``RewardplugWarning``, which
+is a ``UserWarning``, attributed to the caller's line) naming the source, the share and its first
+reason; the traceback of a source that raised is logged at DEBUG only -- and recorded in
+:attr:`SourceHealth.failures` (``serve``'s ``/health``, TRL's logged metrics). With
+``on_source_failure: fail`` the batch raises :class:`SourceFailure` instead.
 """
 
 from __future__ import annotations
 
 import logging
-import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 
+from rewardplug.notices import SHOWN, warn
 from rewardplug.types import Score
 
 __all__ = ["FailureReport", "SourceFailure", "SourceHealth"]
@@ -38,10 +39,10 @@ class FailureReport:
     reason: str | None
     batches: int = 1
 
-    def message(self) -> str:
+    def message(self, note: str = "") -> str:
         return (
             f"source {self.source!r} could not score {self.failed} of {self.total} samples in a "
-            f"batch; first reason: {self.reason}"
+            f"batch{note}; first reason: {self.reason}"
         )
 
 
@@ -62,17 +63,15 @@ class SourceHealth:
                 continue
             report = FailureReport(name, len(bad), total, bad[0].reason)
             if self.on_failure == "fail":
-                raise SourceFailure(report.message() + " (on_source_failure: fail)")
+                raise SourceFailure(report.message(" (on_source_failure: fail)"))
             previous = self.failures.get(name)
             if previous is not None:
                 report.batches = previous.batches + 1
             else:
-                text = report.message() + "; the other sources carry on (on_source_failure: warn)"
-                warnings.warn(text, UserWarning, stacklevel=4)
-                if (
-                    log.hasHandlers()
-                ):  # a configured log (serve's) gets it too; never twice on stderr
-                    log.warning(text)
+                text = report.message(" (the other sources carry on; on_source_failure: warn)")
+                warn(text)  # one line, attributed to the caller's `stack.score` line
+                if log.hasHandlers():  # a configured log (serve's) gets it too, marked as shown
+                    log.warning(text, extra={SHOWN: True})
             self.failures[name] = report
 
     def as_dict(self) -> dict[str, dict[str, object]]:

@@ -4,7 +4,6 @@ the warning for groups that carry no uncertainty (where tie-grouping cannot tie 
 from __future__ import annotations
 
 import math
-import warnings
 from collections import Counter
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
@@ -84,11 +83,11 @@ def warn_if_no_uncertainty(batch: Sequence[Sample], combined: Combined) -> bool:
             size[sample.group] += 1
     if not any(single[g] and size[g] > 1 for g in single):
         return False
-    warnings.warn(
+    from rewardplug.notices import warn
+
+    warn(
         "discretizing groups whose every member has a single draw: with no uncertainty "
         "distinct scores are never tied, so tie-grouping does nothing. Give one-number "
-        "sources their measurement noise (`noise: {std: ...}` in the stack) or draws.",
-        UserWarning,
-        stacklevel=4,
+        "sources their measurement noise (`noise: {std: ...}` in the stack) or draws."
     )
     return True

@@ -336,20 +336,21 @@ class Stack:
 
     def _checked(self, name: str, result: Any, n: int) -> list[Score]:
         """A source's result, or per-sample errors saying what went wrong with it. A source that
-        raised is logged with its traceback (the first time per source and exception type at
-        WARNING, then at DEBUG): its own bug must be findable, not only its samples' errors."""
+        raised is logged with its traceback at DEBUG, once per source and exception type
+        (``rewardplug -v`` shows it): its own bug must be findable. The one line a user sees
+        is the stack's warning about the failed batch (:mod:`rewardplug.health`), which names
+        the exception and its message."""
         if isinstance(result, BaseException):
             key = (name, type(result).__name__)
-            level = logging.DEBUG if key in self._logged_raises else logging.WARNING
-            self._logged_raises.add(key)
-            _log.log(
-                level,
-                "source %r raised %s on a batch of %d samples; they get status 'error'",
-                name,
-                type(result).__name__,
-                n,
-                exc_info=result,
-            )
+            if key not in self._logged_raises:
+                self._logged_raises.add(key)
+                _log.debug(
+                    "source %r raised %s on a batch of %d samples; they get status 'error'",
+                    name,
+                    type(result).__name__,
+                    n,
+                    exc_info=result,
+                )
         return _scores_or_errors(name, result, n)
 
     # -- integrations ------------------------------------------------------------------------

@@ -55,10 +55,10 @@ import asyncio
 import json
 import logging
 import math
-import warnings
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from rewardplug import notices
 from rewardplug.types import Reward, Sample, _digest
 
 if TYPE_CHECKING:
@@ -156,13 +156,19 @@ def _group_size(num_generations: int | None, columns: dict[str, Any]) -> tuple[i
 def _notice(
     seen: set[str], topic: str, message: str, level: int = logging.WARNING, warn: bool = True
 ) -> None:
-    """Log ``message`` (and warn, when ``warn``) the first time ``topic`` comes up in ``seen``."""
+    """Log ``message`` (and warn, when ``warn``) the first time ``topic`` comes up in ``seen``.
+
+    A warning points at the trainer's call of the reward function; the log record repeats it
+    only for a configured log (never twice on stderr)."""
     if topic in seen:
         return
     seen.add(topic)
-    log.log(level, message)
-    if warn:
-        warnings.warn(message, UserWarning, stacklevel=4)
+    if not warn:
+        log.log(level, message)
+        return
+    notices.warn(message)
+    if log.hasHandlers():
+        log.log(level, message, extra={notices.SHOWN: True})
 
 
 def _group_ids(keys: Sequence[str], size: tuple[int | None, str], seen: set[str]) -> list[str]:

@@ -46,11 +46,11 @@ import logging
 import math
 import os
 import threading
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from rewardplug import notices
 from rewardplug.types import Reward, Sample, _digest
 
 if TYPE_CHECKING:
@@ -192,8 +192,9 @@ _warned: set[str] = set()
 def _warn_once(topic: str, message: str) -> None:
     if topic not in _warned:
         _warned.add(topic)
-        warnings.warn(message, stacklevel=3)
-        log.warning(message)
+        notices.warn(message)  # at verl's call of the reward function
+        if log.hasHandlers():  # a configured log gets it too (never twice on stderr)
+            log.warning(message, extra={notices.SHOWN: True})
 
 
 def _number(value: float | None, fill: float) -> float:
