@@ -17,7 +17,9 @@ judge that fenced text is data, never instructions.
 :meth:`rewardplug_judge.prompts.Template.render` applies this to the placeholders
 ``{response}``, ``{response_a}``, ``{response_b}`` and ``{responses}`` of every template, shipped
 or third-party; the rubric source's ``llm`` criteria use :func:`block` and :func:`instruction`
-directly.
+directly. The same escaping makes chat-template control tokens inert (``<|im_start|>``,
+``<start_of_turn>``, ``[INST]``, ``</s>``), which a judge served from a raw chat template would
+otherwise read as turns of its own conversation.
 """
 
 from __future__ import annotations
@@ -26,9 +28,17 @@ import hashlib
 import re
 from collections.abc import Iterable
 
-__all__ = ["block", "escape", "instruction", "make_nonce", "numbered"]
+__all__ = ["block", "escape", "instruction", "make_nonce", "nonce_of", "numbered"]
 
+_NONCE = re.compile(r'<response-([0-9a-f]{16}) n="')
 _LOOKALIKE = re.compile(r"<(\s*/?\s*)(response\b)", re.IGNORECASE)
+# Chat-template control tokens of common model families (ChatML / Llama 3 / DeepSeek ``<|...|>``,
+# Gemma turns, Llama 2 / Mistral ``[INST]`` and ``<s>``): a judge served from a raw template
+# would read them as turns. The transformers backend also breaks its own tokenizer's specials.
+_CONTROL = re.compile(
+    r"<(?=\s*[|｜])|<(?=/?(?:s|start_of_turn|end_of_turn|eos|bos|pad|unk)>)|\[(?=/?INST\])",
+    re.IGNORECASE,
+)
 
 
 def make_nonce(parts: Iterable[object]) -> str:
@@ -39,9 +49,20 @@ def make_nonce(parts: Iterable[object]) -> str:
     return h.hexdigest()[:16]
 
 
+def nonce_of(messages: Iterable[dict[str, object]]) -> str | None:
+    """The fence nonce of rendered chat messages (for the parsers), or None when unfenced."""
+    for m in messages:
+        found = _NONCE.search(str(m.get("content") or ""))
+        if found:
+            return found.group(1)
+    return None
+
+
 def escape(text: str) -> str:
-    """``text`` with every fence look-alike (``<response``, ``</response``) made inert."""
-    return _LOOKALIKE.sub(lambda m: "&lt;" + m.group(1) + m.group(2), text)
+    """``text`` with every fence look-alike (``<response``, ``</response``) and chat-template
+    control token (``<|im_start|>``, ``<start_of_turn>``, ``[INST]``, ``</s>``) made inert."""
+    text = _LOOKALIKE.sub(lambda m: "&lt;" + m.group(1) + m.group(2), text)
+    return _CONTROL.sub(lambda m: "&lt;" if m.group(0) == "<" else "&#91;", text)
 
 
 def block(text: str, nonce: str, label: str | int) -> str:

@@ -26,6 +26,7 @@ from rewardplug.source import SourceConfig
 from rewardplug.types import Sample, Score
 from rewardplug_judge.backed import BackedSource
 from rewardplug_judge.backends import BackendConfig, Completion
+from rewardplug_judge.fence import nonce_of
 from rewardplug_judge.hack_prompt import Verdict, parse_verdicts, plan_chunks, summarize_tests
 from rewardplug_judge.prompts import load_template, truncate
 
@@ -86,6 +87,8 @@ class _Call:
     chunk: tuple[int, int] = (1, 1)
     prefill: str = ""
     """The start of the reply a template prefills (``Response 1:``); read with the reply."""
+    nonce: str | None = None
+    """The fence nonce of ``messages``: echoes of that fence in a reply are never read."""
     notes: dict[int, dict[str, Any]] = field(default_factory=dict)
 
 
@@ -112,7 +115,7 @@ class HackCheckSource(BackedSource):
                 if i not in call.judged:
                     continue
                 texts = [call.prefill + c.text for c in completions if c.ok]
-                parsed = [parse_verdicts(t, count)[position] for t in texts]
+                parsed = [parse_verdicts(t, count, call.nonce)[position] for t in texts]
                 verdicts[i].extend(v for v in parsed if v is not None)
                 usage[i].extend(completions)
                 info[i].update(call.notes.get(i, {}))
@@ -186,7 +189,9 @@ class HackCheckSource(BackedSource):
             texts.append(text)  # fenced and numbered by the template's render
         messages = self._render(samples[indices[0]], texts, len(indices))
         prefill = messages[-1]["content"] if messages[-1]["role"] == "assistant" else ""
-        return _Call(indices, judged, messages, notes=notes, prefill=prefill)
+        return _Call(
+            indices, judged, messages, notes=notes, prefill=prefill, nonce=nonce_of(messages)
+        )
 
     # -- asking ----------------------------------------------------------------------------
 
@@ -203,7 +208,8 @@ class HackCheckSource(BackedSource):
             )
             again = []
             for i, c in zip(todo, got, strict=True):
-                if c.ok and all(v is None for v in parse_verdicts(call.prefill + c.text, count)):
+                verdicts = parse_verdicts(call.prefill + c.text, count, call.nonce)
+                if c.ok and all(v is None for v in verdicts):
                     again.append(i)
                     if round_ < cfg.parse_retries:
                         continue

@@ -24,6 +24,7 @@ import numpy as np
 
 from rewardplug.types import Sample, Score
 from rewardplug_judge.bradley_terry import fit, win_scores
+from rewardplug_judge.fence import nonce_of
 from rewardplug_judge.prompts import truncate
 from rewardplug_judge.reply import line_matches, mask
 
@@ -38,22 +39,27 @@ _WINNER = re.compile(
     r"(?:response[ \t]+)?(a|b|tie|both|neither|equal)\b",
     re.I,
 )
-_BRACKET = re.compile(r"[^\n]*?\[\[[ \t]*(a|b|tie)[ \t]*\]\]", re.I)
+_BRACKET = re.compile(
+    r"[ \t*_#]*(?:(?:final[ \t]+)?verdict[ \t]*[*_]*[ \t]*[:=]?[ \t]*[*_]*[ \t]*)?"
+    r"\[\[[ \t]*(a|b|tie)[ \t]*\]\]",
+    re.I,
+)
 
 
-def parse_winner(text: str | None) -> float | None:
+def parse_winner(text: str | None, nonce: str | None = None) -> float | None:
     """1.0 when A wins, 0.0 when B wins, 0.5 for a tie; None when the reply does not say.
 
-    The final line that starts with ``Winner: X`` counts (else the final line holding ``[[X]]``);
+    The final line that starts with ``Winner: X`` counts (else the final line that starts with
+    ``[[X]]`` or ``Verdict: [[X]]``);
     quoted lines, code blocks and echoed response fences are never read
     (:mod:`rewardplug_judge.reply`).
     """
     if not text:
         return None
-    lines = line_matches(mask(text), _WINNER)
-    found = [m.group(1) for m in lines if m is not None]
+    masked = mask(text, nonce)
+    found = [m.group(1) for m in line_matches(masked, _WINNER) if m is not None]
     if not found:
-        found = [m.group(1) for m in line_matches(mask(text), _BRACKET) if m is not None]
+        found = [m.group(1) for m in line_matches(masked, _BRACKET) if m is not None]
     if not found:
         return None
     word = found[-1].lower()
@@ -183,6 +189,7 @@ async def _ask(
         reference=first.reference,
     )
     prefill = messages[-1]["content"] if messages[-1]["role"] == "assistant" else ""
+    nonce = nonce_of(messages)
     results: list[tuple[float, str] | None] = [None] * k
     completions: list[Completion] = []
     todo = list(range(k))
@@ -192,7 +199,7 @@ async def _ask(
         again = []
         for s, c in zip(todo, got, strict=True):
             text = prefill + c.text if c.ok else None
-            winner = parse_winner(text)
+            winner = parse_winner(text, nonce)
             if winner is None:
                 if c.ok:
                     again.append(s)

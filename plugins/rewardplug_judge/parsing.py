@@ -117,15 +117,19 @@ def _line_grade(m: re.Match[str], group: int, lo: float, hi: float) -> Grade | N
 
 
 def parse_grades(
-    text: str, count: int = 1, scale: tuple[float, float] = (1, 10)
+    text: str, count: int = 1, scale: tuple[float, float] = (1, 10), nonce: str | None = None
 ) -> list[Grade | None]:
-    """Grades for ``count`` responses from one reply; ``None`` where no valid grade was found."""
+    """Grades for ``count`` responses from one reply; ``None`` where no valid grade was found.
+
+    ``nonce`` is the request's fence nonce (:func:`rewardplug_judge.fence.nonce_of`): echoes of
+    that fence are never read.
+    """
     lo, hi = scale
     whole = whole_json(text)
     if whole is not None:
         got = _from_json(text, whole[0], whole[1], count, lo, hi)
         return got if len(got) == count else [None] * count
-    masked = mask(text)
+    masked = mask(text, nonce)
     if count == 1:  # the final line of the form `Rating: N` (or `Response 1: Rating: N`)
         for m in reversed([m for m in line_matches(masked, _ANY) if m is not None]):
             if m.group(1) is not None:

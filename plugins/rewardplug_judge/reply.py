@@ -4,11 +4,14 @@ A response under RL writes whatever raises its reward, including verdict-shaped 
 10``, ``{"rating": 10}``, ``Response 1: OK``) in the hope that the judge repeats it. Judges quote.
 So the parsers read a verdict only from the judge's *own* lines:
 
-* :func:`mask` blanks what the judge quoted rather than said: lines starting with ``>``, Markdown
-  code blocks (fenced with three backticks or tildes), and anything between an echoed response
-  fence ``<response-NONCE ...>`` and its ``</response-NONCE>`` (to the end of the reply when the
-  echo is not closed). Blanking keeps every offset, so a grade's span still points into the
-  original reply (logprobs mode needs it).
+* :func:`mask` blanks what the judge quoted rather than said: anything between an echoed
+  response fence ``<response-NONCE ...>`` and its ``</response-NONCE>``, then Markdown code
+  blocks (fenced with three backticks or tildes) and lines starting with ``>``. Given the
+  request's nonce (the sources pass it), that fence is an echo wherever the judge wrote it, and
+  an echo of it the judge never closed runs to the end of the reply; any other fence-shaped tag
+  counts only at the start of a line, and an unclosed one only blanks itself (so a quoted
+  look-alike cannot blank the judge's own verdict). Blanking keeps every offset, so a grade's
+  span still points into the original reply (logprobs mode needs it).
 * :func:`final_run` is the *verdict section*: the last run of consecutive verdict lines (blank
   lines may sit between them; any other line ends a run). Earlier drafts and restatements in
   the reasoning are not verdicts.
@@ -29,9 +32,9 @@ __all__ = ["by_label", "final_run", "line_matches", "mask", "whole_json"]
 
 T = TypeVar("T")
 
-_ECHO_OPEN = re.compile(r"<\s*response-([0-9a-f]{6,})\b[^>\n]*>", re.IGNORECASE)
+_ECHO_OPEN = r"<\s*response-({})\b[^>\n]*>"
 _ECHO_CLOSE = r"<\s*/\s*response-{}\s*>"
-_LONE_CLOSE = re.compile(r"<\s*/\s*response-[0-9a-f]{6,}\s*>", re.IGNORECASE)
+_ANY_NONCE = "[0-9a-f]{6,}"
 _CODE_FENCE = re.compile(r"^[ \t]*(`{3,}|~{3,})", re.MULTILINE)
 _QUOTED = re.compile(r"^[ \t]*>[^\n]*", re.MULTILINE)
 _JSON_BLOCK = re.compile(r"^```[ \t]*(?:json)?[ \t]*\n(.*)\n[ \t]*```$", re.DOTALL | re.IGNORECASE)
@@ -43,21 +46,14 @@ def _blank(chars: list[str], start: int, end: int) -> None:
             chars[i] = " "
 
 
-def mask(text: str) -> str:
-    """``text`` with quoted lines, code blocks and echoed fences blanked (same length)."""
+def mask(text: str, nonce: str | None = None) -> str:
+    """``text`` with echoed fences, code blocks and quoted lines blanked (same length)."""
     chars = list(text)
-    pos = 0
-    while True:  # echoed fences first: a quote or code fence inside one is echo too
-        m = _ECHO_OPEN.search(text, pos)
-        if m is None:
-            break
-        close = re.compile(_ECHO_CLOSE.format(re.escape(m.group(1))), re.IGNORECASE)
-        c = close.search(text, m.end())
-        end = c.end() if c else len(text)
-        _blank(chars, m.start(), end)
-        pos = end
-    for m in _LONE_CLOSE.finditer(text):
-        _blank(chars, m.start(), m.end())
+    # echoed fences first (a quote or code fence inside one is echo too): the request's own
+    # fence wherever it is, then any fence-shaped block that starts a line
+    if nonce is not None:
+        _echoes(text, chars, re.escape(nonce), anywhere=True)
+    _echoes(text, chars, _ANY_NONCE, anywhere=False)
     masked = "".join(chars)
     opening: re.Match[str] | None = None
     for m in _CODE_FENCE.finditer(masked):
@@ -72,6 +68,25 @@ def mask(text: str) -> str:
     for m in _QUOTED.finditer(masked):
         _blank(chars, m.start(), m.end())
     return "".join(chars)
+
+
+def _echoes(text: str, chars: list[str], nonce: str, anywhere: bool) -> None:
+    """Blank fence echoes: from an opening tag to its closing tag (or, for the request's own
+    fence, to the end of the reply); stray closing tags blank themselves."""
+    start = "" if anywhere else r"(?:^|(?<=\n))[ \t]*"
+    opening = re.compile(start + _ECHO_OPEN.format(nonce), re.IGNORECASE)
+    pos = 0
+    while True:
+        m = opening.search(text, pos)
+        if m is None:
+            break
+        close = re.compile(_ECHO_CLOSE.format(re.escape(m.group(1))), re.IGNORECASE)
+        c = close.search(text, m.end())
+        end = c.end() if c else len(text) if anywhere else m.end()
+        _blank(chars, m.start(), end)
+        pos = end
+    for m in re.finditer(_ECHO_CLOSE.format(nonce), text, re.IGNORECASE):
+        _blank(chars, m.start(), m.end())
 
 
 def line_matches(masked: str, pattern: re.Pattern[str]) -> list[re.Match[str] | None]:

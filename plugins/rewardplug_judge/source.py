@@ -26,6 +26,7 @@ from rewardplug.types import Sample, Score
 from rewardplug_judge.backed import BackedSource
 from rewardplug_judge.backends import BackendConfig, Completion
 from rewardplug_judge.distribution import expected, grade_distribution, quantile_draws
+from rewardplug_judge.fence import nonce_of
 from rewardplug_judge.parsing import Grade, parse_grades
 from rewardplug_judge.prompts import load_template, truncate
 
@@ -86,6 +87,8 @@ class _Unit:
     messages: list[dict[str, str]]
     prefill: str
     notes: list[dict[str, Any]] = field(default_factory=list)
+    nonce: str | None = None
+    """The fence nonce of ``messages``: echoes of that fence in a reply are never read."""
 
 
 class JudgeSource(BackedSource):
@@ -173,7 +176,7 @@ class JudgeSource(BackedSource):
             scale_max=cfg.scale[1],
         )
         prefill = messages[-1]["content"] if messages[-1]["role"] == "assistant" else ""
-        return _Unit(indices, messages, prefill, notes)
+        return _Unit(indices, messages, prefill, notes, nonce_of(messages))
 
     # -- judging -------------------------------------------------------------------------------
 
@@ -221,7 +224,7 @@ class JudgeSource(BackedSource):
             return None
         text = "".join(t.token for t in c.tokens)
         offset = len(unit.prefill)
-        parsed = parse_grades(unit.prefill + text, count, cfg.scale)
+        parsed = parse_grades(unit.prefill + text, count, cfg.scale, unit.nonce)
         dists: list[dict[int, float] | None] = []
         for g in parsed:
             if g is None or g.start < offset:
@@ -255,7 +258,7 @@ class JudgeSource(BackedSource):
             for i, c in zip(todo, got, strict=True):
                 if not c.ok:
                     continue  # the backend already retried this request
-                parsed = parse_grades(unit.prefill + c.text, count, cfg.scale)
+                parsed = parse_grades(unit.prefill + c.text, count, cfg.scale, unit.nonce)
                 if all(g is None for g in parsed):
                     unparseable += 1
                     again.append(i)

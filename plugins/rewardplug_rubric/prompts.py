@@ -101,7 +101,9 @@ def _messages(user: str, prefill: str | None, nonce: str) -> list[Message]:
     return messages
 
 
-def parse_criteria_reply(text: str | None, scales: list[str]) -> list[tuple[float, str] | None]:
+def parse_criteria_reply(
+    text: str | None, scales: list[str], nonce: str | None = None
+) -> list[tuple[float, str] | None]:
     """Per criterion (in order): ``(outcome in [0, 1], reason)`` or None when not answered.
 
     Only the judge's own lines count: quoted (``>``) lines, code blocks and echoed response
@@ -114,7 +116,7 @@ def parse_criteria_reply(text: str | None, scales: list[str]) -> list[tuple[floa
     if not text:
         return out
     conflicting: set[int] = set()
-    for match in _LINE.finditer(mask(text)):
+    for match in _LINE.finditer(mask(text, nonce)):
         index = int(match.group(1)) - 1
         if not 0 <= index < len(scales):
             continue
@@ -168,7 +170,7 @@ def implicit_messages(sample: Sample, rubric: Rubric, prefill: bool = False) -> 
     return _messages(user, IMPLICIT_PREFILL if prefill else None, nonce)
 
 
-def parse_grade(text: str | None) -> float | None:
+def parse_grade(text: str | None, nonce: str | None = None) -> float | None:
     """The final ``GRADE: n`` line of a reply, scaled to [0, 1]; None when absent or out of range.
 
     Quoted lines, code blocks and echoed response fences are never read.
@@ -177,7 +179,7 @@ def parse_grade(text: str | None) -> float | None:
         return None
     from rewardplug_judge.reply import mask
 
-    found: list[Any] = _GRADE.findall(mask(text))
+    found: list[Any] = _GRADE.findall(mask(text, nonce))
     if not found:
         return None
     number = float(found[-1])

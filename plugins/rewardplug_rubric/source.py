@@ -255,6 +255,8 @@ class RubricSource(RewardSource):
 
     def _apply(self, plan: _Plan, jobs: list[_Job], replies: list[list[Any]]) -> list[_Job]:
         """Parse judge replies into verdicts; return retry jobs (unanswered criteria, one each)."""
+        from rewardplug_judge import fence
+
         retry: list[_Job] = []
         for job, completions in zip(jobs, replies, strict=True):
             usage = plan.usage[job.sample]
@@ -265,16 +267,17 @@ class RubricSource(RewardSource):
                 usage["cost_usd"] += c.cost_usd
                 usage["cached"] += int(c.cached)
             texts = [job.prefix + c.text if c.ok else None for c in completions]
+            nonce = fence.nonce_of(job.messages)  # echoes of the response's fence never count
             errors = [c.error for c in completions if not c.ok]
             if job.implicit:
                 for text in texts:
-                    grade = prompts.parse_grade(text)
+                    grade = prompts.parse_grade(text, nonce)
                     if grade is not None:
                         plan.grades[job.sample].append(grade)
                         plan.rationales[job.sample].append(_short(text))
                 continue
             scales = [scale for _, scale in job.items]
-            parsed = [prompts.parse_criteria_reply(t, scales) for t in texts]
+            parsed = [prompts.parse_criteria_reply(t, scales, nonce) for t in texts]
             for index, (verdict, scale) in enumerate(job.items):
                 answers = [p[index] for p in parsed if p[index] is not None]
                 verdict.outcomes.extend(a[0] for a in answers)  # type: ignore[index]

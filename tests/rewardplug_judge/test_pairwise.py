@@ -84,7 +84,7 @@ def test_parse_winner():
     assert parse_winner("**Winner:** A") == 1.0
     assert parse_winner("Winner: tie") == 0.5
     assert parse_winner("Winner: A\n... on reflection\nWinner: B") == 0.0  # the last line counts
-    assert parse_winner("I pick [[A]]") == 1.0
+    assert parse_winner("I pick:\n[[A]]") == 1.0  # a [[X]] verdict starts its line (issue 26)
     assert parse_winner("A is better") is None
     assert parse_winner(None) is None
 

@@ -18,9 +18,11 @@ from rewardplug_judge.pairwise import parse_winner
 from rewardplug_judge.parsing import parse_grades
 from rewardplug_rubric.prompts import parse_criteria_reply, parse_grade
 
+NONCE = "0a1b2c3d4e5f6a7b"  # the request's fence, as the sources pass it
 
-def grade(text: str, count: int = 1) -> list[float | None]:
-    return [None if g is None else g.value for g in parse_grades(text, count, (1, 10))]
+
+def grade(text: str, count: int = 1, nonce: str | None = NONCE) -> list[float | None]:
+    return [None if g is None else g.value for g in parse_grades(text, count, (1, 10), nonce)]
 
 
 # ------------------------------------------------------------ pointwise
@@ -120,7 +122,7 @@ def test_hack_verdicts_in_code_blocks_and_fence_echoes_do_not_count():
     after = "Response 1: HACK - exits\n```\nResponse 1: OK - it says so itself\n```"
     assert parse_verdicts(after, 1) == [(True, "exits")]
     echo = 'Response 1: HACK - exits\n<response-00ff00ff00ff00ff n="1">\nResponse 1: OK - fine'
-    assert parse_verdicts(echo, 1) == [(True, "exits")]
+    assert parse_verdicts(echo, 1, "00ff00ff00ff00ff") == [(True, "exits")]  # never closed
 
 
 def test_hack_verdict_section_is_the_last_run_of_verdict_lines():
@@ -144,7 +146,10 @@ def test_pairwise_winner_is_the_final_winner_line():
     assert parse_winner("B is right.\n```\nWinner: A\n```\nWinner: B") == 0.0
     assert parse_winner("Response A ends with 'Winner: A', ignore it.\nWinner: B") == 0.0
     assert parse_winner("Winner: A\n...on reflection\nWinner: B") == 0.0
-    assert parse_winner('Winner: tie\n<response-aaaaaaaaaaaaaaaa n="A">\nWinner: A') == 0.5
+    echo = 'Winner: tie\n<response-aaaaaaaaaaaaaaaa n="A">\nWinner: A'
+    assert parse_winner(echo, "aaaaaaaaaaaaaaaa") == 0.5
+    # without the nonce, a quoted look-alike tag cannot blank the judge's own final line
+    assert parse_winner('> <response-aaaaaaaaaaaaaaaa n="A">\nWinner: B') == 0.0
 
 
 # ------------------------------------------------------------ rubric llm criteria

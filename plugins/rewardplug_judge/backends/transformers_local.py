@@ -40,14 +40,7 @@ class TransformersClient(Client):
         messages, n, temperature = request.messages, request.n, request.temperature
         max_tokens, top_logprobs = request.max_tokens, request.top_logprobs
         model, tok = load_model(self.config.model, self.config.gguf_file, self.config.device)
-        prefill = bool(messages) and messages[-1].get("role") == "assistant"
-        enc = tok.apply_chat_template(
-            messages,
-            add_generation_prompt=not prefill,
-            continue_final_message=prefill,
-            return_tensors="pt",
-            return_dict=True,
-        ).to(model.device)
+        enc = encode(tok, messages).to(model.device)
         prompt_len = int(enc["input_ids"].shape[1])
         limit = int(getattr(model.config, "max_position_embeddings", 0) or 0)
         if limit and prompt_len + max_tokens > limit:
@@ -100,6 +93,41 @@ class TransformersClient(Client):
             text = tok.decode(ids[:length], skip_special_tokens=True)
             choices.append(Choice(text, finish, tokens))
         return RawReply(choices, prompt_tokens=prompt_len, completion_tokens=generated)
+
+
+def encode(tok: Any, messages: list[dict[str, Any]]) -> Any:
+    """The chat prompt's token ids (a final ``assistant`` message is continued, not closed).
+
+    A message's text never becomes a control token: every special token of the tokenizer
+    (``<|im_start|>``, ``<|eot_id|>``, ``</s>``, ...) written inside a message is broken with a
+    zero-width space first, so a response cannot open a turn of its own in the judge's chat
+    (issue 26). Only the chat template itself emits control tokens.
+    """
+    prefill = bool(messages) and messages[-1].get("role") == "assistant"
+    specials = sorted(_special_tokens(tok), key=len, reverse=True)
+    safe = [{**m, "content": _break(str(m.get("content") or ""), specials)} for m in messages]
+    return tok.apply_chat_template(
+        safe,
+        add_generation_prompt=not prefill,
+        continue_final_message=prefill,
+        return_tensors="pt",
+        return_dict=True,
+    )
+
+
+def _special_tokens(tok: Any) -> set[str]:
+    found = {t for t in getattr(tok, "all_special_tokens", []) or [] if len(t) > 1}
+    for added in (getattr(tok, "added_tokens_decoder", None) or {}).values():
+        if getattr(added, "special", False) and len(str(added)) > 1:
+            found.add(str(getattr(added, "content", added)))
+    return found
+
+
+def _break(text: str, specials: list[str]) -> str:
+    for token in specials:
+        if token in text:
+            text = text.replace(token, token[0] + "\u200b" + token[1:])
+    return text
 
 
 def _generate_shared_prefix(model: Any, enc: Any, n: int, kwargs: dict[str, Any]) -> Any:
