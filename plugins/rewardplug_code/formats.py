@@ -9,7 +9,8 @@
   candidate(...)`` become cases the parent compares. The rest of ``check`` (loops, computed
   arguments, helpers) is kept as one *hardened* case: the test code runs in a trusted checker
   process and every ``candidate(...)`` call is answered by the candidate in another process,
-  as plain data.
+  as plain data. Names the test code uses without defining them (HumanEval/32's ``poly``) come
+  from the sample's prompt, which is trusted like the tests: :func:`prompt_definitions`.
 
 This module never executes test code: it parses it with :mod:`ast` and reads literals with
 :func:`ast.literal_eval`.
@@ -24,7 +25,7 @@ from typing import Any
 
 from rewardplug_code.protocol import to_plain
 
-__all__ = ["TESTS_KEYS", "Case", "Plan", "TestsError", "parse_tests"]
+__all__ = ["TESTS_KEYS", "Case", "Plan", "TestsError", "parse_tests", "prompt_definitions"]
 
 MAX_CASES = 10_000
 #: the keys a ``tests`` mapping may have (any other is a mistake: a misspelt key is reported)
@@ -60,6 +61,8 @@ class Plan:
     unconverted: int = 0
     #: results keep tuples apart from lists (assert-style tests compare Python values)
     tuples: bool = False
+    #: names the hardened check uses but does not define (helpers a prompt may define)
+    needs: frozenset[str] = frozenset()
 
     @property
     def total(self) -> int:
@@ -155,7 +158,52 @@ def _assert(tests: dict[str, Any]) -> Plan:
         plan.unconverted = sum(isinstance(n, ast.Assert) for s in remainder for n in ast.walk(s))
         check.body = remainder
         plan.check_code = ast.unparse(module)
+        plan.needs = frozenset(_loaded(module) - _bound(module.body))
     return plan
+
+
+def _loaded(node: ast.AST) -> set[str]:
+    return {n.id for n in ast.walk(node) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
+
+
+def _bound(body: list[ast.stmt]) -> set[str]:
+    """Names a module's top-level statements bind (definitions, imports, assignments)."""
+    names: set[str] = set()
+    for stmt in body:
+        if isinstance(stmt, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            names.add(stmt.name)
+        elif isinstance(stmt, ast.Import | ast.ImportFrom):
+            names.update((a.asname or a.name).split(".")[0] for a in stmt.names)
+        elif isinstance(stmt, ast.Assign | ast.AnnAssign | ast.AugAssign):
+            targets = stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target]
+            names.update(n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name))
+    return names
+
+
+def prompt_definitions(prompt: object, needs: frozenset[str], entry_point: str) -> list[str]:
+    """The top-level statements of ``prompt`` (when it is Python source) that define what the
+    test code ``needs``, with what those use in turn, in the prompt's order; one source text
+    each. The entry point's own stub is left out (the checker binds that name to the candidate);
+    a prompt that is not Python (prose, chat messages) defines nothing."""
+    if not needs or not isinstance(prompt, str):
+        return []
+    try:
+        module = ast.parse(prompt)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return []
+    kinds = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Import, ast.ImportFrom)
+    kinds += (ast.Assign, ast.AnnAssign)
+    defs = [(s, _bound([s]) - {entry_point}) for s in module.body if isinstance(s, kinds)]
+    wanted, chosen = set(needs), set()
+    grew = True
+    while grew:
+        grew = False
+        for i, (stmt, binds) in enumerate(defs):
+            if i not in chosen and binds & wanted:
+                chosen.add(i)
+                wanted |= _loaded(stmt)
+                grew = True
+    return [ast.unparse(defs[i][0]) for i in sorted(chosen)]
 
 
 def _inert(stmt: ast.stmt) -> bool:

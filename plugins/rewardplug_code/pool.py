@@ -104,8 +104,9 @@ class Worker:
             if "check_code" in job:
                 # Two messages: the supervisor forks the candidate's process between them, so
                 # that process never holds the tests (see zygote.start_candidate).
-                self._send({k: v for k, v in job.items() if k != "check_code"})
-                self._send({"check_code": job["check_code"]})
+                second = ("check_code", "prelude")
+                self._send({k: v for k, v in job.items() if k not in second})
+                self._send({k: job.get(k) for k in second})
             else:
                 self._send(job)
             reply = self._recv(time.monotonic() + backstop_s)

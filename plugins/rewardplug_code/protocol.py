@@ -24,6 +24,7 @@ __all__ = [
     "loads",
     "safe_text",
     "stdout_equal",
+    "test_code_failure",
     "to_plain",
 ]
 
@@ -70,6 +71,21 @@ def decode(raw: Any) -> Decoded:
     if "value" in obj:
         return Decoded(value=obj["value"])
     return Decoded(error="malformed result")
+
+
+def test_code_failure(raw: Any) -> str | None:
+    """The error of a hardened check's *test code* (``{"tests_error": "..."}``, sent only by the
+    trusted checker when the test code failed by itself), else None. Never read from a reply of
+    a process that runs candidate code."""
+    if not isinstance(raw, str) or not raw.startswith('{"tests_error"'):
+        return None
+    try:
+        obj = json.loads(raw)
+    except ValueError:
+        return None
+    if type(obj) is dict and len(obj) == 1 and type(obj.get("tests_error")) is str:
+        return safe_text(obj["tests_error"])
+    return None
 
 
 def _bigint_hook(obj: dict[str, Any]) -> Any:

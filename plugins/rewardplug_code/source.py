@@ -25,7 +25,14 @@ from rewardplug.source import RewardSource, SourceConfig
 from rewardplug.types import Sample, Score
 from rewardplug_code import protocol, sandbox
 from rewardplug_code.extract import CodeError, extract_code
-from rewardplug_code.formats import TESTS_KEYS, Case, Plan, TestsError, parse_tests
+from rewardplug_code.formats import (
+    TESTS_KEYS,
+    Case,
+    Plan,
+    TestsError,
+    parse_tests,
+    prompt_definitions,
+)
 from rewardplug_code.pool import Pool, WorkerError
 
 log = logging.getLogger(__name__)
@@ -218,7 +225,11 @@ class TestCasesSource(RewardSource):
                     f"sandbox machinery failed: {why}", isolation=pool.isolation
                 )
                 continue
-            outcomes = self._decide(plan, got)
+            try:
+                outcomes = self._decide(plan, got)
+            except _TestCodeFailed as exc:  # the tests' own fault: no verdict on the candidate
+                scores[i] = Score.abstain(str(exc), isolation=pool.isolation)
+                continue
             scores[i] = self._verdicts(samples[i], plan, outcomes, isolation=pool.isolation)
 
     def _jobs(self, plan: Plan, code: str, sample: Sample) -> list[dict[str, Any]]:
@@ -256,14 +267,16 @@ class TestCasesSource(RewardSource):
                 }
             )
         if plan.check_code:
-            prelude = sample.prompt if cfg.prepend_prompt and isinstance(sample.prompt, str) else ""
+            # the prompt is trusted like the tests: what they need of it runs before them
+            prelude = prompt_definitions(sample.prompt, plan.needs, plan.entry_point)
             jobs.append(
                 {
                     **base,
                     "mode": "check",
                     "n": 1,
                     "cases": [],
-                    "check_code": prelude + "\n\n" + plan.check_code,
+                    "check_code": plan.check_code,
+                    "prelude": prelude,
                     "timeout": cfg.total_timeout_s,
                     "total_timeout": cfg.total_timeout_s,
                 }
@@ -312,6 +325,9 @@ class TestCasesSource(RewardSource):
         results, faults = reply.get("results") or [None], reply.get("faults") or [None]
         if faults[0]:
             return [f"hardened check: {protocol.safe_text(faults[0])}"]
+        failed = protocol.test_code_failure(results[0])
+        if failed is not None:
+            raise _TestCodeFailed(_fix_hint(failed))
         got = protocol.decode(results[0])
         if not got.ok:
             return [got.error]
@@ -350,6 +366,25 @@ class TestCasesSource(RewardSource):
         cfg = self.config
         draws = beta_draws(passed, total - passed, cfg.draws, cfg.seed, sample.id, cfg.posterior)
         return Score(value=passed / total, draws=draws, detail=detail)
+
+
+class _TestCodeFailed(Exception):
+    """The hardened check's test code failed by itself (the sample abstains)."""
+
+
+def _fix_hint(error: str) -> str:
+    """The abstention's reason: what failed, and what to set so that it does not."""
+    head = f"the test code failed by itself ({error}), so the candidate gets no verdict: "
+    if error.startswith(("NameError", "UnboundLocalError")):
+        return head + (
+            "define what it needs in `tests.code`, or give the sample the plain-text `prompt` "
+            "that defines it (the prompt's definitions the tests use are run before them)"
+        )
+    if error.startswith(("ModuleNotFoundError", "ImportError")):
+        return head + (
+            "the sandbox has only the standard library; `tests.code` must not import other packages"
+        )
+    return head + "fix `tests.code` (it raised before it called the candidate)"
 
 
 def _passes(case: Case, value: Any, atol: float) -> bool:

@@ -372,7 +372,11 @@ def child_check(job, start, wfd, limits, bpf, candidate_fds):
     harden(limits, bpf)
     timeout = job["timeout"]
 
+    called = []  # not empty once the test code has called the candidate
+
     def candidate(*args, **kwargs):
+        if not called:
+            called.append(True)
         try:
             body = pickle.dumps((args, kwargs), protocol=4)
         except Exception as exc:
@@ -385,17 +389,39 @@ def child_check(job, start, wfd, limits, bpf, candidate_fds):
 
     namespace = {"__name__": "__check__", "__builtins__": __builtins__}
     try:
+        # The prompt's definitions the tests use (trusted, like the tests), one at a time: one
+        # that fails (an import the sandbox lacks) is left out, and a test that needs it fails
+        # with a NameError, reported as the tests' own failure.
+        for source in job.get("prelude") or ():
+            try:
+                exec(compile(source, "<prompt>", "exec"), namespace)
+            except Exception:
+                pass
         exec(compile(job["check_code"], "<tests>", "exec"), namespace)
         # HumanEval's harness runs the test next to the solution, so a test may call the entry
-        # point by its name (HumanEval/33 does): that name is the candidate too -- set after
-        # the prelude (the prompt), whose own stub of the function would otherwise answer.
+        # point by its name (HumanEval/33 does): that name is the candidate too.
         namespace[job["entry_point"]] = candidate
         namespace["check"](candidate)
         payload = json.dumps({"value": True}).encode()
     except BaseException as exc:
-        payload = err_payload("check failed: " + describe(exc))
+        if not called or tests_fault(exc):
+            payload = json.dumps({"tests_error": describe(exc)}, ensure_ascii=True).encode()
+        else:
+            payload = err_payload("check failed: " + describe(exc))
     write_all(wfd, frame(b"P", payload))
     os._exit(0)
+
+
+def tests_fault(exc):
+    """Whether ``exc`` is the test code's own failure whatever the candidate answered: a name it
+    needs is undefined or a module it imports is missing, raised by a line of the test code or
+    the prompt itself (not by ``eval`` of a candidate's answer, nor inside the candidate)."""
+    if not isinstance(exc, (NameError, ImportError)):
+        return False
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    return tb is not None and tb.tb_frame.f_code.co_filename in ("<tests>", "<prompt>")
 
 
 def start_candidate(job, limits, bpf):
@@ -718,7 +744,8 @@ def run_supervised(job, inp, out, limits, bpf):
         if job.get("mode") == "check":
             # Fork the candidate's process first, then read the tests (the second message).
             candidate = start_candidate(job, limits, bpf)
-            job["check_code"] = read_msg(inp)["check_code"]
+            second = read_msg(inp)
+            job["check_code"], job["prelude"] = second["check_code"], second.get("prelude")
         reply, pid, rfd = run_job(job, limits, bpf, candidate and candidate[1:])
         if pid is not None:
             kill(pid, rfd)

@@ -142,3 +142,33 @@ def test_all_164_canonical_solutions_pass_their_own_assert_tests(he_folder, huma
     assert [r["task_id"] for r, s in zip(rows, wrong, strict=True) if s.value != 0.0] == []
     text = humaneval_source.score(batch(lambda r: "    return 'wrong'\n"))
     assert [r["task_id"] for r, s in zip(rows, text, strict=True) if s.value == 1.0] == []
+
+
+@pytest.mark.slow
+def test_humaneval_format_scores_right_with_the_defaults(he_folder):
+    """Issue 25: HumanEval's own format and no options at all -- the response is the whole
+    function (prompt + canonical solution), ``prepend_prompt`` stays off. The helpers some tests
+    call (HumanEval/32's ``poly``, /38's ``encode_cyclic``, /50's ``encode_shift``) are defined
+    by the prompt, which is trusted: the checker has them (these three scored 0 before)."""
+    rows = _humaneval_rows(he_folder)
+    src = TestCasesSource()
+    try:
+        scores = src.score(
+            [
+                Sample(
+                    prompt=r["prompt"],
+                    response=r["prompt"] + r["canonical_solution"],
+                    group=r["task_id"],
+                    tests={"kind": "assert", "entry_point": r["entry_point"], "code": r["test"]},
+                )
+                for r in rows
+            ]
+        )
+    finally:
+        src.close()
+    below = {
+        r["task_id"]: (s.status, s.reason, s.detail)
+        for r, s in zip(rows, scores, strict=True)
+        if s.value != 1.0
+    }
+    assert not below
