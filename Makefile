@@ -63,6 +63,10 @@ install: .install-stamp
 	rm -rf .frameworks/verl/tests
 	# the light packages their reward paths import
 	$(PIP) install pylatexenc
+	# verifiers 0.3.1, the last release with the classic Rubric (verifiers.legacy; 0.4 is v1 only),
+	# with the light packages verifiers.legacy imports (openai, datasets... come from .[all])
+	$(PIP) install --no-deps --target .frameworks/verifiers verifiers==0.3.1 anthropic==2.17.0 \
+		docstring-parser==0.18.0 renderers==0.1.12 prime-pydantic-config==0.4.3 tenacity==9.2.1
 	touch $@
 
 frameworks: .frameworks-stamp
