@@ -72,6 +72,13 @@ def main() -> None:
     if dist.is_available() and dist.is_initialized():
         dist.barrier()
         dist.destroy_process_group()
+    # Leave here, without freeing anything. Freeing main's objects when main returned hung a rank
+    # now and then, after its work was written: ~ProcessGroupGloo (run with the GIL held) joins
+    # gloo's run-loop thread, which was itself waiting for the GIL to free a finished
+    # collective's tensors (gdb showed both threads) -- a deadlock inside torch.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 if __name__ == "__main__":
@@ -81,8 +88,3 @@ if __name__ == "__main__":
     # test's timeout without a word.
     faulthandler.dump_traceback_later(240, exit=True)
     main()
-    # Leave without the interpreter's teardown: freeing the trainer (its threads, gloo's) hung
-    # a rank now and then after its work was done and written.
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(0)
