@@ -193,10 +193,11 @@ def serve(
 @click.option(
     "--out",
     "out_dir",
-    default="rewardplug-demo",
-    show_default=True,
+    default=None,
     type=click.Path(file_okay=False),
-    help="Folder for the PNG and the scored rows.",
+    help="Folder for the PNG and the scored rows. Default: ./rewardplug-demo, or inside a "
+    "rewardplug source checkout ~/.cache/rewardplug/demo (REWARDPLUG_CACHE_DIR/demo), so that "
+    "nothing lands among the sources or in a wheel.",
 )
 @click.option(
     "--stack",
@@ -210,9 +211,9 @@ def serve(
     is_flag=True,
     help="Also run the bundled stack's local SmolLM2 judge (a few minutes on a CPU).",
 )
-def demo(out_dir: str, stack_path: str | None, full: bool) -> None:
+def demo(out_dir: str | None, stack_path: str | None, full: bool) -> None:
     """Score the bundled example batch offline (in seconds) and explain the tiers."""
     from rewardplug.demo import run_demo
 
     with friendly_errors():
-        run_demo(Path(out_dir), stack_path, full=full)
+        run_demo(None if out_dir is None else Path(out_dir), stack_path, full=full)

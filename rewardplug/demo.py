@@ -32,13 +32,26 @@ from rewardplug.paths import examples_dir
 from rewardplug.stack import Stack, load_stack
 from rewardplug.types import Reward, Score
 
-__all__ = ["DEMO_DATA", "DEMO_STACK", "SLOW_SOURCES", "run_demo"]
+__all__ = ["DEMO_DATA", "DEMO_STACK", "SLOW_SOURCES", "default_out_dir", "run_demo"]
 
 _EXAMPLES = examples_dir()  # the checkout, or <prefix>/share/rewardplug for a wheel install
 DEMO_STACK = _EXAMPLES / "stacks" / "demo.yaml"
 DEMO_DATA = _EXAMPLES / "data" / "demo.jsonl"
 #: sources of the bundled stack that only ``--full`` runs (the SmolLM2 judge: minutes on a CPU)
 SLOW_SOURCES = ("llm_judge",)
+
+
+def default_out_dir(cwd: str | Path | None = None) -> Path:
+    """Where the demo writes when no folder is named: ``rewardplug-demo/`` in the current
+    folder, except inside a rewardplug source checkout (``make demo`` runs there), where
+    outputs would land among the sources and in a wheel built afterwards: then
+    ``rewardplug.paths.cache_dir("demo")`` (``~/.cache/rewardplug/demo``)."""
+    from rewardplug.paths import cache_dir, source_checkout
+
+    cwd = Path.cwd() if cwd is None else Path(cwd)
+    if source_checkout(cwd) is not None:
+        return cache_dir("demo")
+    return cwd / "rewardplug-demo"
 
 
 def _bundled(path: Path) -> Path:
@@ -283,7 +296,7 @@ def _explain_ties(batch: Sequence[Any], rewards: Sequence[Reward], console: Any)
 
 
 def run_demo(
-    out_dir: Path,
+    out_dir: Path | None = None,
     stack_path: str | None = None,
     *,
     full: bool = False,
@@ -292,7 +305,7 @@ def run_demo(
 ) -> None:
     """Score the bundled batch, print the tables, write ``demo-scored.jsonl`` and ``demo-tiers.png``.
 
-    :param out_dir: folder for the outputs (created).
+    :param out_dir: folder for the outputs (created); None: :func:`default_out_dir`.
     :param stack_path: another stack instead of ``examples/stacks/demo.yaml`` (run as it is).
     :param full: with the bundled stack, also run its slow sources (:data:`SLOW_SOURCES`).
     :param data_path: another JSONL batch instead of ``examples/data/demo.jsonl``.
@@ -311,7 +324,7 @@ def run_demo(
     console = console or Console()
     stack_file = Path(stack_path) if stack_path else _bundled(DEMO_STACK)
     data_file = Path(data_path) if data_path else _bundled(DEMO_DATA)
-    out_dir = Path(out_dir)
+    out_dir = default_out_dir() if out_dir is None else Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
 
     loaded = load_jsonl(data_file)

@@ -6,7 +6,7 @@ import os
 import sys
 from pathlib import Path
 
-__all__ = ["cache_dir", "examples_dir", "project_root", "rubrics_dir"]
+__all__ = ["cache_dir", "examples_dir", "project_root", "rubrics_dir", "source_checkout"]
 
 
 def project_root() -> Path:
@@ -34,3 +34,15 @@ def cache_dir(*parts: str) -> Path:
     path = base.joinpath(*parts)
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def source_checkout(start: str | Path) -> Path | None:
+    """The rewardplug source checkout that holds ``start`` (its root, where ``pyproject.toml``
+    sits next to the ``rewardplug`` package), or None outside of one."""
+    here = Path(start).resolve()
+    for folder in (here, *here.parents):
+        if (folder / "pyproject.toml").is_file() and (
+            folder / "rewardplug" / "__init__.py"
+        ).is_file():
+            return folder
+    return None

@@ -10,7 +10,6 @@ own process by a ``sitecustomize`` whose import finder refuses them.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import textwrap
@@ -23,19 +22,7 @@ from rewardplug.config import StackError
 from rewardplug.extras import install_command, missing_modules
 from rewardplug.source import RewardSource, SourceConfig
 from rewardplug.types import Score
-
-ROOT = Path(__file__).resolve().parents[2]
-
-BLOCKER = """
-import importlib.abc, os, sys
-_BLOCKED = set(os.environ["RP_TEST_BLOCKED"].split(","))
-class _NotInstalled(importlib.abc.MetaPathFinder):
-    def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in _BLOCKED:
-            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
-        return None
-sys.meta_path.insert(0, _NotInstalled())
-"""
+from tests.core.blocked import ROOT, run_cli
 
 
 class NeedsAPlugin(RewardSource):
@@ -142,26 +129,8 @@ def test_a_rubric_with_a_judge_needs_the_judge_backend(monkeypatch):
 # -- through the real CLI, in a process where the extras are not installed --------------------
 
 
-def _cli(
-    tmp_path: Path, blocked: str, *args: str, timeout: float = 120
-) -> subprocess.CompletedProcess:
-    site = tmp_path / "site"
-    site.mkdir(exist_ok=True)
-    (site / "sitecustomize.py").write_text(BLOCKER)
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(site), str(ROOT), os.environ.get("PYTHONPATH", "")]),
-        "RP_TEST_BLOCKED": blocked,
-        "COLUMNS": "200",  # rich wraps at the terminal width: keep a command on one line
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "rewardplug", *args],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        env=env,
-        timeout=timeout,
-    )
+def _cli(tmp_path: Path, blocked: str, *args: str) -> subprocess.CompletedProcess:
+    return run_cli(tmp_path, blocked, *args)
 
 
 STACK = """\
