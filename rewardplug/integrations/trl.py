@@ -54,11 +54,12 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import math
-from collections.abc import Callable, Sequence
+from collections import Counter
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from rewardplug import notices
+from rewardplug.integrations.trl_logs import log_missing, log_to_trl
 from rewardplug.types import Reward, Sample, _digest
 
 if TYPE_CHECKING:
@@ -254,49 +255,6 @@ def _json_object(text: str, column: str, index: int) -> Any:
         raise ValueError(f"column {column!r}, row {index}: not a JSON object ({exc})") from None
 
 
-def _mean(values: Sequence[float]) -> float | None:
-    finite = [v for v in values if v is not None and math.isfinite(v)]
-    return sum(finite) / len(finite) if finite else None
-
-
-def log_to_trl(
-    rewards: Sequence[Reward],
-    name: str,
-    log_metric: Callable[[str, float], None] | None,
-    log_extra: Callable[[str, list[Any]], None] | None,
-) -> None:
-    """Report per-source means and tie statistics through TRL's logging hooks (when given)."""
-    if not rewards:
-        return
-    sources: dict[str, None] = {}
-    for r in rewards:
-        sources.update(dict.fromkeys(r.sources))
-    per_source = {
-        s: [sc.value if (sc := r.sources.get(s)) is not None and sc.ok else None for r in rewards]
-        for s in sources
-    }
-    if log_metric is not None:
-        for s, values in per_source.items():
-            mean = _mean(values)
-            if mean is not None:  # a source that scored nothing has no mean (NaN would poison it)
-                log_metric(f"rewards/{name}/{s}/mean", mean)
-            # the share this source could not score: 1.0 is a source that is down, not a 0
-            log_metric(f"rewards/{name}/{s}/failed", sum(v is None for v in values) / len(values))
-        raw = _mean([r.raw for r in rewards])
-        if raw is not None:
-            log_metric(f"rewards/{name}/raw/mean", raw)
-        tiers = {r.group: r.n_tiers for r in rewards if r.n_tiers is not None}
-        if tiers:
-            log_metric(f"rewards/{name}/n_tiers/mean", sum(tiers.values()) / len(tiers))
-        log_metric(
-            f"rewards/{name}/abstained", sum(r.reward is None for r in rewards) / len(rewards)
-        )
-    if log_extra is not None:
-        for s, values in per_source.items():
-            log_extra(f"{name}/{s}", values)
-        log_extra(f"{name}/tier", [r.tier for r in rewards])
-
-
 def _ranks() -> tuple[int, int] | None:
     """(rank, world size) when torch.distributed runs several processes, else None."""
     import sys
@@ -415,11 +373,13 @@ def make_reward_function(
         **columns: Any,
     ) -> list[float | None]:
         size = _group_size(num_generations, columns)
+        before = Counter(stack.missing_inputs)
         rewards = _score_call(stack, prompts, completions, columns, size, seen)
         if rewards is None:
             rewards = stack.score(_samples(prompts, completions, columns, size, seen))
         if log:
             log_to_trl(rewards, name, columns.get("log_metric"), columns.get("log_extra"))
+            log_missing(stack.missing_inputs - before, name, columns.get("log_metric"))
         return [r.reward for r in rewards]
 
     reward.__name__ = reward.__qualname__ = name
@@ -450,6 +410,7 @@ def make_async_reward_function(
         **columns: Any,
     ) -> list[float | None]:
         size = _group_size(num_generations, columns)
+        before = Counter(stack.missing_inputs)
         if _ranks() is not None:
             # collectives block: run them off TRL's event loop
             rewards = await asyncio.to_thread(
@@ -459,6 +420,7 @@ def make_async_reward_function(
             rewards = await stack.ascore(_samples(prompts, completions, columns, size, seen))
         if log:
             log_to_trl(rewards, name, columns.get("log_metric"), columns.get("log_extra"))
+            log_missing(stack.missing_inputs - before, name, columns.get("log_metric"))
         return [r.reward for r in rewards]
 
     reward.__name__ = reward.__qualname__ = name

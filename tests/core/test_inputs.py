@@ -115,3 +115,20 @@ def test_an_input_check_names_unknown_keys_and_the_checks_own_error():
         rewardplug.Sample(response="x", reference="r"), Input("reference", check=reject)
     ) == ("no good")
     assert problem(rewardplug.Sample(response="x"), Input("reference", check=reject)) is None
+
+
+def test_trl_logs_the_samples_that_lack_a_field_per_call():
+    stack = rewardplug.load_stack(
+        {"sources": [{"name": "tests", "use": "test_cases", "with": {"workers": 1}}]}
+    )
+    logged: dict[str, float] = {}
+    with stack:
+        reward = stack.as_trl_reward("rp", num_generations=2)
+        out = reward(
+            prompts=["Write add."] * 2,
+            completions=[RIGHT, WRONG],
+            tests=[json.dumps(TESTS), None],
+            log_metric=logged.__setitem__,
+        )
+    assert out[0] == pytest.approx(1.0) and out[1] is None
+    assert logged["rewards/rp/tests/missing_tests"] == 1.0
