@@ -50,16 +50,19 @@ class AssemblerActor:
         )
 
     async def health(self) -> dict[str, Any]:
-        """Open groups, held samples, waiting first members and counters."""
+        """Open groups, held samples, waiting first members, missing inputs and counters."""
         import dataclasses
 
         a = self.assembler
+        # samples scored without a field their source needs, per "source.field"
+        missing = {f"{s}.{f}": n for (s, f), n in sorted(self.stack.missing_inputs.items())}
         if a is None:
-            return {"open": 0, "held": 0, "waiting_for_room": 0}
+            return {"open": 0, "held": 0, "waiting_for_room": 0, "missing_inputs": missing}
         return {
             "open": a.open_groups,
             "held": a.held,
             "waiting_for_room": a.waiting_for_room,
+            "missing_inputs": missing,
             **dataclasses.asdict(a.stats),
         }
 
