@@ -266,3 +266,4 @@ def test_members_of_a_group_on_different_reward_loop_workers(
 
     health = ray.get(ray.get_actor(actor_name(stack_file, 60.0)).health.remote())
     assert health["groups_complete"] == len(GROUPS) and health["held"] == 0
+    assert health["missing_inputs"] == {} and health["waiting_for_room"] == 0
