@@ -6,7 +6,9 @@ and read. A system Python is; one under a private home (pyenv in ``/root``, mode
 For those, :func:`runnable_python` makes a read-only copy -- the executable, its shared library
 and the standard library (no ``site-packages``, no test suite) -- once per machine and
 interpreter, under ``/var/tmp``, owned by root and not writable by anyone else, so no submission
-can change what a later one runs.
+can change what a later one runs. The copy is built aside and renamed into place; a folder found
+there is used only when it is this user's own and writable by no one else (whoever made it first
+would choose the program every worker runs): anything else is refused, with the reason.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from pathlib import Path
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Interpreter", "runnable_python", "world_readable"]
+__all__ = ["Interpreter", "cache_path", "runnable_python", "world_readable"]
 
 CACHE_ROOT = Path("/var/tmp")
 
@@ -60,6 +62,40 @@ def _stdlib() -> Path:
     return Path(os.path.realpath(sysconfig.get_paths()["stdlib"]))
 
 
+def cache_path() -> Path:
+    """Where the copy of this interpreter goes (one per machine, interpreter and build)."""
+    exe = os.path.realpath(sys.executable)
+    key = f"{exe}\0{sys.version}\0{os.stat(exe).st_mtime_ns}".encode()
+    return CACHE_ROOT / f"rewardplug-python-{hashlib.blake2b(key, digest_size=6).hexdigest()}"
+
+
+def _own(path: Path, folder: bool) -> bool:
+    """Whether ``path`` is this user's own folder (or file), not a symlink, and writable by no
+    one else; False when it does not exist. Raises RuntimeError for anything else there."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return False
+    kind = stat.S_ISDIR if folder else stat.S_ISREG
+    if kind(st.st_mode) and st.st_uid == os.geteuid() and not st.st_mode & 0o022:
+        return True
+    raise RuntimeError(
+        f"refusing the interpreter copy at {path}: it is not a {'folder' if folder else 'file'} "
+        f"owned by uid {os.geteuid()} and writable only by it (owner {st.st_uid}, mode "
+        f"{stat.filemode(st.st_mode)}); whoever made it would choose the program every sandbox "
+        "worker runs. Remove it to let rewardplug make its own."
+    )
+
+
+def _cached(target: Path) -> bool:
+    """Whether ``target`` holds a finished copy this process may trust (raises if it may not)."""
+    if not _own(target, folder=True):
+        return False
+    for sub in ("bin", "lib"):
+        _own(target / sub, folder=True)
+    return _own(target / "ready", folder=False)
+
+
 @cache
 def runnable_python() -> Interpreter:
     """This interpreter if any user can run it, else a read-only copy of it (made once)."""
@@ -68,10 +104,11 @@ def runnable_python() -> Interpreter:
     stdlib = _stdlib()
     if world_readable(exe) and world_readable(stdlib / "os.py"):
         return Interpreter(exe, prefix, prefix, {})
-    key = f"{exe}\0{sys.version}\0{os.stat(exe).st_mtime_ns}".encode()
-    target = CACHE_ROOT / f"rewardplug-python-{hashlib.blake2b(key, digest_size=6).hexdigest()}"
-    if not (target / "ready").exists():
+    target = cache_path()
+    if not _cached(target):
         _copy(exe, Path(prefix), stdlib, target)
+        if not _cached(target):
+            raise RuntimeError(f"the interpreter copy at {target} is incomplete")
     copied_exe = str(target / "bin" / os.path.basename(exe))
     return Interpreter(copied_exe, str(target), prefix, {"LD_LIBRARY_PATH": str(target / "lib")})
 
@@ -109,8 +146,8 @@ def _copy(exe: str, prefix: Path, stdlib: Path, target: Path) -> None:
         (build / "ready").write_text("")
         try:
             build.rename(target)
-        except OSError:  # another scorer won the race: use its copy
-            if not (target / "ready").exists():
+        except OSError:  # another scorer won the race (its copy is checked like any other)
+            if not _cached(target):
                 raise
             shutil.rmtree(build, ignore_errors=True)
     except BaseException:

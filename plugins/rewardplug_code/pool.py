@@ -16,6 +16,7 @@ import os
 import pickle
 import queue
 import select
+import shutil
 import signal
 import struct
 import subprocess
@@ -31,8 +32,8 @@ from rewardplug_code import cgroups, sandbox
 __all__ = ["Pool", "Worker", "WorkerError"]
 
 _REPLY_CAP = 256 * 2**20
-#: tasks of a worker besides the candidate's: bwrap and its init, zygote, supervisor, the job's
-#: first process, child, and the few children killed but not yet reaped (zygote.UNREAPED)
+#: tasks of a worker besides the candidate's: bwrap, zygote, supervisor, the job's first process,
+#: child, and the few children killed but not yet reaped (zygote.UNREAPED)
 PIDS_OVERHEAD = 10
 _START_TIMEOUT = 30.0
 
@@ -54,15 +55,19 @@ class Worker:
         self.tmp_mb = tmp_mb
         self.proc: subprocess.Popen[bytes] | None = None
         self.cgroup: Path | None = None
+        #: the fallback worker's working folder (removed with the worker)
+        self.workdir: str | None = None
         #: whether each job runs in namespaces of its own (the zygote's probe says)
         self.pidns: bool | None = None
 
     def start(self) -> None:
         """Start the sandbox and wait for the zygote's ready message."""
+        self.kill()  # what is left of a worker that died by itself (its folder, its cgroup)
         if self.level == sandbox.LEVEL_BWRAP:
             cmd, opts = sandbox.bwrap_command(), sandbox.bwrap_options()
         else:
             cmd, opts = sandbox.fallback_command()
+            self.workdir = str(opts["cwd"])
         # every task of the worker counts: the sandbox's own few plus the candidate's
         self.cgroup = cgroups.make_pids_cgroup(self.limits.processes + PIDS_OVERHEAD)
         if self.cgroup is not None:
@@ -122,6 +127,7 @@ class Worker:
         """SIGKILL the worker's whole process group (the sandbox and everything in it)."""
         proc, self.proc = self.proc, None
         if proc is None:
+            self._remove_workdir()
             return
         with contextlib.suppress(OSError):
             os.killpg(proc.pid, signal.SIGKILL)
@@ -137,6 +143,12 @@ class Worker:
                     with contextlib.suppress(OSError):
                         os.kill(int(pid), signal.SIGKILL)
             cgroups.remove_cgroup(cgroup)
+        self._remove_workdir()
+
+    def _remove_workdir(self) -> None:
+        workdir, self.workdir = self.workdir, None
+        if workdir is not None:
+            shutil.rmtree(workdir, ignore_errors=True)
 
     def _send(self, obj: dict[str, Any]) -> None:
         assert self.proc is not None and self.proc.stdin is not None

@@ -329,6 +329,10 @@ def bwrap_command() -> list[str]:
     cmd = [
         shutil.which(BWRAP) or BWRAP,
         "--unshare-all",
+        # The zygote is PID 1 itself: bubblewrap's own init would be a dumpable process holding
+        # the job and reply pipes, open to candidate code through /proc/1/fd wherever a job
+        # cannot have namespaces of its own (the zygote is non-dumpable and reaps orphans).
+        "--as-pid-1",
         "--uid",
         "65534",
         "--gid",
@@ -388,17 +392,19 @@ def job_mounts(level: str, tmp_mb: int = 16) -> list[list[str]]:
 def fallback_command() -> tuple[list[str], dict[str, object]]:
     """argv and Popen options for a worker without bubblewrap (cleared env, empty cwd).
 
+    The working folder is a new empty one, private to the scorer's user (mode 0700: the worker
+    changes into it before it drops to ``nobody``, and needs nothing in it -- no file can be
+    written at this level); the caller removes it with the worker (``cwd`` in the options).
     As root, the worker runs as ``nobody``, with an interpreter it can read
     (:func:`~rewardplug_code.interpreter.runnable_python`): root would own every file, read every
     ``/proc/<pid>/environ`` and be exempt from process limits; nobody owns nothing.
     """
+    python = _python()
+    interp = runnable_python() if _unprivileged() else None  # (may refuse: before the folder)
     cwd = tempfile.mkdtemp(prefix="rewardplug-sandbox-")
     opts: dict[str, object] = {"env": {"PATH": "/usr/bin:/bin"}, "cwd": cwd}
-    python = _python()
-    if _unprivileged():
-        interp = runnable_python()
+    if interp is not None:
         python = interp.executable
-        os.chmod(cwd, 0o777)
         opts["env"] = {"PATH": "/usr/bin:/bin", **interp.env}
         opts.update(user=65534, group=65534, extra_groups=[])
     return [python, "-I", "-S", "-B", "-c", worker_source()], opts

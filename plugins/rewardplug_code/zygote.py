@@ -838,6 +838,18 @@ def warm_up():
     err_payload(describe(ValueError("warm-up")))
 
 
+def wait_for(pid):
+    """Wait for child ``pid``; as bubblewrap's PID 1 the zygote also reaps any orphan that ends
+    meanwhile (a job's processes, when its supervisor died before them)."""
+    while True:
+        try:
+            done, status = os.waitpid(-1, 0)
+        except ChildProcessError:
+            return 0
+        if done == pid:
+            return status
+
+
 def main():
     # Non-dumpable: children cannot open /proc/<zygote>/mem or its fds to forge replies.
     _libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
@@ -866,7 +878,7 @@ def main():
                 supervise(inp, out, limits, bpf, jobns)
             finally:
                 os._exit(1)
-        _, status = os.waitpid(pid, 0)
+        status = wait_for(pid)
         if os.WIFEXITED(status) and os.WEXITSTATUS(status) == EXIT_EOF:
             return
         if not (os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0):
