@@ -68,9 +68,10 @@ install: .install-stamp
 	$(PIP) install --no-deps --target .frameworks/verifiers verifiers==0.3.1 anthropic==2.17.0 \
 		docstring-parser==0.18.0 renderers==0.1.12 prime-pydantic-config==0.4.3 tenacity==9.2.1
 	# AReaL 1.0.4's RLVRWorkflow and GroupedRolloutWorkflow, with the light packages they import
-	# (its own pins of omegaconf / hydra-core; torch, transformers... come from .[all])
-	$(PIP) install --no-deps --target .frameworks/areal areal==1.0.4 omegaconf==2.4.0.dev2 \
-		hydra-core==1.4.0.dev1 antlr4-python3-runtime==4.9.3 colorlog==6.12.0 tenacity==9.2.1 \
+	# (omegaconf / hydra-core at verl's versions above: one test session imports both; torch,
+	# transformers... come from .[all])
+	$(PIP) install --no-deps --target .frameworks/areal areal==1.0.4 omegaconf==2.3.0 \
+		hydra-core==1.3.2 antlr4-python3-runtime==4.9.3 colorlog==6.12.0 tenacity==9.2.1 \
 		flask==3.1.3 werkzeug==3.1.9 blinker==1.9.0 itsdangerous==2.2.0 torchdata==0.11.0 \
 		lark==1.3.1 orjson==3.13.0 einops==0.8.2 aiofiles==25.1.0
 	touch $@
