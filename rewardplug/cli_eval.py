@@ -80,6 +80,12 @@ def eval_cmd(
 @click.option("--bootstrap", default=200, show_default=True, help="Bootstrap resamples for CIs.")
 @click.option("--batch-size", default=256, show_default=True)
 @click.option("--skip-bad", is_flag=True, help="Skip malformed input lines instead of failing.")
+@click.option(
+    "--all",
+    "show_all",
+    is_flag=True,
+    help="List every candidate of the sweep (default: the best per noise level and rule).",
+)
 def tune(
     stack: str,
     data: str,
@@ -90,6 +96,7 @@ def tune(
     bootstrap: int,
     batch_size: int,
     skip_bad: bool,
+    show_all: bool,
 ) -> None:
     """Choose discretize: settings on labelled data (scores once, sweeps without rescoring)."""
     from rewardplug.tuning import tune as run_tune
@@ -109,7 +116,7 @@ def tune(
             on_progress=update,
         ),
     )
-    _print_tuning(report)
+    _print_tuning(report, show_all)
     _write_json(json_path, report)
 
 
@@ -133,9 +140,27 @@ def _write_json(path: str | None, report: dict[str, Any]) -> None:
         click.echo(f"wrote {path}", err=True)
 
 
-def _print_tuning(report: dict[str, Any]) -> None:
-    from rich.console import Console
-    from rich.table import Table
+#: ``rewardplug tune``'s table: (header, width) per column, one space between columns; a row
+#: is one line of at most 100 characters
+TUNE_COLUMNS = (
+    ("", 1),
+    ("noise", 6),
+    ("rule", 10),
+    ("margin", 6),
+    ("confidence", 10),
+    ("DA", 18),
+    ("SP", 18),
+    ("accuracy", 18),
+    ("tiers", 5),
+)
+
+
+def _print_tuning(report: dict[str, Any], show_all: bool = False) -> None:
+    """One line per candidate (the chosen one marked ``>``), at most 100 columns: the best per
+    noise level and rule, or with ``show_all`` the whole sweep; then the YAML block."""
+    import textwrap
+
+    from rewardplug.tuning import shortlist
 
     def cell(row: dict[str, Any], key: str) -> str:
         value = row.get(key)
@@ -144,39 +169,53 @@ def _print_tuning(report: dict[str, Any]) -> None:
         ci = (row.get("ci") or {}).get(key)
         return f"{value:.3f}" + (f" [{ci[0]:.2f}, {ci[1]:.2f}]" if ci else "")
 
+    def line(cells: list[str]) -> str:
+        return " ".join(c.ljust(w) for c, (_, w) in zip(cells, TUNE_COLUMNS, strict=True)).rstrip()
+
     raw = report["raw"]
-    table = Table(
-        title=f"gold = {report['gold_field']}; raw reward: DA {raw['discriminative_ability']:.3f}, "
-        f"SP {raw['specificity']:.3f}, accuracy {raw['accuracy']:.3f}"
-    )
-    for name in ("noise std", "rule", "margin", "confidence", "DA", "SP", "accuracy", "tiers"):
-        table.add_column(name)
     chosen = report["chosen"]
-    for row in report["rows"]:
-        mark = " <" if row == chosen else ""
-        table.add_row(
-            "-" if row["noise_std"] is None else f"{row['noise_std']:g}",
-            row["rule"],
-            f"{row['margin']:g}",
-            f"{row['confidence']:g}{mark}",
-            cell(row, "discriminative_ability"),
-            cell(row, "specificity"),
-            cell(row, "accuracy"),
-            "n/a" if row["n_tiers_mean"] is None else f"{row['n_tiers_mean']:.2f}",
+    rows = report["rows"] if show_all else shortlist(report)
+    click.echo(
+        f"gold = {report['gold_field']}; raw reward: DA {raw['discriminative_ability']:.3f}, "
+        f"SP {raw['specificity']:.3f}, accuracy {raw['accuracy']:.3f}; CIs: 95% bootstrap"
+    )
+    click.echo(line([name for name, _ in TUNE_COLUMNS]))
+    for row in rows:
+        click.echo(
+            line(
+                [
+                    ">" if row is chosen else "",
+                    "-" if row["noise_std"] is None else f"{row['noise_std']:g}",
+                    row["rule"],
+                    f"{row['margin']:g}",
+                    f"{row['confidence']:g}",
+                    cell(row, "discriminative_ability"),
+                    cell(row, "specificity"),
+                    cell(row, "accuracy"),
+                    "n/a" if row["n_tiers_mean"] is None else f"{row['n_tiers_mean']:.2f}",
+                ]
+            )
         )
-    console = Console()
-    console.print(table)
+    total = len(report["rows"])
+    shown = (
+        f"all {total} candidates"
+        if show_all
+        else f"{len(rows)} of {total} candidates: the best per noise level and rule (--all: every one)"
+    )
+    notes = [f"> = chosen; {shown}"]
     if report["one_draw_sources"]:
-        console.print(
+        notes.append(
             "sources with one draw per response (noise levels swept for them): "
             + ", ".join(report["one_draw_sources"])
         )
+    for note in notes:
+        click.echo(textwrap.fill(note, 100))
     goal = (
         "best accuracy"
         if report["objective"] == "accuracy"
         else f"best specificity within {report['max_da_loss']:g} of the raw DA"
     )
-    console.print(f"chosen ({goal}):")
+    click.echo(f"chosen ({goal}):")
     click.echo(report["yaml"])
 
 

@@ -26,6 +26,7 @@ __all__ = [
     "StackError",
     "line_of",
     "read_stack_file",
+    "safe_load_named",
 ]
 
 CombineMethod = Literal["weighted_sum", "min", "mean_minus_var"]
@@ -167,11 +168,28 @@ def read_stack_file(path: str | Path) -> tuple[dict[str, Any], yaml.Node | None]
     try:
         node = yaml.compose(text)
         data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise StackError([f"not valid YAML: {exc}"], str(path)) from exc
+    except yaml.YAMLError as exc:  # named after the file, not "<unicode string>"
+        raise StackError([f"not valid YAML: {_named(exc, str(path))}"], str(path)) from None
     if not isinstance(data, dict):
         raise StackError(["the file must contain a mapping with a 'sources:' list"], str(path))
     return data, node
+
+
+def _named(exc: yaml.YAMLError, name: str) -> yaml.YAMLError:
+    """``exc`` with its marks naming ``name`` instead of ``"<unicode string>"`` (a parse of the
+    file's text keeps the marks' snippet of the bad line, which parsing the open file loses)."""
+    for mark in (getattr(exc, "context_mark", None), getattr(exc, "problem_mark", None)):
+        if mark is not None:
+            mark.name = name
+    return exc
+
+
+def safe_load_named(text: str, name: str) -> Any:
+    """``yaml.safe_load(text)``; a syntax error names ``name`` (the file) with its line."""
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise _named(exc, name) from None
 
 
 def describe_errors(

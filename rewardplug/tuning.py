@@ -24,7 +24,7 @@ from rewardplug.metrics import evaluate
 from rewardplug.stack import Stack
 from rewardplug.types import Sample, Score
 
-__all__ = ["OBJECTIVES", "chosen_yaml", "tune"]
+__all__ = ["OBJECTIVES", "chosen_yaml", "shortlist", "tune"]
 
 OBJECTIVES = ("accuracy", "sp_at_max_da_loss")
 MARGIN_FRACTIONS = (0.02, 0.05, 0.1)  # of the raw scores' range
@@ -153,6 +153,23 @@ def _choose(
     if not allowed:  # nothing keeps DA within the loss: the least loss
         return max(rows, key=lambda r: (_num(r["discriminative_ability"]), _num(r["accuracy"])))
     return max(allowed, key=lambda r: (_num(r["specificity"]), _num(r["accuracy"])))
+
+
+def shortlist(report: dict[str, Any]) -> list[dict[str, Any]]:
+    """The rows worth reading: the best of each (noise level, rule) family under the report's
+    objective, in sweep order (the chosen row is always one of them)."""
+    families: dict[tuple[Any, str], list[dict[str, Any]]] = {}
+    for row in report["rows"]:
+        families.setdefault((row["noise_std"], row["rule"]), []).append(row)
+    raw_da = report["raw"]["discriminative_ability"]
+    best = [
+        _choose(rows, report["objective"], report["max_da_loss"], raw_da)
+        for rows in families.values()
+    ]
+    if not any(row is report["chosen"] for row in best):
+        best.append(report["chosen"])
+    order = {id(row): i for i, row in enumerate(report["rows"])}
+    return sorted(best, key=lambda row: order.get(id(row), len(order)))
 
 
 def chosen_yaml(stack: Stack, chosen: dict[str, Any], one_draw: list[str]) -> str:

@@ -164,3 +164,40 @@ def test_tune_on_real_arena_responses(shared_data):
     assert chosen["discriminative_ability"] >= report["raw"]["discriminative_ability"] - 0.05
     assert chosen["specificity"] >= report["raw"]["specificity"]
     assert yaml.safe_load(report["yaml"])["discretize"]["confidence"] == chosen["confidence"]
+
+
+def test_tune_prints_one_line_per_candidate_within_100_columns(tmp_path):
+    """The best candidate per noise level and rule, the chosen one marked; --all lists the whole
+    sweep, still one line each (once 92 candidates x 3 lines at 80 columns, headers cut)."""
+    data = tmp_path / "d.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in dataset()))
+    stack = tmp_path / "s.yaml"
+    stack.write_text(yaml.safe_dump(STACK))
+    out = tmp_path / "r.json"
+    args = ["tune", str(stack), str(data), "--gold", "label", "--bootstrap", "20"]
+    tables = {}
+    for extra in ([], ["--all"]):
+        result = CliRunner().invoke(build_cli(), [*args, "--json", str(out), *extra])
+        assert result.exit_code == 0, result.output
+        lines = result.output.splitlines()
+        assert max(len(line) for line in lines) <= 100
+        start = next(i for i, line in enumerate(lines) if line.split()[:2] == ["noise", "rule"])
+        header = ["noise", "rule", "margin", "confidence", "DA", "SP", "accuracy", "tiers"]
+        assert lines[start].split() == header  # every column named in full
+        end = next(i for i, line in enumerate(lines) if line.startswith("> = chosen"))
+        tables[bool(extra)] = lines[start + 1 : end]
+    report = json.loads(out.read_text())
+    chosen = report["chosen"]
+    for rows in tables.values():
+        marked = [row for row in rows if row.startswith(">")]
+        assert len(marked) == 1
+        cells = marked[0].split()
+        assert cells[1:5] == [
+            f"{chosen['noise_std']:g}",
+            chosen["rule"],
+            f"{chosen['margin']:g}",
+            f"{chosen['confidence']:g}",
+        ]
+    families = {(r["noise_std"], r["rule"]) for r in report["rows"]}
+    assert len(tables[False]) == len(families) == 8
+    assert len(tables[True]) == len(report["rows"]) == 92
