@@ -20,6 +20,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
 from rewardplug import plugins
+from rewardplug.config import safe_load_named
 from rewardplug.criteria import Criterion
 from rewardplug.paths import rubrics_dir
 from rewardplug.types import Sample
@@ -237,8 +238,8 @@ def _parse(data: Any, origin: str, name: str | None = None) -> Rubric:
 
 @lru_cache(maxsize=256)
 def _load_file(path: Path, mtime: float) -> Rubric:
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    try:  # a syntax error names the file, not "<unicode string>"
+        data = safe_load_named(path.read_text(encoding="utf-8"), str(path))
     except yaml.YAMLError as exc:
         raise RubricError(f"rubric file {path} is not valid YAML: {exc}") from None
     return _parse(data, str(path), name=path.stem)
