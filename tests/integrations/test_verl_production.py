@@ -22,7 +22,14 @@ import uuid
 
 import numpy as np
 import pytest
-from test_verl_reward_loop import STACK, make_config, stack_file, tokenizer_dir, verl  # noqa: F401
+from test_verl_reward_loop import (  # noqa: F401
+    STACK,
+    make_config,
+    stack_file,
+    start_ray,
+    tokenizer_dir,
+    verl,
+)
 
 from rewardplug import Sample, load_stack
 
@@ -31,22 +38,8 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def ray_session(verl):  # noqa: F811
-    import os
-    from pathlib import Path
-
-    import ray
-
-    if ray.is_initialized():
-        ray.shutdown()
-    here = Path(__file__).resolve().parent
-    paths = [str(here), str(Path(verl.__file__).parents[1]), os.environ.get("PYTHONPATH", "")]
     # logical CPUs: verl's workers ask for one each when scheduled (they idle while waiting)
-    ray.init(
-        num_cpus=16,
-        include_dashboard=False,
-        log_to_driver=False,
-        runtime_env={"env_vars": {"PYTHONPATH": os.pathsep.join(p for p in paths if p)}},
-    )
+    ray = start_ray(verl, 16)
     yield ray
     ray.shutdown()
 

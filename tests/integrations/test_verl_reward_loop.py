@@ -220,20 +220,27 @@ def test_balance_batch_reorders_and_groups_still_follow_uid(verl, stack_file, to
         assert (o["score"], o["tier"], o["n_tiers"]) == (w.reward, float(w.tier), float(w.n_tiers))
 
 
-@pytest.fixture(scope="module")
-def ray_cluster(verl):
+def start_ray(verl, num_cpus: int):
+    """A local Ray for verl's actors, with this folder and verl importable in its workers."""
     import ray
 
     if ray.is_initialized():
         ray.shutdown()
     paths = [str(HERE), str(Path(verl.__file__).parents[1]), os.environ.get("PYTHONPATH", "")]
     ray.init(
-        num_cpus=2,
+        num_cpus=num_cpus,
         include_dashboard=False,
         log_to_driver=False,
         runtime_env={"env_vars": {"PYTHONPATH": os.pathsep.join(p for p in paths if p)}},
     )
-    yield ray
+    return ray
+
+
+@pytest.fixture(scope="module")
+def ray_cluster(verl):
+    yield start_ray(verl, 2)
+    import ray
+
     ray.shutdown()
 
 
