@@ -74,6 +74,8 @@ install: .install-stamp
 		hydra-core==1.3.2 antlr4-python3-runtime==4.9.3 colorlog==6.12.0 tenacity==9.2.1 \
 		flask==3.1.3 werkzeug==3.1.9 blinker==1.9.0 itsdangerous==2.2.0 torchdata==0.11.0 \
 		lark==1.3.1 orjson==3.13.0 einops==0.8.2 aiofiles==25.1.0
+	# skyrl-gym 0.4.0's registry and BaseTextEnv (SkyRL's trainer, skyrl 0.3.0, needs Python 3.12)
+	$(PIP) install --no-deps --target .frameworks/skyrl_gym skyrl-gym==0.4.0
 	touch $@
 
 frameworks: .frameworks-stamp
