@@ -74,9 +74,9 @@ def decode(raw: Any) -> Decoded:
 
 
 def test_code_failure(raw: Any) -> str | None:
-    """The error of a hardened check's *test code* (``{"tests_error": "..."}``, sent only by the
-    trusted checker when the test code failed by itself), else None. Never read from a reply of
-    a process that runs candidate code."""
+    """Why a hardened check's *test code* failed by itself, and what to set so it does not (from
+    ``{"tests_error": "..."}``, sent only by the trusted checker), else None. Never read from a
+    reply of a process that runs candidate code."""
     if not isinstance(raw, str) or not raw.startswith('{"tests_error"'):
         return None
     try:
@@ -84,8 +84,23 @@ def test_code_failure(raw: Any) -> str | None:
     except ValueError:
         return None
     if type(obj) is dict and len(obj) == 1 and type(obj.get("tests_error")) is str:
-        return safe_text(obj["tests_error"])
+        return _fix_hint(safe_text(obj["tests_error"]))
     return None
+
+
+def _fix_hint(error: str) -> str:
+    """The abstention's reason: what failed, and what to set so that it does not."""
+    head = f"the test code failed by itself ({error}), so the candidate gets no verdict: "
+    if error.startswith(("NameError", "UnboundLocalError")):
+        return head + (
+            "define what it needs in `tests.code`, or give the sample the plain-text `prompt` "
+            "that defines it (the prompt's definitions the tests use are run before them)"
+        )
+    if error.startswith(("ModuleNotFoundError", "ImportError")):
+        return head + (
+            "the sandbox has only the standard library; `tests.code` must not import other packages"
+        )
+    return head + "fix `tests.code` (it raised before it called the candidate)"
 
 
 def _bigint_hook(obj: dict[str, Any]) -> Any:

@@ -327,7 +327,7 @@ class TestCasesSource(RewardSource):
             return [f"hardened check: {protocol.safe_text(faults[0])}"]
         failed = protocol.test_code_failure(results[0])
         if failed is not None:
-            raise _TestCodeFailed(_fix_hint(failed))
+            raise _TestCodeFailed(failed)
         got = protocol.decode(results[0])
         if not got.ok:
             return [got.error]
@@ -370,21 +370,6 @@ class TestCasesSource(RewardSource):
 
 class _TestCodeFailed(Exception):
     """The hardened check's test code failed by itself (the sample abstains)."""
-
-
-def _fix_hint(error: str) -> str:
-    """The abstention's reason: what failed, and what to set so that it does not."""
-    head = f"the test code failed by itself ({error}), so the candidate gets no verdict: "
-    if error.startswith(("NameError", "UnboundLocalError")):
-        return head + (
-            "define what it needs in `tests.code`, or give the sample the plain-text `prompt` "
-            "that defines it (the prompt's definitions the tests use are run before them)"
-        )
-    if error.startswith(("ModuleNotFoundError", "ImportError")):
-        return head + (
-            "the sandbox has only the standard library; `tests.code` must not import other packages"
-        )
-    return head + "fix `tests.code` (it raised before it called the candidate)"
 
 
 def _passes(case: Case, value: Any, atol: float) -> bool:
