@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import click
@@ -111,6 +112,38 @@ __all__ = ["demo", "serve"]
     "kernel caps it at net.core.somaxconn).",
 )
 @click.option(
+    "--header-timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=10.0,
+    show_default=True,
+    help="Seconds a client has to send a request's headers (from its first byte, or from "
+    "connecting); then 408 and the connection is closed.",
+)
+@click.option(
+    "--body-timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=30.0,
+    show_default=True,
+    help="Seconds a client has to send a request's body after its headers; then 408 and the "
+    "connection is closed. These limits are on reading a request, not on answering it.",
+)
+@click.option(
+    "--keep-alive",
+    type=click.FloatRange(min=0, min_open=True),
+    default=5.0,
+    show_default=True,
+    help="Seconds an idle connection is kept open between requests (OpenRLHF opens a new "
+    "connection per request).",
+)
+@click.option(
+    "--auth-token-env",
+    metavar="VAR",
+    default=None,
+    help="Require 'Authorization: Bearer <token>' on every request (401 without it; GET /health "
+    "then answers liveness only), the token read from the environment variable VAR. OpenRLHF's "
+    "client sends no such header: see examples/openrlhf.md, 'Security'.",
+)
+@click.option(
     "--log-level",
     type=click.Choice(["critical", "error", "warning", "info", "debug"]),
     default="warning",
@@ -137,6 +170,10 @@ def serve(
     strip_suffixes: tuple[str, ...],
     no_strip_suffix: bool,
     backlog: int,
+    header_timeout: float,
+    body_timeout: float,
+    keep_alive: float,
+    auth_token_env: str | None,
     log_level: str,
 ) -> None:
     """HTTP reward service (OpenRLHF remote reward protocol).
@@ -144,6 +181,10 @@ def serve(
     With OpenRLHF >= 0.9.1 (one sample per request) start it with --group-size N, N = OpenRLHF's
     --rollout.n_samples_per_prompt, and give OpenRLHF this one server's URL
     (--reward.remote_url http://HOST:PORT/get_reward).
+
+    Loopback by default. --auth-token-env VAR requires a bearer token (OpenRLHF's client sends
+    none: see examples/openrlhf.md, "Security"); clients slower than --header-timeout /
+    --body-timeout to send a request are closed.
     """
     from rewardplug.extras import SERVE, require
     from rewardplug.server import serve as run_server
@@ -167,6 +208,7 @@ def serve(
             "(--max-open-groups, --max-held, --admission-timeout)",
             err=True,
         )
+    auth_token = None if auth_token_env is None else _auth_token(auth_token_env)
     with friendly_errors():
         require("rewardplug serve", SERVE)  # before the stack loads: the pip command, no traceback
         run_server(
@@ -186,7 +228,30 @@ def serve(
             strip_suffixes=() if no_strip_suffix else (strip_suffixes or DEFAULT_STRIP_SUFFIXES),
             backlog=backlog,
             log_level=log_level,
+            header_timeout_s=header_timeout,
+            body_timeout_s=body_timeout,
+            keep_alive_s=keep_alive,
+            auth_token=auth_token,
         )
+
+
+def _auth_token(var: str) -> str:
+    """The bearer token in the environment variable ``var``; a usage error if there is none."""
+    from rewardplug.server import check_auth_token
+
+    token = os.environ.get(var)
+    where = f"--auth-token-env {var}: the environment variable {var}"
+    if token is None:
+        raise click.UsageError(
+            f"{where} is not set; put the token in it (e.g. "
+            f"export {var}=$(openssl rand -hex 32)) before starting the server"
+        )
+    if token == "":
+        raise click.UsageError(f"{where} is empty; put the token in it")
+    try:
+        return check_auth_token(token)
+    except ValueError as exc:
+        raise click.UsageError(f"{where} holds no usable token: {exc}") from None
 
 
 @click.command()

@@ -31,12 +31,24 @@ In both modes the chat template's end-of-turn text is cut from the end of each r
 ``/health`` counts them (``filled``). Malformed JSON is a 400, a body that breaks the protocol
 (missing keys, mismatched list lengths, bad labels) a 422, each with a message saying what to fix.
 
+Hostile clients (issue 25): bodies are parsed within limits (:mod:`rewardplug.integrations.safe_json`:
+nesting depth, digits per number, values per request, no ``NaN``/``Infinity``; a label string that
+holds JSON too), and a request of more samples than could ever be admitted is refused before its
+samples are built; every refusal is a 4xx JSON error. ``serve`` closes connections that do not send
+their headers within ``header_timeout_s`` or their body within ``body_timeout_s``
+(:func:`guarded_http_protocol`) or stay idle past ``keep_alive_s`` between requests; how long an
+*answer* takes is not limited by them. With ``auth_token`` (``serve --auth-token-env VAR``) every
+request needs ``Authorization: Bearer <token>`` (401 otherwise); ``GET /health`` without it answers
+liveness only (``{"status": "ok"}``).
+
 fastapi and uvicorn are imported inside the functions, so ``import rewardplug`` stays light.
 """
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import hmac
 import ipaddress
 import json
 import logging
@@ -52,12 +64,20 @@ from rewardplug.integrations.openrlhf import (
     build_response,
     read_request,
 )
+from rewardplug.integrations.safe_json import JSONError, JSONReader
 from rewardplug.stack import Stack, load_stack
 
 if TYPE_CHECKING:
     import fastapi
 
-__all__ = ["MicroBatcher", "Overloaded", "RewardService", "create_app", "serve"]
+__all__ = [
+    "MicroBatcher",
+    "Overloaded",
+    "RewardService",
+    "create_app",
+    "guarded_http_protocol",
+    "serve",
+]
 
 log = logging.getLogger("rewardplug.server")
 
@@ -85,6 +105,36 @@ def fill_warning(value: float, reason: str | None) -> str:
     )
 
 
+def check_auth_token(token: str) -> str:
+    """``token`` if it can be a bearer token (one word of printable ASCII); else ValueError."""
+    if not token:
+        raise ValueError("the token is empty")
+    if any(c.isspace() for c in token):
+        raise ValueError("the token contains whitespace; a bearer token is one word")
+    if not (token.isascii() and token.isprintable()):
+        raise ValueError("the token is not printable ASCII (it must fit in an HTTP header)")
+    return token
+
+
+def _closing(headers: dict[str, str]) -> dict[str, str]:
+    """``headers`` plus ``Connection: close``: for an answer sent before the body was read, so
+    the server does not go on reading (and the client does not go on sending) the rest."""
+    return {**headers, "Connection": "close"}
+
+
+async def _send_json(
+    send: Any, status: int, payload: dict[str, Any], headers: dict[str, str]
+) -> None:
+    body = json.dumps(payload, separators=(",", ":")).encode()
+    raw_headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        *((k.lower().encode(), v.encode()) for k, v in headers.items()),
+    ]
+    await send({"type": "http.response.start", "status": status, "headers": raw_headers})
+    await send({"type": "http.response.body", "body": body})
+
+
 class RewardService:
     """The ASGI app of ``rewardplug serve``: the reward route straight, the rest through FastAPI.
 
@@ -110,6 +160,7 @@ class RewardService:
         *,
         strip_suffixes: Sequence[str] = DEFAULT_STRIP_SUFFIXES,
         eval_group_size: int | None = None,
+        auth_token: str | None = None,
     ):
         self.stack = stack
         self.batcher = batcher
@@ -117,6 +168,7 @@ class RewardService:
         self.abstain_reward = abstain_reward
         self.strip_suffixes = tuple(strip_suffixes)
         self.eval_group_size = eval_group_size
+        self._token = None if auth_token is None else check_auth_token(auth_token).encode()
         self.warned = False
         self.warned_fill = False
         # answered requests and their samples; samples answered with the fill value instead of a
@@ -133,48 +185,101 @@ class RewardService:
         return getattr(self.__dict__["fastapi"], name)
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and self._token is not None:
+            refusal = self._unauthorized(scope["headers"])
+            if refusal is not None:
+                if scope["path"] == "/health" and scope["method"] in ("GET", "HEAD"):
+                    # liveness without the token; the counters need it
+                    await _send_json(send, 200, {"status": "ok"}, {})
+                else:
+                    headers = {"WWW-Authenticate": 'Bearer realm="rewardplug"'}
+                    await _send_json(send, 401, {"error": refusal}, _closing(headers))
+                return
         if (
             scope["type"] == "http"
             and scope["method"] == "POST"
             and scope["path"] in self.ROUTES
             and not scope.get("root_path")
         ):
-            chunks, size = [], 0
-            while True:
-                message = await receive()
-                if message["type"] == "http.disconnect":
-                    return
-                chunks.append(message.get("body", b""))
-                size += len(chunks[-1])
-                if size > self.MAX_BODY_BYTES:  # the cap FastAPI's own route would enforce
-                    break
-                if not message.get("more_body"):
-                    break
-            if size > self.MAX_BODY_BYTES:
-                status, payload, headers = (
-                    413,
-                    {"error": f"request body over {self.MAX_BODY_BYTES} bytes; send fewer samples"},
-                    {},
-                )
-            else:
-                status, payload, headers = await self.answer(b"".join(chunks))
-            body = json.dumps(payload, separators=(",", ":")).encode()
-            raw_headers = [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-                *((k.lower().encode(), v.encode()) for k, v in headers.items()),
-            ]
-            await send({"type": "http.response.start", "status": status, "headers": raw_headers})
-            await send({"type": "http.response.body", "body": body})
+            status, payload, headers = await self._read_and_answer(scope, receive)
+            if status is not None:
+                await _send_json(send, status, payload, headers)
             return
         await self.fastapi(scope, receive, send)
 
+    def _unauthorized(self, headers: Sequence[tuple[bytes, bytes]]) -> str | None:
+        """None when the request carries the bearer token; else what is wrong with it."""
+        assert self._token is not None
+        given = [value for name, value in headers if name.lower() == b"authorization"]
+        expected = "this server needs 'Authorization: Bearer <token>' (the token is in the "
+        expected += "environment variable named by its --auth-token-env)"
+        if not given:
+            return f"no Authorization header: {expected}"
+        scheme, _, token = given[0].strip().partition(b" ")
+        if (
+            len(given) != 1
+            or scheme.lower() != b"bearer"
+            or not hmac.compare_digest(token.strip(), self._token)
+        ):
+            return f"wrong or malformed Authorization header: {expected}"
+        return None
+
+    async def _read_and_answer(
+        self, scope: dict[str, Any], receive: Any
+    ) -> tuple[int | None, dict[str, Any], dict[str, str]]:
+        """Read the body (at most :attr:`MAX_BODY_BYTES`) and answer it; status None when the
+        client went away. ``serve`` bounds how long the body may take to arrive
+        (:func:`guarded_http_protocol`)."""
+        too_big = (
+            413,
+            {"error": f"request body over {self.MAX_BODY_BYTES} bytes; send fewer samples"},
+            _closing({}),
+        )
+        for name, value in scope["headers"]:
+            if name == b"content-length":
+                if value.isdigit() and (len(value) > 12 or int(value) > self.MAX_BODY_BYTES):
+                    return too_big  # refused before a byte of it is read
+                break
+        chunks, size = [], 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return None, {}, {}
+            chunks.append(message.get("body", b""))
+            size += len(chunks[-1])
+            if size > self.MAX_BODY_BYTES:  # the cap FastAPI's own route would enforce
+                return too_big
+            if not message.get("more_body"):
+                break
+        return await self.answer(b"".join(chunks))
+
+    def _max_samples(self) -> tuple[int, str]:
+        """The most samples one request can have, and what to do about more."""
+        if self.assembler is not None:
+            return (
+                self.assembler.max_samples,
+                f"can never fit in --max-held {self.assembler.max_samples}; send fewer samples "
+                "per request or raise --max-held",
+            )
+        return (
+            self.batcher.max_queue,
+            f"is more than the server admits at a time (--max-queue {self.batcher.max_queue}); "
+            "send smaller requests or restart with a larger --max-queue",
+        )
+
     async def answer(self, raw: bytes) -> tuple[int, dict[str, Any], dict[str, str]]:
         """Status, JSON payload and extra headers for one reward request body."""
+        reader = JSONReader()
         try:
-            body = json.loads(raw)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            return 400, {"error": f"malformed JSON body: {exc}"}, {}
+            body = reader.loads(raw)
+        except JSONError as exc:
+            return exc.status, {"error": f"request body: {exc}"}, {}
+        queries = body.get("query") if isinstance(body, dict) else None
+        limit, advice = self._max_samples()
+        if isinstance(queries, list) and len(queries) > limit:
+            # refused before its samples are built (millions of tiny ones took minutes)
+            self._count_rejected()
+            return 413, {"error": f"a request of {len(queries)} samples {advice}"}, {}
         assembler = self.assembler
         try:
             parsed = read_request(
@@ -182,6 +287,7 @@ class RewardService:
                 tag=f"r{next(self._counter)}",
                 across_requests=assembler is not None,
                 strip_suffixes=self.strip_suffixes,
+                reader=reader,
             )
             sizes: list[int | None] = (
                 []
@@ -193,16 +299,6 @@ class RewardService:
         samples = parsed.samples
         try:
             if assembler is not None:
-                if len(samples) > assembler.max_samples:
-                    return (
-                        413,
-                        {
-                            "error": f"a request of {len(samples)} samples can never fit in "
-                            f"--max-held {assembler.max_samples}; send fewer samples per request "
-                            "or raise --max-held"
-                        },
-                        {},
-                    )
                 if len(samples) == 1:  # OpenRLHF's one-sample request: the assembler's fast path
                     rewards = [await assembler.submit(samples[0], group_size=sizes[0])]
                 else:
@@ -245,6 +341,12 @@ class RewardService:
                 print(f"rewardplug serve: warning: {message}", file=sys.stderr, flush=True)
         return 200, payload, {}
 
+    def _count_rejected(self) -> None:
+        if self.assembler is not None:
+            self.assembler.stats.rejected += 1
+        else:
+            self.batcher.stats.rejected += 1
+
     def _group_sizes(
         self, labelled: Sequence[int | None], evaluation: Sequence[bool]
     ) -> list[int | None]:
@@ -257,9 +359,12 @@ class RewardService:
             if size is None and is_eval:
                 size = self.eval_group_size or 1
             if size is not None and size > limit:
+                shown = (
+                    str(size) if size < 10**20 else f"{str(size)[:20]}... ({len(str(size))} digits)"
+                )
                 raise ProtocolError(
-                    f"labels[{i}] asks for a group of {size}, more than --max-held {limit}: "
-                    "such a group could never be admitted"
+                    f"labels[{i}].group_size is {shown}, more than --max-held {limit}: such a "
+                    "group could never be admitted"
                 )
             sizes.append(size)
         return sizes
@@ -327,6 +432,7 @@ def create_app(
     admission_timeout_s: float | None = 90.0,
     eval_group_size: int | None = None,
     strip_suffixes: Sequence[str] = DEFAULT_STRIP_SUFFIXES,
+    auth_token: str | None = None,
 ) -> RewardService:
     """The ASGI app serving ``stack`` (see module docstring and :class:`RewardService`).
 
@@ -349,6 +455,14 @@ def create_app(
     :param strip_suffixes: end markers cut from the end of every response before scoring
         (:func:`~rewardplug.integrations.openrlhf.strip_end_markers`); ``()`` keeps responses
         as they are.
+    :param auth_token: when set, every request needs ``Authorization: Bearer <auth_token>``
+        (compared in constant time); without it a request gets 401, except ``GET /health``,
+        which answers liveness only (``{"status": "ok"}``). ValueError for a token that cannot
+        be sent in a header (empty, whitespace, not printable ASCII).
+
+    The time limits on reading a request are the server's: :func:`serve` runs uvicorn with
+    :func:`guarded_http_protocol`; pass ``http=guarded_http_protocol(...)`` to your own
+    ``uvicorn.Config`` to get them.
     """
     from contextlib import asynccontextmanager
 
@@ -381,6 +495,7 @@ def create_app(
         abstain_reward,
         strip_suffixes=strip_suffixes,
         eval_group_size=eval_group_size,
+        auth_token=auth_token,
     )
 
     @asynccontextmanager
@@ -428,6 +543,174 @@ def _assembler_health(assembler: GroupAssembler, eval_group_size: int | None) ->
     }
 
 
+#: a read deadline that fires this late means the event loop was busy, not the client slow: the
+#: client gets this much more time, so bytes already waiting in the kernel are read first
+_LATE_S = 0.5
+
+
+class _ReadDeadlines:
+    """Mixin for a uvicorn HTTP protocol: time limits on *reading* each request.
+
+    A connection must deliver a request's headers within ``header_timeout_s`` of its first byte
+    (or of being accepted) and the body within ``body_timeout_s`` of the headers; past either it
+    is answered ``408`` (JSON, ``Connection: close``) when it had sent part of a request and no
+    answer had started, and closed in any case. Nothing is limited while the server is not
+    reading (pipelined requests waiting their turn, a paused read) or once the request has been
+    read: an answer may take as long as it takes (``--group-timeout``); between requests
+    uvicorn's keep-alive timeout applies. uvicorn has no such limits of its own: without them a
+    client that never finishes its headers or body holds its connection forever.
+    """
+
+    header_timeout_s: float = 10.0
+    body_timeout_s: float = 30.0
+    _read_phase: str | None = None
+    _read_timer: asyncio.TimerHandle | None = None
+    _read_due: float = 0.0
+    _sent_bytes: bool = False
+
+    # uvicorn's protocol attributes this mixin uses
+    loop: asyncio.AbstractEventLoop
+    transport: asyncio.Transport
+    flow: Any
+    cycle: Any
+
+    def _reading(self, phase: str, *, sent_bytes: bool = True) -> None:
+        """Start the deadline of ``phase`` ("headers" or "body") unless it is running."""
+        self._sent_bytes = self._sent_bytes or sent_bytes
+        if self._read_phase == phase and self._read_timer is not None:
+            return
+        self._done_reading()
+        self._read_phase = phase
+        limit = self.header_timeout_s if phase == "headers" else self.body_timeout_s
+        self._arm_read_timer(self.loop.time() + limit)
+
+    def _arm_read_timer(self, due: float) -> None:
+        self._read_due = due
+        self._read_timer = self.loop.call_at(due, self._read_deadline_passed)
+
+    def _done_reading(self) -> None:
+        if self._read_timer is not None:
+            self._read_timer.cancel()
+        self._read_timer = None
+        self._read_phase = None
+
+    def _read_deadline_passed(self) -> None:
+        self._read_timer = None
+        if self.transport.is_closing():
+            return
+        now = self.loop.time()
+        if self.flow.read_paused:  # the server stopped reading, not the client
+            limit = self.header_timeout_s if self._read_phase == "headers" else self.body_timeout_s
+            self._arm_read_timer(now + limit)
+            return
+        if now - self._read_due > _LATE_S:  # the loop was busy: read what is waiting first
+            self._arm_read_timer(now + _LATE_S)
+            return
+        phase, self._read_phase = self._read_phase, None
+        cycle = self.cycle
+        answer = self._sent_bytes
+        if phase == "body" and cycle is not None:
+            answer = not cycle.response_started  # else: its answer (e.g. a 405) went out
+            if answer:  # the app reading the body sees a disconnect and answers nothing
+                cycle.disconnected = True
+                cycle.message_event.set()
+        elif cycle is not None and not cycle.response_complete:
+            answer = False  # half a pipelined request behind an answer being written
+        if answer:
+            limit, flag = (
+                (self.header_timeout_s, "--header-timeout")
+                if phase == "headers"
+                else (self.body_timeout_s, "--body-timeout")
+            )
+            self.transport.write(_timeout_response(phase or "headers", limit, flag))
+        self.transport.close()
+
+
+def _timeout_response(phase: str, limit: float, flag: str) -> bytes:
+    body = json.dumps(
+        {"error": f"the request {phase} did not arrive within {limit:g} s ({flag}); closed"},
+        separators=(",", ":"),
+    ).encode()
+    return (
+        b"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\n"
+        b"content-length: %d\r\nconnection: close\r\n\r\n%s" % (len(body), body)
+    )
+
+
+def guarded_http_protocol(
+    header_timeout_s: float = 10.0, body_timeout_s: float = 30.0, base: str = "auto"
+) -> type:
+    """A uvicorn HTTP protocol class (``uvicorn.Config(http=...)``) that closes clients that do
+    not send a request's headers within ``header_timeout_s`` or its body within
+    ``body_timeout_s`` (:class:`_ReadDeadlines`). ``base``: ``"httptools"``, ``"h11"`` or
+    ``"auto"`` (httptools when installed, as uvicorn does)."""
+    if header_timeout_s <= 0 or body_timeout_s <= 0:
+        raise ValueError("header_timeout_s and body_timeout_s must be > 0")
+    if base == "auto":
+        try:
+            import httptools  # noqa: F401
+        except ImportError:
+            base = "h11"
+        else:
+            base = "httptools"
+    if base == "httptools":
+        from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+        class GuardedHttpTools(_ReadDeadlines, HttpToolsProtocol):
+            def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+                super().connection_made(transport)
+                self._reading("headers", sent_bytes=False)
+
+            def connection_lost(self, exc: Exception | None) -> None:
+                self._done_reading()
+                super().connection_lost(exc)
+
+            def on_message_begin(self) -> None:
+                super().on_message_begin()
+                self._reading("headers")
+
+            def on_headers_complete(self) -> None:
+                self._reading("body")
+                super().on_headers_complete()
+
+            def on_message_complete(self) -> None:
+                self._done_reading()
+                super().on_message_complete()
+
+        cls: type = GuardedHttpTools
+    elif base == "h11":
+        import h11
+        from uvicorn.protocols.http.h11_impl import H11Protocol
+
+        class GuardedH11(_ReadDeadlines, H11Protocol):
+            def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+                super().connection_made(transport)
+                self._reading("headers", sent_bytes=False)
+
+            def connection_lost(self, exc: Exception | None) -> None:
+                self._done_reading()
+                super().connection_lost(exc)
+
+            def handle_events(self) -> None:
+                super().handle_events()
+                state = self.conn.their_state
+                if state is h11.SEND_BODY:
+                    self._reading("body")
+                elif state is h11.IDLE:
+                    # part of a request waiting in h11's buffer, or a new connection's first bytes
+                    if self.conn.trailing_data[0] or self._read_phase == "headers":
+                        self._reading("headers", sent_bytes=bool(self.conn.trailing_data[0]))
+                else:  # the request is read (or the connection is done)
+                    self._done_reading()
+
+        cls = GuardedH11
+    else:
+        raise ValueError(f"base must be 'auto', 'httptools' or 'h11', not {base!r}")
+    cls.header_timeout_s = float(header_timeout_s)
+    cls.body_timeout_s = float(body_timeout_s)
+    return cls
+
+
 def _is_loopback(host: str) -> bool:
     if host == "localhost":
         return True
@@ -455,6 +738,10 @@ def serve(
     strip_suffixes: Sequence[str] = DEFAULT_STRIP_SUFFIXES,
     backlog: int = 8192,
     log_level: str = "warning",
+    header_timeout_s: float = 10.0,
+    body_timeout_s: float = 30.0,
+    keep_alive_s: float = 5.0,
+    auth_token: str | None = None,
 ) -> None:
     """Load the stack at ``stack_path`` and serve it until interrupted (binds loopback by default).
 
@@ -462,8 +749,14 @@ def serve(
     default is 2048; OpenRLHF opens one connection per sample, 8,192 at once with its defaults;
     the kernel caps it at ``net.core.somaxconn``). ``log_level`` applies to uvicorn and to
     rewardplug's own messages (``info`` shows, e.g., groups that received more than N members).
+    ``header_timeout_s`` / ``body_timeout_s``: a client that has not sent a request's headers /
+    body by then is closed (:func:`guarded_http_protocol`); ``keep_alive_s``: an idle connection
+    between requests is closed after it (uvicorn's ``timeout_keep_alive``). They limit reading a
+    request, not answering it. ``auth_token``: see :func:`create_app`.
     """
     import uvicorn
+
+    protocol = guarded_http_protocol(header_timeout_s, body_timeout_s)
 
     if log_level.lower() in ("info", "debug", "trace"):
         logging.basicConfig(format="%(levelname)s:%(name)s: %(message)s")
@@ -484,11 +777,16 @@ def serve(
         admission_timeout_s=admission_timeout_s,
         eval_group_size=eval_group_size,
         strip_suffixes=strip_suffixes,
+        auth_token=auth_token,
     )
-    if not _is_loopback(host):
+    if not _is_loopback(host) and auth_token is None:
         print(
-            f"warning: listening on {host}, reachable from other machines; the service has no "
-            "authentication",
+            f"warning: listening on {host}, reachable from other machines, and the service has "
+            "no authentication: anyone who can reach the port can get rewards scored. Put a "
+            "token in an environment variable and start with --auth-token-env VAR (clients "
+            "then send 'Authorization: Bearer <token>'), or keep the server on loopback or a "
+            "private network. OpenRLHF's client sends no such header: see examples/openrlhf.md, "
+            "'Security'.",
             file=sys.stderr,
         )
     if group_size and (
@@ -513,7 +811,9 @@ def serve(
     print(
         f"rewardplug: serving {stack!r} on http://{host}:{port}/get_reward "
         f"(max_batch={max_batch}, max_wait_ms={max_wait_ms}, {mode}; end markers cut: "
-        f"{', '.join(strip_suffixes) or 'none'}",
+        f"{', '.join(strip_suffixes) or 'none'}; read limits: headers {header_timeout_s:g} s, "
+        f"body {body_timeout_s:g} s, keep-alive {keep_alive_s:g} s; "
+        f"{'bearer token required' if auth_token else 'no authentication'}",
         file=sys.stderr,
         flush=True,
     )
@@ -524,6 +824,8 @@ def serve(
             port=port,
             log_level=log_level,
             backlog=backlog,
+            http=protocol,
+            timeout_keep_alive=keep_alive_s,
             # one access-log line per sample is noise at 8,192 requests a step
             access_log=log_level.lower() in ("info", "debug", "trace"),
         )

@@ -30,6 +30,9 @@ and rewards back into that answer; :mod:`rewardplug.server` serves it over HTTP.
   sample's group size) and ``split`` (``"test"``, ``"eval"``, ``"val"``, ``"validation"`` or
   ``"dev"`` mark an evaluation sample: it is grouped apart from training samples, see
   :class:`ParsedRequest`).
+* The body and the label strings that hold JSON are parsed within limits
+  (:mod:`rewardplug.integrations.safe_json`: nesting depth, digits per number, values per request;
+  no ``NaN``/``Infinity``): a label string past a limit is a :class:`ProtocolError` naming it.
 * The trainer needs a number for every query, so a sample the stack abstains on gets
   ``abstain_reward`` (0.0 by default), ``extra_logs["abstained"] = 1.0`` and
   ``extra_logs["reward_mask"] = 0.0`` (1.0 for a real reward); ``reasons`` (an extra top-level key
@@ -38,7 +41,6 @@ and rewards back into that answer; :mod:`rewardplug.server` serves it over HTTP.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -49,6 +51,7 @@ from rewardplug.integrations.conventions import (
     EVAL_SPLITS,
     is_eval_split,
 )
+from rewardplug.integrations.safe_json import JSONLimitError, JSONReader, MalformedJSON
 from rewardplug.types import Reward, Sample, _digest
 
 __all__ = [
@@ -124,16 +127,28 @@ def strip_end_markers(text: str, suffixes: Sequence[str] = DEFAULT_STRIP_SUFFIXE
     return text if end is None else text[:end]
 
 
-def _label_object(label: Any) -> dict[str, Any] | None:
+def _short(value: Any) -> str:
+    """``repr(value)``, cut to 60 characters (a hostile value can be megabytes long)."""
+    try:
+        text = repr(value)
+    except ValueError:  # it holds an int past Python's int-to-str limit
+        return f"a {type(value).__name__} holding an integer too large to print"
+    return text if len(text) <= 60 else f"{text[:40]}...({len(text)} characters)"
+
+
+def _label_object(label: Any, index: int, reader: JSONReader) -> dict[str, Any] | None:
     """The label as an object: a JSON object, or a string holding one with a sample field or a
-    grouping key; None for a plain reference answer."""
+    grouping key; None for a plain reference answer. A string past the JSON limits (``reader``)
+    is a :class:`ProtocolError`; one that is not JSON at all is a plain reference answer."""
     if isinstance(label, dict):
         return label
     if isinstance(label, str) and label.lstrip().startswith("{"):
         try:
-            parsed = json.loads(label)
-        except json.JSONDecodeError:
+            parsed = reader.loads(label)
+        except MalformedJSON:
             return None
+        except JSONLimitError as exc:
+            raise ProtocolError(f"labels[{index}] holds JSON past a limit: {exc}") from None
         if isinstance(parsed, dict) and any(k in parsed for k in (*_LABEL_FIELDS, *_CONTROL_KEYS)):
             return parsed
     return None
@@ -181,8 +196,13 @@ def read_request(
     *,
     across_requests: bool = False,
     strip_suffixes: Sequence[str] = DEFAULT_STRIP_SUFFIXES,
+    reader: JSONReader | None = None,
 ) -> ParsedRequest:
-    """:func:`parse_request`, with what the labels say about grouping (:class:`ParsedRequest`)."""
+    """:func:`parse_request`, with what the labels say about grouping (:class:`ParsedRequest`).
+
+    ``reader`` parses the label strings that hold JSON; pass the one that parsed the body, so
+    that its value limit counts the whole request."""
+    reader = reader if reader is not None else JSONReader()
     if not isinstance(body, dict):
         raise ProtocolError(
             f"the body must be a JSON object with 'query', 'prompts' and 'labels', "
@@ -216,24 +236,28 @@ def read_request(
     for i, (query, prompt, label) in enumerate(zip(queries, prompts, labels, strict=True)):
         response, ok = split_query(query, prompt)
         cut = strip_end_markers(response, strip_suffixes)
-        obj = _label_object(label)
-        fields = _label_fields(label, obj, i)
+        obj = _label_object(label, i, reader)
         evaluation = _label_split(obj, i)
-        if across_requests:
-            key = _label_group(obj, i) or _digest(prompt)
-            ids = {
-                "id": _digest([prompt, cut, label]),
-                "group": f"eval:{key}" if evaluation else key,
-            }
-        else:
-            ids = {"id": f"{tag}:{i}", "group": f"{tag}:{_digest(prompt)}"}
+        size = _label_group_size(obj, i)
+        key = _label_group(obj, i) if across_requests else None
         try:
+            fields = _label_fields(label, obj, i)
+            if across_requests:
+                key = key or _digest(prompt)
+                ids = {
+                    "id": _digest([prompt, cut, label]),
+                    "group": f"eval:{key}" if evaluation else key,
+                }
+            else:
+                ids = {"id": f"{tag}:{i}", "group": f"{tag}:{_digest(prompt)}"}
             sample = Sample.model_validate({**fields, **ids, "prompt": prompt, "response": cut})
-        except ValueError as exc:
+        except ProtocolError:
+            raise
+        except ValueError as exc:  # pydantic's, or an int past Python's int-to-str limit
             raise ProtocolError(f"labels[{i}]: {exc}") from None
         out.samples.append(sample)
         out.found.append(ok)
-        out.group_sizes.append(_label_group_size(obj, i))
+        out.group_sizes.append(size)
         out.evaluation.append(evaluation)
         out.stripped.append(len(cut) != len(response))
     return out
@@ -249,7 +273,8 @@ def _label_group(obj: dict[str, Any] | None, index: int) -> str | None:
             continue
         if isinstance(key, bool) or not isinstance(key, str | int) or key == "":
             raise ProtocolError(
-                f"labels[{index}].{name} is {key!r}; a group key is a non-empty string or an integer"
+                f"labels[{index}].{name} is {_short(key)}; a group key is a non-empty string or "
+                "an integer"
             )
         return f"{name}:{key}"
     return None
@@ -259,12 +284,13 @@ def _label_group_size(obj: dict[str, Any] | None, index: int) -> int | None:
     size = None if obj is None else obj.get("group_size")
     if size is None:
         return None
-    if isinstance(size, str) and size.strip().isdigit():
-        size = int(size)
+    digits = size.strip() if isinstance(size, str) else ""
+    if digits.isascii() and digits.isdigit() and len(digits) <= 18:  # "8" but not "²" or 10**5000
+        size = int(digits)
     if isinstance(size, bool) or not isinstance(size, int) or size < 1:
         raise ProtocolError(
-            f"labels[{index}].group_size is {size!r}; it must be an integer >= 1 (the number of "
-            "responses generated for this prompt)"
+            f"labels[{index}].group_size is {_short(size)}; it must be an integer >= 1 (the "
+            "number of responses generated for this prompt)"
         )
     return size
 
@@ -276,7 +302,8 @@ def _label_split(obj: dict[str, Any] | None, index: int) -> bool:
         return False
     if not isinstance(split, str):
         raise ProtocolError(
-            f'labels[{index}].split is {split!r}; it must be a string such as "train" or "test"'
+            f"labels[{index}].split is {_short(split)}; it must be a string such as "
+            '"train" or "test"'
         )
     return is_eval_split(split)
 
