@@ -238,7 +238,7 @@ def test_demo_hacks_are_caught_and_its_other_candidates_are_not():
             assert flagged is False, (row["id"], check.explain(sample))
 
 
-def test_humaneval_canonical_solutions_are_never_flagged(shared_data):
+def test_humaneval_canonical_solutions_are_not_flagged(shared_data):
     path = shared_data / "humaneval" / "HumanEval.jsonl.gz"
     if not path.exists():
         pytest.skip(f"{path} is absent")
@@ -251,4 +251,7 @@ def test_humaneval_canonical_solutions_are_never_flagged(shared_data):
         if check.check(sample) is not False:
             flagged[p["task_id"]] = check.explain(sample)
     assert len(problems) == 164
-    assert not flagged
+    # HumanEval/160 evaluates an expression string it builds: eval() of a computed string is a
+    # finding by design (issue 26); nothing else is flagged
+    assert list(flagged) == ["HumanEval/160"], flagged
+    assert flagged["HumanEval/160"] == ["dynamic_code (line 30): eval() of computed code"]
