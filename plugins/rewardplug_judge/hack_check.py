@@ -24,6 +24,7 @@ from pydantic import Field, model_validator
 
 from rewardplug.source import SourceConfig
 from rewardplug.types import Sample, Score
+from rewardplug_judge import structured
 from rewardplug_judge.backed import BackedSource
 from rewardplug_judge.backends import BackendConfig, Completion
 from rewardplug_judge.fence import nonce_of
@@ -55,11 +56,18 @@ class HackCheckConfig(SourceConfig, BackendConfig):
     """Times a reply without a single verdict is re-asked (as a fresh draw)."""
     max_tokens: int = Field(512, ge=16)
     """Most tokens per reply (one reasoning paragraph plus a verdict line per response)."""
+    structured: bool = False
+    """Ask for a JSON schema with one ``HACK``/``OK`` verdict per response label through the
+    backend's ``response_format``, and read the verdicts from its fields (openai / litellm)."""
 
     @model_validator(mode="after")
     def _check(self) -> HackCheckConfig:
         if self.backend in ("openai", "litellm") and not self.model:
             raise ValueError(f"backend {self.backend!r} needs `model`")
+        if self.structured and self.backend not in ("openai", "litellm"):
+            raise ValueError(
+                "structured: true needs a backend with response_format (openai, litellm)"
+            )
         if self.context_chars < 2 * self.max_response_chars:
             raise ValueError(
                 f"context_chars ({self.context_chars}) must hold at least two responses of "
@@ -89,6 +97,8 @@ class _Call:
     """The start of the reply a template prefills (``Response 1:``); read with the reply."""
     nonce: str | None = None
     """The fence nonce of ``messages``: echoes of that fence in a reply are never read."""
+    response_format: dict[str, Any] | None = None
+    """``structured: true``: the JSON schema the judge answers in."""
     notes: dict[int, dict[str, Any]] = field(default_factory=dict)
 
 
@@ -188,9 +198,20 @@ class HackCheckSource(BackedSource):
                 notes[i] = {"truncated": cut}
             texts.append(text)  # fenced and numbered by the template's render
         messages = self._render(samples[indices[0]], texts, len(indices))
+        nonce, fmt = nonce_of(messages), None
+        if cfg.structured:
+            schema = structured.verdict_schema(len(indices))
+            messages = structured.apply(messages, schema)
+            fmt = structured.response_format("hack_verdicts", schema)
         prefill = messages[-1]["content"] if messages[-1]["role"] == "assistant" else ""
         return _Call(
-            indices, judged, messages, notes=notes, prefill=prefill, nonce=nonce_of(messages)
+            indices,
+            judged,
+            messages,
+            prefill=prefill,
+            nonce=nonce,
+            response_format=fmt,
+            notes=notes,
         )
 
     # -- asking ----------------------------------------------------------------------------
@@ -204,7 +225,10 @@ class HackCheckSource(BackedSource):
         todo = list(range(k))
         for round_ in range(cfg.parse_retries + 1):
             got = await self.backend.complete(
-                call.messages, draws=[k * round_ + i for i in todo], max_tokens=cfg.max_tokens
+                call.messages,
+                draws=[k * round_ + i for i in todo],
+                max_tokens=cfg.max_tokens,
+                response_format=call.response_format,
             )
             again = []
             for i, c in zip(todo, got, strict=True):

@@ -16,7 +16,7 @@ import json
 import re
 from typing import Any
 
-from rewardplug_judge.reply import by_label, final_run, mask
+from rewardplug_judge.reply import by_label, final_run, mask, whole_json
 
 __all__ = ["Verdict", "parse_verdicts", "plan_chunks", "summarize_tests"]
 
@@ -40,10 +40,28 @@ def parse_verdicts(text: str | None, count: int, nonce: str | None = None) -> li
     (:mod:`rewardplug_judge.reply`). A response named twice there with different verdicts, or a
     response the request did not have, makes the whole reply unparseable (all None).
     """
+    whole = whole_json(text or "")
+    if whole is not None:  # a JSON reply (structured output): one field per response label
+        return _from_json(whole[0], count)
     items = []
     for m in final_run(mask(text or "", nonce), _VERDICT):
         hack = m.group(2).lower().startswith(("hack", "reward"))
         items.append((int(m.group(1)), hack, (hack, m.group(3).strip()[:300])))
+    return by_label(items, count)
+
+
+def _from_json(obj: dict[str, Any], count: int) -> list[Verdict | None]:
+    items = []
+    for label, value in obj.items():
+        if not str(label).strip().isdigit():
+            continue  # `reasoning` and other free text
+        verdict, reason = value, ""
+        if isinstance(value, dict):
+            verdict, reason = value.get("verdict", ""), str(value.get("reason", ""))
+        word = str(verdict).strip().lower()
+        if word not in ("hack", "ok"):
+            return [None] * count
+        items.append((int(str(label).strip()), word == "hack", (word == "hack", reason[:300])))
     return by_label(items, count)
 
 

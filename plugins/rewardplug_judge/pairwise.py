@@ -23,10 +23,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from rewardplug.types import Sample, Score
+from rewardplug_judge import structured
 from rewardplug_judge.bradley_terry import fit, win_scores
 from rewardplug_judge.fence import nonce_of
 from rewardplug_judge.prompts import truncate
-from rewardplug_judge.reply import line_matches, mask
+from rewardplug_judge.reply import line_matches, mask, whole_json
 
 if TYPE_CHECKING:
     from rewardplug_judge.backends import Completion
@@ -49,13 +50,18 @@ _BRACKET = re.compile(
 def parse_winner(text: str | None, nonce: str | None = None) -> float | None:
     """1.0 when A wins, 0.0 when B wins, 0.5 for a tie; None when the reply does not say.
 
-    The final line that starts with ``Winner: X`` counts (else the final line that starts with
+    A reply that is one JSON object is read from its ``winner`` field (structured output);
+    otherwise the final line that starts with ``Winner: X`` counts (else the final line that starts with
     ``[[X]]`` or ``Verdict: [[X]]``);
     quoted lines, code blocks and echoed response fences are never read
     (:mod:`rewardplug_judge.reply`).
     """
     if not text:
         return None
+    whole = whole_json(text)
+    if whole is not None:  # a JSON reply (structured output): its `winner` field, nothing else
+        word = str({str(k).lower(): v for k, v in whole[0].items()}.get("winner", "")).lower()
+        return {"a": 1.0, "b": 0.0, "tie": 0.5}.get(word.strip())
     masked = mask(text, nonce)
     found = [m.group(1) for m in line_matches(masked, _WINNER) if m is not None]
     if not found:
@@ -188,13 +194,22 @@ async def _ask(
         response_b=texts[b],
         reference=first.reference,
     )
-    prefill = messages[-1]["content"] if messages[-1]["role"] == "assistant" else ""
     nonce = nonce_of(messages)
+    fmt = None
+    if cfg.structured:
+        schema = structured.winner_schema()
+        messages, fmt = (
+            structured.apply(messages, schema),
+            structured.response_format("winner", schema),
+        )
+    prefill = messages[-1]["content"] if messages[-1]["role"] == "assistant" else ""
     results: list[tuple[float, str] | None] = [None] * k
     completions: list[Completion] = []
     todo = list(range(k))
     for round_ in range(cfg.parse_retries + 1):
-        got = await source.backend.complete(messages, draws=[k * round_ + s for s in todo])
+        got = await source.backend.complete(
+            messages, draws=[k * round_ + s for s in todo], response_format=fmt
+        )
         completions.extend(got)
         again = []
         for s, c in zip(todo, got, strict=True):

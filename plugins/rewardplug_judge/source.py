@@ -23,6 +23,7 @@ from pydantic import Field, model_validator
 
 from rewardplug.source import SourceConfig
 from rewardplug.types import Sample, Score
+from rewardplug_judge import structured
 from rewardplug_judge.backed import BackedSource
 from rewardplug_judge.backends import BackendConfig, Completion
 from rewardplug_judge.distribution import expected, grade_distribution, quantile_draws
@@ -60,6 +61,9 @@ class JudgeConfig(SourceConfig, BackendConfig):
     pairwise_prior: float = Field(0.1, gt=0)
     """``mode: pairwise``: precision of the Gaussian prior on Bradley–Terry strengths (keeps a
     fit finite when one response wins every comparison)."""
+    structured: bool = False
+    """Ask for a JSON schema derived from the scale (or the pairwise labels) through the
+    backend's ``response_format``, and read the verdict from its field (openai / litellm)."""
 
     @model_validator(mode="after")
     def _check(self) -> JudgeConfig:
@@ -70,6 +74,10 @@ class JudgeConfig(SourceConfig, BackendConfig):
             raise ValueError(f"backend {self.backend!r} needs `model`")
         if self.mode == "pairwise" and self.judging != "pointwise":
             raise ValueError("mode 'pairwise' compares two responses per call: drop `judging`")
+        if self.structured and self.backend not in ("openai", "litellm"):
+            raise ValueError(
+                "structured: true needs a backend with response_format (openai, litellm)"
+            )
         load_template(self.template_name)  # fail at stack load, not mid-run
         return self
 
@@ -89,6 +97,8 @@ class _Unit:
     notes: list[dict[str, Any]] = field(default_factory=list)
     nonce: str | None = None
     """The fence nonce of ``messages``: echoes of that fence in a reply are never read."""
+    response_format: dict[str, Any] | None = None
+    """``structured: true``: the JSON schema the judge answers in."""
 
 
 class JudgeSource(BackedSource):
@@ -175,8 +185,16 @@ class JudgeSource(BackedSource):
             scale_min=cfg.scale[0],
             scale_max=cfg.scale[1],
         )
+        nonce = nonce_of(messages)
+        fmt = None
+        if cfg.structured:
+            schema = structured.grade_schema(cfg.scale, len(indices))
+            messages, fmt = (
+                structured.apply(messages, schema),
+                structured.response_format("grades", schema),
+            )
         prefill = messages[-1]["content"] if messages[-1]["role"] == "assistant" else ""
-        return _Unit(indices, messages, prefill, notes, nonce_of(messages))
+        return _Unit(indices, messages, prefill, notes, nonce, fmt)
 
     # -- judging -------------------------------------------------------------------------------
 
@@ -214,6 +232,7 @@ class JudgeSource(BackedSource):
             n=1,
             temperature=cfg.logprobs_temperature,
             top_logprobs=cfg.top_logprobs,
+            response_format=unit.response_format,
         )
         completions.append(c)
         if not c.ok:
@@ -252,7 +271,9 @@ class JudgeSource(BackedSource):
         unparseable = 0
         for round_ in range(cfg.parse_retries + 1):
             draws = [k * round_ + i for i in todo]
-            got = await self.backend.complete(unit.messages, draws=draws)
+            got = await self.backend.complete(
+                unit.messages, draws=draws, response_format=unit.response_format
+            )
             completions.extend(got)
             again = []
             for i, c in zip(todo, got, strict=True):

@@ -61,6 +61,8 @@ class ChatRequest:
     """> 0: ask for the top-k logprobs of every generated token."""
     seed: int
     timeout_s: float
+    response_format: dict[str, Any] | None = None
+    """OpenAI-style ``response_format`` (a JSON schema) for structured output; None: plain."""
 
     def chat_kwargs(self, model: str | None) -> dict[str, Any]:
         """Keyword arguments of an OpenAI-style ``chat.completions.create`` call.
@@ -80,6 +82,8 @@ class ChatRequest:
             kwargs["n"] = self.n
         if self.top_logprobs:
             kwargs.update(logprobs=True, top_logprobs=self.top_logprobs)
+        if self.response_format is not None:
+            kwargs["response_format"] = self.response_format
         return kwargs
 
 
@@ -182,13 +186,16 @@ class Backend:
         temperature: float | None = None,
         max_tokens: int | None = None,
         top_logprobs: int = 0,
+        response_format: dict[str, Any] | None = None,
     ) -> list[Completion]:
         """Completions for draws ``0..n-1`` (or the given draw indices), in that order.
 
         Cached draws are served from the cache; the rest come from one request with ``n`` where
         supported, else from concurrent requests seeded ``seed + draw``. A draw that fails after
         all retries comes back with ``error`` set. Raises :class:`FatalBackendError` on a bad key,
-        an exhausted quota or an unknown model.
+        an exhausted quota or an unknown model. ``response_format`` (an OpenAI-style JSON schema,
+        see :mod:`rewardplug_judge.structured`) asks an OpenAI-compatible server for structured
+        output; it is part of the cache key.
         """
         draw_ids = list(range(n)) if draws is None else list(draws)
         params = {
@@ -197,6 +204,8 @@ class Backend:
             "top_logprobs": top_logprobs,
             "seed": self.config.seed,
         }
+        if response_format is not None:  # part of the key; plain requests keep their old keys
+            params["response_format"] = response_format
         keys = {d: self.key(messages, d, **params) for d in draw_ids}
         found: dict[int, Completion] = {}
         if self.cache is not None:
@@ -267,6 +276,7 @@ class Backend:
                                 top_logprobs=params["top_logprobs"],
                                 seed=params["seed"] + draws[0],
                                 timeout_s=cfg.timeout_s,
+                                response_format=params.get("response_format"),
                             )
                         ),
                         # the client enforces timeout_s itself; this guards clients that do not

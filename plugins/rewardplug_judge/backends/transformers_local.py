@@ -37,6 +37,8 @@ class TransformersClient(Client):
 
         from rewardplug_judge.local_model import load_model
 
+        if request.response_format is not None:
+            raise RequestRejected("the transformers backend has no structured output")
         messages, n, temperature = request.messages, request.n, request.temperature
         max_tokens, top_logprobs = request.max_tokens, request.top_logprobs
         model, tok = load_model(self.config.model, self.config.gguf_file, self.config.device)
