@@ -26,6 +26,19 @@ REF_ONLY = (
 )
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _logging_put_back():
+    """AReaL's ``getLogger`` replaces logging's root and manager and disables every logger that
+    exists (``dictConfig`` with ``disable_existing_loggers``) each time it is called; put them
+    back after this module, or the later tests' log capture sees nothing."""
+    manager, root = logging.Logger.manager, logging.Logger.root
+    yield
+    logging.Logger.manager, logging.Logger.root = manager, root
+    for logger in manager.loggerDict.values():
+        if isinstance(logger, logging.Logger):
+            logger.disabled = False
+
+
 def needs_reference(completions: list[str], **columns: Any) -> list[float | None]:
     """1.0 / 0.0: whether the reference occurs in the completion; None (abstain) without one."""
     refs = columns.get("reference") or [None] * len(completions)
