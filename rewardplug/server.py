@@ -385,6 +385,10 @@ class RewardService:
             "single_member_groups_warning": self.warned,
             # sources that failed on a whole batch (rewardplug.health): name -> latest report
             "source_failures": self.stack.health.as_dict(),
+            # samples scored without a field their source needs, per "source.field"
+            "missing_inputs": {
+                f"{s}.{f}": n for (s, f), n in sorted(self.stack.missing_inputs.items())
+            },
         }
         if self.assembler is None:
             s = self.batcher.stats

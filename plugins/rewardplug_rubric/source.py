@@ -21,6 +21,7 @@ from typing import Any
 
 from pydantic import Field, field_validator, model_validator
 
+from rewardplug.inputs import Input
 from rewardplug.source import RewardSource, SourceConfig
 from rewardplug.types import Message, Sample, Score
 from rewardplug_rubric import prompts
@@ -147,6 +148,13 @@ class RubricSource(RewardSource):
         return self.rubric
 
     # -- scoring --------------------------------------------------------------------------------
+
+    def inputs(self) -> Sequence[Input]:
+        """``rubric`` (a rubric mapping or a library name) when the sample's own rubric is used:
+        required when the source has none of its own."""
+        if not self.config.per_sample:
+            return ()
+        return (Input("rubric", required=self.rubric is None, check=load_rubric),)
 
     def score(self, samples: Sequence[Sample]) -> list[Score]:
         plan, jobs = self._plan(samples)

@@ -132,3 +132,42 @@ def test_trl_logs_the_samples_that_lack_a_field_per_call():
         )
     assert out[0] == pytest.approx(1.0) and out[1] is None
     assert logged["rewards/rp/tests/missing_tests"] == 1.0
+
+
+def test_a_rubric_source_without_its_own_rubric_needs_the_samples_and_checks_them():
+    own = {
+        "criteria": [
+            {
+                "id": "d",
+                "text": "Defines",
+                "weight": 1,
+                "check": {"kind": "regex", "pattern": "def "},
+            }
+        ]
+    }
+    needs = rewardplug.load_stack({"sources": [{"name": "r", "use": "rubric", "with": {}}]})
+    has = rewardplug.load_stack(
+        {"sources": [{"name": "r", "use": "rubric", "with": {"rubric": own}}]}
+    )
+    samples = [
+        rewardplug.Sample(id="a", response=RIGHT),
+        rewardplug.Sample(id="b", response=RIGHT, rubric={"criteria": "not a list"}),
+    ]
+    report = needs.check_inputs(samples)
+    assert dict(report.missing) == {("r", "rubric"): 1} and list(report.malformed) == [1]
+    assert "source 'r'" in report.malformed[1]
+    report = has.check_inputs(samples)
+    assert dict(report.missing) == {} and list(report.malformed) == [1]
+
+
+def test_serve_health_counts_missing_inputs():
+    from fastapi.testclient import TestClient
+
+    from rewardplug.server import create_app
+
+    stack = rewardplug.load_stack({"sources": [{"name": "r", "use": "rubric", "with": {}}]})
+    app = create_app(stack)
+    with TestClient(app.fastapi) as client:
+        body = {"query": ["Write add." + RIGHT], "prompts": ["Write add."]}
+        assert client.post("/get_reward", json=body).status_code == 200
+        assert client.get("/health").json()["missing_inputs"] == {"r.rubric": 1}
