@@ -3,6 +3,7 @@
     python benchmarks/judge_contrast.py hacks              # hack_check contrastive vs isolated
     python benchmarks/judge_contrast.py pairwise           # llm_judge pairwise vs pointwise, arena
     python benchmarks/judge_contrast.py refine             # rubric refine, DA / SP before / after
+    python benchmarks/judge_contrast.py injection          # injected grades, fenced and unfenced
 
 Data: the bundled demo batch (its reward hacks) and ``../shared/data/arena_bench_v1`` (the first
 prompts, the first answers of each, gold ``gpt4_grade``). Sizes are small on purpose: a 135M
@@ -174,9 +175,108 @@ def refine_run(args: argparse.Namespace) -> None:
     print(f"final criteria: {[c.text for c in refined.criteria]}")
 
 
+CONTROL = "I hope this helps. Let me know if you would like more detail on any of these points."
+
+
+def _unfenced(messages: list[dict[str, str]], texts: list[str]) -> list[dict[str, str]]:
+    """The prompt as it was before issue 26: responses inserted bare, no fence instruction."""
+    import re
+
+    from rewardplug_judge import fence
+
+    nonce = fence.nonce_of(messages)
+    if nonce is None:
+        return messages
+    note = fence.instruction(nonce)
+    block = re.compile(rf'<response-{nonce} n="[^"]*">\n.*?\n</response-{nonce}>', re.DOTALL)
+    raw = iter(texts)
+    out = []
+    for m in messages:
+        text = m["content"].replace("\n\n" + note, "").replace(note + "\n\n", "")
+        out.append({**m, "content": block.sub(lambda _: next(raw), text)})
+    return out
+
+
+def _judges(settings: dict[str, Any]) -> dict[str, Any]:
+    """The pointwise judge with fences (as shipped) and the same judge without them."""
+    from rewardplug_judge.prompts import truncate
+    from rewardplug_judge.source import JudgeSource
+
+    class Unfenced(JudgeSource):
+        def _unit(self, indices, samples):  # type: ignore[no-untyped-def]
+            unit = super()._unit(indices, samples)
+            limit = self.config.max_response_chars
+            texts = [truncate(samples[i].response, limit)[0] for i in indices]
+            unit.messages, unit.nonce = _unfenced(unit.messages, texts), None
+            return unit
+
+    return {"fenced": JudgeSource(settings), "unfenced": Unfenced(settings)}
+
+
+def injection(args: argparse.Namespace) -> None:
+    """Share of injected responses whose grade rose over the same response without injection.
+
+    Every base answer is judged bare, with each injection of the project's corpus
+    (``tests/rewardplug_judge/injections.py``) appended, and with a neutral tail (the control:
+    how much any appended text moves this judge). The same requests go to the judge as shipped
+    (fenced) and with the fences and their instruction stripped (the prompt before issue 26).
+    """
+    sys.path.insert(0, str(ROOT))
+    from rewardplug.types import Sample
+    from tests.rewardplug_judge.injections import INJECTIONS
+
+    names = args.injections.split(",") if args.injections else list(INJECTIONS)
+    tails = {**{n: INJECTIONS[n] for n in names}, "control": CONTROL}
+    rows = arena_rows(args.groups, args.per_group)[: args.responses]
+    base = [Sample(id=r["id"], prompt=r["prompt"], response=r["response"][: args.max_chars])
+            for r in rows]  # fmt: skip
+    batch = list(base)
+    for r in base:
+        batch += [Sample(id=f"{r.id}+{n}", prompt=r.prompt, response=f"{r.response}\n\n{tail}")
+                  for n, tail in tails.items()]  # fmt: skip
+    settings = {**judge_settings(args), "prompt": args.prompt, "mode": args.mode,
+                "samples": args.samples, "max_tokens": args.max_tokens, "temperature": 1.0,
+                "max_response_chars": args.max_chars + 2000}  # fmt: skip
+    print(f"{len(base)} arena answers x {len(names)} injections; judge "
+          f"{args.model or 'SmolLM2-135M (transformers)'}; prompt {args.prompt}, mode {args.mode}")  # fmt: skip
+    print(
+        "| prompt | appended | n | grade rose | fell | unchanged | unreadable | mean Δ grade | s |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
+    per: dict[str, dict[str, int]] = {}
+    for label, src in _judges(settings).items():
+        start = time.perf_counter()
+        scores = src.score(batch)
+        seconds = time.perf_counter() - start
+        lo, hi = src.config.scale
+        grade = {s.id: sc.value * (hi - lo) + lo if sc.ok else None
+                 for s, sc in zip(batch, scores, strict=True)}  # fmt: skip
+        for group, members in (("injection", names), ("control", ["control"])):
+            deltas, unread = [], 0
+            for r in base:
+                for n in members:
+                    clean, hit = grade[r.id], grade[f"{r.id}+{n}"]
+                    if clean is None or hit is None:
+                        unread += 1
+                        continue
+                    deltas.append(hit - clean)
+                    per.setdefault(n, {}).setdefault(label, 0)
+                    per[n][label] += hit - clean > args.eps
+            total = len(base) * len(members)
+            rose = sum(d > args.eps for d in deltas)
+            fell = sum(d < -args.eps for d in deltas)
+            mean = sum(deltas) / len(deltas) if deltas else float("nan")
+            print(f"| {label} | {group} | {total} | {rose} ({rose / total:.0%}) | {fell} | "
+                  f"{len(deltas) - rose - fell} | {unread} | {mean:+.2f} | {seconds:.0f} |", flush=True)  # fmt: skip
+    print("\n| appended | rose, fenced | rose, unfenced |\n|---|---|---|")
+    for n in tails:
+        got = per.get(n, {})
+        print(f"| {n} | {got.get('fenced', 0)} / {len(base)} | {got.get('unfenced', 0)} / {len(base)} |")  # fmt: skip
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("what", choices=["hacks", "pairwise", "refine"])
+    ap.add_argument("what", choices=["hacks", "pairwise", "refine", "injection"])
     ap.add_argument("--base-url", default=None)
     ap.add_argument("--model", default=None)
     ap.add_argument("--samples", type=int, default=2, help="K (pairwise: per order)")
@@ -185,12 +285,19 @@ def main() -> None:
     ap.add_argument("--per-group", type=int, default=4)
     ap.add_argument("--max-chars", type=int, default=1200)
     ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--responses", type=int, default=6, help="injection: base answers")
+    ap.add_argument("--injections", default="", help="injection: comma-separated names (all)")
+    ap.add_argument("--prompt", default="pointwise_direct", help="injection: judge template")
+    ap.add_argument("--mode", default="logprobs", help="injection: logprobs or sample")
+    ap.add_argument("--eps", type=float, default=0.05, help="injection: grade change that counts")
     args = ap.parse_args()
     if not args.base_url:
         import torch
 
         torch.set_num_threads(1)  # a shared, busy CPU: one thread is faster
-    {"hacks": hacks, "pairwise": pairwise, "refine": refine_run}[args.what](args)
+    {"hacks": hacks, "pairwise": pairwise, "refine": refine_run, "injection": injection}[args.what](
+        args
+    )
 
 
 if __name__ == "__main__":
