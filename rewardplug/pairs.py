@@ -8,6 +8,8 @@ positions within a group or over chunks of groups, never over groups.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 __all__ = ["differ_gaussian", "p_exact", "p_within_gaussian", "running_count", "segment"]
@@ -53,16 +55,28 @@ def p_within_gaussian(mean: np.ndarray, std: np.ndarray, margin: float) -> np.nd
     return np.where(scale > 0, p, (np.abs(gap) <= margin).astype(float))
 
 
+@functools.lru_cache(maxsize=64)
 def z_threshold(confidence: float) -> float:
-    """Smallest z with ``ndtr(z) >= confidence`` (to double precision)."""
-    from scipy.special import ndtr, ndtri
+    """Smallest z >= 0 with ``ndtr(z) >= confidence`` (exactly, in double precision).
 
-    z = float(ndtri(confidence)) if confidence < 1.0 else 8.0
-    while ndtr(z) < confidence:  # ndtri may land one ulp short; Phi(z) reaches 1.0 near z = 8.3
-        z = np.nextafter(z, np.inf) if confidence < 1.0 else z + 1e-3
-    while z > 0 and ndtr(np.nextafter(z, -np.inf)) >= confidence and confidence < 1.0:
-        z = np.nextafter(z, -np.inf)
-    return z
+    Found by bisection over doubles, not by stepping from ``ndtri``: near ``confidence = 1`` one
+    ulp of z moves ``ndtr`` by far less than one ulp of the probability, so stepping ulp by ulp
+    never ended (0.9999999999999999 took ~10^13 steps; it hung a CI run).
+    """
+    from scipy.special import ndtr
+
+    confidence = float(confidence)
+    lo, hi = 0.0, 40.0  # ndtr(0) = 0.5 <= confidence; ndtr(40) == 1.0 >= confidence
+    if ndtr(lo) >= confidence:
+        return 0.0
+    while True:  # invariant: ndtr(lo) < confidence <= ndtr(hi); at most ~1,100 halvings
+        mid = lo + (hi - lo) / 2
+        if mid in (lo, hi):
+            return hi
+        if ndtr(mid) >= confidence:
+            hi = mid
+        else:
+            lo = mid
 
 
 def p_exact(mat: np.ndarray, k: np.ndarray, margin: float) -> np.ndarray:

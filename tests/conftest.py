@@ -6,6 +6,13 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
+
+# Property tests draw the same examples on every run and machine ("ci", the default), so a CI
+# result can be reproduced; HYPOTHESIS_PROFILE=explore searches with fresh random examples.
+settings.register_profile("ci", derandomize=True, print_blob=True)
+settings.register_profile("explore", derandomize=False, print_blob=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 # No network in tests: never reach for a model hub, and keep litellm on its bundled price table.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")

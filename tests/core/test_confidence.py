@@ -55,3 +55,19 @@ def test_specificity_and_da_can_both_fall_when_confidence_rises():
     assert at[0.8][1]["specificity"] == 1.0 and at[0.9][1]["specificity"] == 0.0
     assert at[0.8][1]["discriminative_ability"] == 1.0
     assert at[0.9][1]["discriminative_ability"] == 0.5
+
+
+def test_confidence_a_hair_below_one_is_answered_at_once_and_exactly():
+    """z for 1 - 2**-53 was found by stepping z one ulp at a time from ndtri: ~10^13 steps, which
+    hung a CI run inside the property test above. It is now the exact smallest z, at once."""
+    from scipy.special import ndtr
+
+    from rewardplug.pairs import z_threshold
+
+    for confidence in (1 - 2**-53, 1 - 2**-50, 1.0, 0.999999, 0.9, 0.5):
+        z = z_threshold(confidence)
+        assert ndtr(z) >= confidence
+        assert z == 0.0 or ndtr(np.nextafter(z, -np.inf)) < confidence
+    draws = np.array([[0.0, 1.0, 2.0], [50.0, 51.0, 52.0], [50.0, 51.0, 52.5]])
+    result = discretize(draws, np.zeros(3, dtype=object), confidence=1 - 2**-53, method="gaussian")
+    assert result.tier.tolist() == [1, 0, 0]
