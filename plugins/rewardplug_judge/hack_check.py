@@ -109,7 +109,7 @@ class HackCheckSource(BackedSource):
     #: contrastive verdicts depend on the other responses of the group
     group_scoped: ClassVar[bool] = True
 
-    async def ascore(self, samples: Sequence[Sample]) -> list[Score]:
+    async def ascore_ready(self, samples: Sequence[Sample]) -> list[Score]:
         """Judge a batch; its groups are judged concurrently. Raises ``FatalBackendError``."""
         if not samples:
             return []

@@ -66,6 +66,17 @@ class Template:
             _instruct(messages, nonce)
         return messages
 
+    def placeholders(self) -> tuple[frozenset[str], frozenset[str]]:
+        """``(always, conditional)``: the placeholders every request fills, and those only inside
+        ``<!-- if x -->`` blocks (filled when the sample has ``x``). A template that shows
+        ``{reference}`` outside such a block needs every sample to have one."""
+        body = _COMMENT.sub("", self.text)
+        conditional = {
+            name for m in _IF_BLOCK.finditer(body) for name in _PLACEHOLDER.findall(m.group(2))
+        }
+        always = set(_PLACEHOLDER.findall(_IF_BLOCK.sub("", body)))
+        return frozenset(always), frozenset(conditional - always)
+
 
 def _fenced(values: dict[str, Any]) -> dict[str, Any]:
     """``values`` with every response placeholder replaced by its fenced text."""

@@ -111,7 +111,7 @@ class JudgeSource(BackedSource):
         """Groupwise and pairwise scores depend on the whole group (the assembler waits for it)."""
         return self.config.judging == "groupwise" or self.config.mode == "pairwise"
 
-    async def ascore(self, samples: Sequence[Sample]) -> list[Score]:
+    async def ascore_ready(self, samples: Sequence[Sample]) -> list[Score]:
         """Score a batch concurrently; raises ``FatalBackendError`` on a bad key or quota."""
         if not samples:
             return []
