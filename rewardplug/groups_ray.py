@@ -49,6 +49,12 @@ class AssemblerActor:
             Sample.model_validate(sample), key, group_size=group_size
         )
 
+    async def required_fields(self) -> list[tuple[str, str]]:
+        """``(source, field)`` the stack's sources cannot score without."""
+        from rewardplug.inputs import required_fields
+
+        return required_fields(self.stack)
+
     async def health(self) -> dict[str, Any]:
         """Open groups, held samples, waiting first members, missing inputs and counters."""
         import dataclasses

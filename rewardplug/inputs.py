@@ -26,7 +26,15 @@ if TYPE_CHECKING:
     from rewardplug.stack import Stack
     from rewardplug.types import Sample
 
-__all__ = ["Input", "InputReport", "check_inputs", "count_missing", "declared"]
+__all__ = [
+    "Input",
+    "InputReport",
+    "check_inputs",
+    "count_missing",
+    "declared",
+    "missing_flags",
+    "required_fields",
+]
 
 
 @dataclass(frozen=True)
@@ -103,6 +111,21 @@ def declared(stack: Stack) -> list[tuple[str, list[Input]]]:
     """Each source's declared inputs, for the sources that declare any."""
     pairs = [(name, list(source.inputs())) for name, source in stack.sources.items()]
     return [(name, specs) for name, specs in pairs if specs]
+
+
+def required_fields(stack: Stack) -> list[tuple[str, str]]:
+    """``(source, field)`` for every field a source of ``stack`` cannot score without."""
+    return [
+        (name, spec.field) for name, specs in declared(stack) for spec in specs if spec.required
+    ]
+
+
+def missing_flags(required: Sequence[tuple[str, str]], sample: Sample) -> dict[str, float]:
+    """``missing/<source>/<field>``: 1.0 where ``sample`` lacks a required field, else 0.0 --
+    the same keys for every sample, as trainers that average per-sample values need."""
+    return {
+        f"missing/{source}/{fld}": float(_value(sample, fld) is None) for source, fld in required
+    }
 
 
 def count_missing(stack: Stack, samples: Sequence[Sample], into: Counter[tuple[str, str]]) -> None:

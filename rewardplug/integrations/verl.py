@@ -51,6 +51,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rewardplug import notices
+from rewardplug.inputs import missing_flags, required_fields
 from rewardplug.types import Reward, Sample, _digest
 
 if TYPE_CHECKING:
@@ -248,7 +249,11 @@ def compute_score_batch(
     samples = verl_samples(data_sources, solution_strs, ground_truths, extra_infos, group_size)
     rewards = st.score(samples)
     names = list(st.sources)
-    return [_result(r, names, float(abstain_reward)) for r in rewards]
+    required = required_fields(st)
+    return [
+        {**_result(r, names, float(abstain_reward)), **missing_flags(required, s)}
+        for r, s in zip(rewards, samples, strict=True)
+    ]
 
 
 def compute_score(

@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from rewardplug.inputs import missing_flags, required_fields
 from rewardplug.integrations.conventions import is_eval_split
 from rewardplug.integrations.verl import (
     STACK_ENV,
@@ -104,6 +105,7 @@ class RewardLoopManager:
             "max_samples": int(opts.get("max_held", 16384)),
         }
         self._actor: Any = None
+        self._required: list[tuple[str, str]] | None = None
 
     async def run_single(self, data: Any) -> dict[str, Any]:
         """The reward of one sample (``data[i:i+1]``), once its ``uid`` group is complete."""
@@ -115,6 +117,9 @@ class RewardLoopManager:
         )
         reward = await self._submit(sample, key, size)
         out = _result(reward, list(reward.sources), self.abstain_reward)
+        # per-sample 0/1 for each field a source needs: verl averages them into its validation
+        # metrics (val-aux/.../missing/<source>/<field>) and writes them to rollout dumps
+        out.update(missing_flags(await self._required_fields(), sample))
         score = out.pop("score")
         return {"reward_score": score, "reward_extra_info": out}
 
@@ -183,27 +188,41 @@ class RewardLoopManager:
         valid = int(mask.sum())
         return self.tokenizer.decode(prompts[prompts.shape[-1] - valid :], skip_special_tokens=True)
 
-    async def _submit(self, sample: Sample, key: str, size: int) -> Reward:
+    def _shared_actor(self) -> Any:
+        """The shared assembler actor when the assembler runs in Ray, else None (local)."""
         mode = self.assembler
         if mode == "auto":
-            import sys
-
             ray = sys.modules.get("ray")
             mode = "ray" if ray is not None and ray.is_initialized() else "local"
-        if mode == "ray":
-            if self._actor is None:
-                from rewardplug.groups_ray import shared_assembler
+        if mode == "ray" and self._actor is None:
+            from rewardplug.groups_ray import shared_assembler
 
-                self._actor = shared_assembler(
-                    self.stack_path,
-                    timeout_s=self.timeout_s,
-                    num_cpus=self.num_cpus,
-                    extra="padding",
-                    **self.limits,
-                )
-            return await self._actor.submit.remote(sample.model_dump(mode="json"), key, size)
+            self._actor = shared_assembler(
+                self.stack_path,
+                timeout_s=self.timeout_s,
+                num_cpus=self.num_cpus,
+                extra="padding",
+                **self.limits,
+            )
+        return self._actor if mode == "ray" else None
+
+    async def _submit(self, sample: Sample, key: str, size: int) -> Reward:
+        actor = self._shared_actor()
+        if actor is not None:
+            return await actor.submit.remote(sample.model_dump(mode="json"), key, size)
         assembler = _local_assembler(self.stack_path, self.group_size, self.timeout_s, self.limits)
         return await assembler.submit(sample, key, group_size=size)
+
+    async def _required_fields(self) -> list[tuple[str, str]]:
+        """The stack's required ``(source, field)`` pairs, asked once (from the actor's stack)."""
+        if self._required is None:
+            actor = self._shared_actor()
+            if actor is not None:
+                found = await actor.required_fields.remote()
+            else:
+                found = required_fields(get_stack(self.stack_path))
+            self._required = [(str(a), str(b)) for a, b in found]
+        return self._required
 
 
 def _size(value: Any, what: str) -> int:

@@ -167,3 +167,40 @@ def test_batch_groups_by_uid_wherever_the_samples_are(stack_file):
     )
     assert out[0]["score"] == out[2]["score"] and out[1]["score"] == out[3]["score"]
     assert [o["group_size"] for o in out] == [2.0] * 4
+
+
+def test_every_result_flags_the_fields_a_source_needs_and_the_sample_lacks(tmp_path):
+    path = tmp_path / "rubric_stack.yaml"
+    path.write_text(
+        "sources:\n"
+        "  - name: len\n    use: python\n    with: {function: 'rp_test_rewards:noisy_length'}\n"
+        "  - name: style\n    use: rubric\n"  # no rubric of its own: each sample must bring one
+    )
+    rubric = {
+        "criteria": [
+            {
+                "id": "short",
+                "text": "short",
+                "weight": 1,
+                "check": {"kind": "max_words", "value": 5},
+            }
+        ]
+    }
+    out = verl.compute_score_batch(
+        ["d"] * 4,
+        ["a b", "a b c d e f g", "a", "a b c"],
+        ["g"] * 4,
+        [
+            {"index": 0, "rubric": rubric},
+            {"index": 0, "rubric": rubric},
+            {"index": 1},
+            {"index": 1},
+        ],
+        stack=str(path),
+    )
+    assert [o["missing/style/rubric"] for o in out] == [0.0, 0.0, 1.0, 1.0]
+    assert len({tuple(sorted(o)) for o in out}) == 1  # the same keys for every sample
+    assert out[0]["src/style"] == 1.0 and out[1]["src/style"] == 0.0
+    # the gap is never paid: the samples without a rubric are abstained on and masked
+    assert [o["reward_mask"] for o in out] == [1.0, 1.0, 0.0, 0.0]
+    verl.clear_cache()

@@ -219,3 +219,19 @@ def test_control_with_verls_own_worker_concurrency_the_same_load_stalls(
     )
     partial = sum(r["partial_group"] == 1.0 for r in results)
     assert partial >= 1000 and took >= 4, (partial, took)
+
+
+def test_the_shared_actor_names_the_fields_its_stack_needs(ray_session, tmp_path):
+    from rewardplug.groups_ray import shared_assembler
+
+    path = tmp_path / "needs_rubric.yaml"
+    path.write_text(
+        "sources:\n"
+        "  - name: len\n    use: python\n    with: {function: 'rp_test_rewards:noisy_length'}\n"
+        "  - name: style\n    use: rubric\n"
+    )
+    actor = shared_assembler(str(path), timeout_s=5)
+    assert [tuple(p) for p in ray_session.get(actor.required_fields.remote())] == [
+        ("style", "rubric")
+    ]
+    ray_session.kill(actor)

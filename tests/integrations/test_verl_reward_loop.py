@@ -274,3 +274,29 @@ def test_members_of_a_group_on_different_reward_loop_workers(
     health = ray.get(ray.get_actor(actor_name(stack_file, 60.0)).health.remote())
     assert health["groups_complete"] == len(GROUPS) and health["held"] == 0
     assert health["missing_inputs"] == {} and health["waiting_for_room"] == 0
+
+
+def test_run_single_flags_the_fields_a_source_needs_and_the_sample_lacks(
+    verl, tokenizer_dir, tmp_path
+):
+    from transformers import PreTrainedTokenizerFast
+    from verl.trainer.ppo.reward import load_reward_manager
+
+    path = tmp_path / "needs_rubric.yaml"
+    needs = {**STACK, "sources": [*STACK["sources"], {"name": "style", "use": "rubric"}]}
+    path.write_text(json.dumps(needs))
+    config = make_config(verl, path, tokenizer_dir, "local")
+    tok = PreTrainedTokenizerFast.from_pretrained(tokenizer_dir)
+    data = make_batch(tokenizer_dir)  # extra_info holds no rubric
+
+    async def main():
+        manager = load_reward_manager(
+            config, tok, reward_router_address=None, reward_model_tokenizer=None
+        )
+        return await asyncio.gather(*(manager.run_single(data[i : i + 1]) for i in range(N)))
+
+    results = asyncio.run(main())
+    for r in results:
+        info = r["reward_extra_info"]
+        assert info["missing/style/rubric"] == 1.0
+        assert info["reward_mask"] == 0.0  # the gap is masked, never paid
