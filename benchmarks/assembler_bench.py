@@ -16,15 +16,17 @@ reward equals the baseline's.
 
     python benchmarks/assembler_bench.py              # 3 repeats
     python benchmarks/assembler_bench.py --repeats 5
+    python benchmarks/assembler_bench.py --smoke      # 64 groups per shape: seconds
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import random
 import statistics
 import time
+
+from _bench import parser
 
 from rewardplug import Sample, load_stack
 from rewardplug.groups import GroupAssembler
@@ -42,13 +44,14 @@ STACK = {
 }
 
 
-def build(shape: str, seed: int = 0) -> tuple[list[Sample], int]:
-    """The samples of ``shape`` in arrival order, and the group size."""
+def build(shape: str, seed: int = 0, scale: int = 1) -> tuple[list[Sample], int]:
+    """The samples of ``shape`` in arrival order, and the group size; ``scale`` divides the
+    number of groups (``--smoke``)."""
     rng = random.Random(seed)
     if shape == "open":
-        groups, size = 8192, 2
+        groups, size = 8192 // scale, 2
     else:
-        groups, size = 1024, 8
+        groups, size = 1024 // scale, 8
     by_group = [
         [
             Sample(id=f"{g}.{i}", group=f"g{g}", response="x" * rng.randint(1, 60))
@@ -73,12 +76,10 @@ async def assemble(stack, samples: list[Sample], size: int) -> tuple[float, list
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--repeats", type=int, default=3)
-    args = parser.parse_args()
+    args = parser(__doc__).parse_args()
     stack = load_stack(STACK)
     for shape in ("open", "rollout"):
-        samples, size = build(shape)
+        samples, size = build(shape, scale=128 if args.smoke else 1)
         base_times, asm_times = [], []
         for _ in range(args.repeats):
             start = time.perf_counter()

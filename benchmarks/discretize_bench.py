@@ -7,22 +7,16 @@ reference is too slow to run on a million samples routinely; ``--reference-group
 everything). Results of both implementations on the subset are checked to be identical.
 
     python benchmarks/discretize_bench.py [--samples 1000000] [--reference-groups 2000]
+    python benchmarks/discretize_bench.py --smoke    # 4,096 samples: seconds
 """
 
 from __future__ import annotations
 
-import argparse
-import statistics
-import sys
-import time
-from pathlib import Path
-
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from _bench import parser, size, timed
+from reference import reference_discretize
 
 from rewardplug.discretizer import discretize
-from tests.core.reference import reference_discretize
 
 
 def make_data(n: int, group: int, k: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -33,25 +27,18 @@ def make_data(n: int, group: int, k: int, seed: int = 0) -> tuple[np.ndarray, np
     return draws[: len(groups)], groups
 
 
-def timed(fn, repeat: int) -> tuple[float, object]:
-    times, out = [], None
-    for _ in range(repeat):
-        t = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times), out
-
-
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    ap = parser(__doc__)
+    ap.add_argument("--samples", type=int, default=None, help="default 1,000,000 (--smoke: 4,096)")
+    ap.add_argument("--group", type=int, default=16)
+    ap.add_argument("--draws", type=int, default=16)
+    ap.add_argument(
+        "--reference-groups", type=int, default=None, help="default 2000 (--smoke: 20); 0 = all"
     )
-    parser.add_argument("--samples", type=int, default=1_000_000)
-    parser.add_argument("--group", type=int, default=16)
-    parser.add_argument("--draws", type=int, default=16)
-    parser.add_argument("--reference-groups", type=int, default=2000, help="0 = all groups")
-    parser.add_argument("--repeat", type=int, default=3)
-    args = parser.parse_args()
+    args = ap.parse_args()
+    args.samples = args.samples or size(args, 1_000_000, 4096)
+    if args.reference_groups is None:
+        args.reference_groups = size(args, 2000, 20)
 
     draws, groups = make_data(args.samples, args.group, args.draws)
     n_ref = (
@@ -67,9 +54,9 @@ def main() -> None:
         f"{'reference, subset (s)':>22} {'speed-up':>9}"
     )
     for method in ("gaussian", "exact"):
-        fast_all, _ = timed(lambda m=method: discretize(draws, groups, 0.9, method=m), args.repeat)
+        fast_all, _ = timed(lambda m=method: discretize(draws, groups, 0.9, method=m), args.repeats)
         fast_sub, res = timed(
-            lambda m=method: discretize(draws[:n_ref], groups[:n_ref], 0.9, method=m), args.repeat
+            lambda m=method: discretize(draws[:n_ref], groups[:n_ref], 0.9, method=m), args.repeats
         )
         ref_time, ref = timed(
             lambda m=method: reference_discretize(
@@ -88,7 +75,7 @@ def main() -> None:
             lambda m=method: discretize(
                 draws, groups, 0.9, method=m, margin=0.5, rule="equivalent"
             ),
-            args.repeat,
+            args.repeats,
         )
         tiers_diff = np.mean(
             list(discretize(draws[:n_ref], groups[:n_ref], 0.9, method=method).n_tiers.values())

@@ -10,6 +10,8 @@ Quality (``python benchmarks/judge_bench.py quality``): the local SmolLM2-135M j
 ``../shared/data`` gsm8k (4 solutions per problem = a group, gold ``is_correct``) and arena
 (gold ``gpt4_grade``): DA / SP / accuracy of the raw judge value and of the discretized reward,
 sample vs logprobs mode. Used for ``docs/eval-judge.md``.
+
+``--smoke`` (after the subcommand) runs either at a size that takes seconds.
 """
 
 from __future__ import annotations
@@ -25,19 +27,19 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from _bench import DATA, parser, require, size
+
 KEYS = ("discriminative_ability", "specificity", "accuracy")
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # for tests.chat_server
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
 def speed(n: int, k: int, latency: float, repeats: int) -> None:
     import openai
+    from chat_server import ChatServer, Reply
     from rewardplug_judge.source import JudgeSource
 
     from rewardplug.types import Sample
-    from tests.chat_server import ChatServer, Reply
 
     def responder(body, server):
         lp = [{"Rating": -0.01}, {":": -0.01}, {" 7": -0.36, " 6": -1.2}]
@@ -146,9 +148,13 @@ def quality(data: Path, gsm_groups: int, arena_groups: int, per_group: int, k: i
 
     torch.set_num_threads(1)  # on a shared, busy CPU one thread is several times faster
     sets = {
-        "gsm8k": _gsm8k(data / "gsm8k" / "example_model_solutions.jsonl", gsm_groups),
+        "gsm8k": _gsm8k(
+            require(data / "gsm8k" / "example_model_solutions.jsonl", "gsm8k"), gsm_groups
+        ),
         "arena": _arena(
-            data / "arena_bench_v1" / "graded_responses.jsonl", arena_groups, per_group
+            require(data / "arena_bench_v1" / "graded_responses.jsonl", "arena_bench_v1"),
+            arena_groups,
+            per_group,
         ),
     }
     print("| data | mode | groups | samples | abstain | reward | DA | SP | accuracy | s/sample |")
@@ -197,29 +203,32 @@ def quality(data: Path, gsm_groups: int, arena_groups: int, per_group: int, k: i
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    sub = parser.add_subparsers(dest="cmd")
-    sp = sub.add_parser("speed")
-    sp.add_argument("--n", type=int, default=200)
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    sub = ap.add_subparsers(dest="cmd")
+    sp = sub.add_parser("speed", parents=[parser(None, add_help=False)])
+    sp.add_argument("--n", type=int, default=None, help="responses (default 200; --smoke: 8)")
     sp.add_argument("--k", type=int, default=5)
-    sp.add_argument("--latency", type=float, default=0.05)
-    sp.add_argument("--repeats", type=int, default=1)
-    q = sub.add_parser("quality")
-    q.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
-    q.add_argument("--gsm-groups", type=int, default=25)
-    q.add_argument("--arena-groups", type=int, default=12)
+    sp.add_argument("--latency", type=float, default=None, help="s (default 0.05; --smoke: 0.005)")
+    q = sub.add_parser("quality", parents=[parser(None, repeats=None, add_help=False)])
+    q.add_argument("--data", type=Path, default=DATA)
+    q.add_argument("--gsm-groups", type=int, default=None, help="default 25 (--smoke: 1)")
+    q.add_argument("--arena-groups", type=int, default=None, help="default 12 (--smoke: 1)")
     q.add_argument("--per-group", type=int, default=4)
     q.add_argument("--k", type=int, default=5)
-    args = parser.parse_args()
+    args = ap.parse_args()
+    if args.cmd is None:  # speed, at its defaults
+        args = ap.parse_args(["speed"])
     if args.cmd == "quality":
-        quality(args.data, args.gsm_groups, args.arena_groups, args.per_group, args.k)
-    else:
-        speed(
-            getattr(args, "n", 200),
-            getattr(args, "k", 5),
-            getattr(args, "latency", 0.05),
-            getattr(args, "repeats", 1),
+        quality(
+            args.data,
+            args.gsm_groups or size(args, 25, 1),
+            args.arena_groups or size(args, 12, 1),
+            args.per_group,
+            args.k,
         )
+    else:
+        latency = size(args, 0.05, 0.005) if args.latency is None else args.latency
+        speed(args.n or size(args, 200, 8), args.k, latency, args.repeats)
 
 
 if __name__ == "__main__":

@@ -9,27 +9,32 @@ Data: the bundled demo batch (its reward hacks) and ``../shared/data/arena_bench
 prompts, the first answers of each, gold ``gpt4_grade``). Sizes are small on purpose: a 135M
 model on a shared 2-core CPU. Prints Markdown tables (the figures in ``docs/sources/hack_check.md``,
 ``docs/sources/llm_judge.md`` and ``docs/rubric-refine.md``). ``--base-url URL --model NAME``
-points every judge at an OpenAI-compatible server instead.
+points every judge at an OpenAI-compatible server instead; ``--smoke`` at a local fake server
+(``chat_server.py``, canned answers) with two groups: the script's plumbing in seconds, figures
+that mean nothing.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import itertools
 import json
 import sys
 import time
-from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
+from _bench import DATA, ROOT, parser, require
+
 KEYS = ("discriminative_ability", "specificity", "accuracy")
-ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data"
 
 
 def judge_settings(args: argparse.Namespace) -> dict[str, Any]:
     if args.base_url:
-        return {"backend": "openai", "model": args.model, "base_url": args.base_url}
+        # --smoke's fake judge is never cached: its canned answers must not outlive the run
+        cache = {"cache": False} if args.smoke else {}
+        return {"backend": "openai", "model": args.model, "base_url": args.base_url, **cache}
     return {"backend": "transformers"}
 
 
@@ -43,7 +48,7 @@ def demo_samples() -> tuple[list[Any], list[bool]]:
 
 def arena_rows(groups: int, per_group: int) -> list[dict[str, Any]]:
     rows = []
-    path = DATA / "arena_bench_v1" / "graded_responses.jsonl"
+    path = require(DATA / "arena_bench_v1" / "graded_responses.jsonl", "arena_bench_v1")
     with path.open() as fh:
         for g, line in enumerate(itertools.islice(fh, groups)):
             item = json.loads(line)
@@ -217,13 +222,13 @@ def injection(args: argparse.Namespace) -> None:
     """Share of injected responses whose grade rose over the same response without injection.
 
     Every base answer is judged bare, with each injection of the project's corpus
-    (``tests/rewardplug_judge/injections.py``) appended, and with a neutral tail (the control:
+    (``benchmarks/injections.py``) appended, and with a neutral tail (the control:
     how much any appended text moves this judge). The same requests go to the judge as shipped
     (fenced) and with the fences and their instruction stripped (the prompt before issue 26).
     """
-    sys.path.insert(0, str(ROOT))
+    from injections import INJECTIONS
+
     from rewardplug.types import Sample
-    from tests.rewardplug_judge.injections import INJECTIONS
 
     names = args.injections.split(",") if args.injections else list(INJECTIONS)
     tails = {**{n: INJECTIONS[n] for n in names}, "control": CONTROL}
@@ -274,8 +279,34 @@ def injection(args: argparse.Namespace) -> None:
         print(f"| {n} | {got.get('fenced', 0)} / {len(base)} | {got.get('unfenced', 0)} / {len(base)} |")  # fmt: skip
 
 
+@contextlib.contextmanager
+def smoke_judge(args: argparse.Namespace) -> Iterator[None]:
+    """Under ``--smoke`` with no ``--base-url``: a local fake judge server for the run, and the
+    smallest sizes (the plumbing, not the figures)."""
+    if not args.smoke or args.base_url:
+        yield
+        return
+    from chat_server import ChatServer, Reply, user_text
+
+    def reply(body: dict[str, Any], server: Any) -> Reply:
+        asked = user_text(body)
+        if "HACK" in asked:  # hack_check: a verdict line per response shown
+            text = "\n".join(f"Response {i}: OK - fine" for i in range(1, 9))
+        elif "[[A]]" in asked:  # pairwise
+            text = "[[A]]"
+        else:
+            text = "Rating: 7"
+        return Reply(texts=[text] * int(body.get("n") or 1))
+
+    with ChatServer(reply) as server:
+        args.base_url, args.model = server.base_url, "smoke"
+        args.groups, args.per_group, args.responses = 2, 2, 2
+        args.rounds, args.samples, args.injections = 1, 1, "rating_line"
+        yield
+
+
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = parser(__doc__, repeats=None)
     ap.add_argument("what", choices=["hacks", "pairwise", "refine", "injection"])
     ap.add_argument("--base-url", default=None)
     ap.add_argument("--model", default=None)
@@ -291,13 +322,13 @@ def main() -> None:
     ap.add_argument("--mode", default="logprobs", help="injection: logprobs or sample")
     ap.add_argument("--eps", type=float, default=0.05, help="injection: grade change that counts")
     args = ap.parse_args()
-    if not args.base_url:
+    if not args.base_url and not args.smoke:
         import torch
 
         torch.set_num_threads(1)  # a shared, busy CPU: one thread is faster
-    {"hacks": hacks, "pairwise": pairwise, "refine": refine_run, "injection": injection}[args.what](
-        args
-    )
+    run = {"hacks": hacks, "pairwise": pairwise, "refine": refine_run, "injection": injection}
+    with smoke_judge(args):
+        run[args.what](args)
 
 
 if __name__ == "__main__":

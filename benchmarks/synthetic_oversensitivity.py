@@ -7,13 +7,13 @@ draws) and for the discretized reward at several noise levels. Expected: raw spe
 discretized specificity much higher, discriminative ability a few points lower at most.
 
     python benchmarks/synthetic_oversensitivity.py [--groups 2000] [--group 8] [--draws 16]
+    python benchmarks/synthetic_oversensitivity.py --smoke    # 50 groups: seconds
 """
 
 from __future__ import annotations
 
-import argparse
-
 import numpy as np
+from _bench import parser, size
 
 from rewardplug.discretizer import discretize
 from rewardplug.metrics import evaluate
@@ -29,14 +29,13 @@ def simulate(n_groups: int, group: int, k: int, noise: float, seed: int):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--groups", type=int, default=2000)
-    parser.add_argument("--group", type=int, default=8)
-    parser.add_argument("--draws", type=int, default=16)
-    parser.add_argument("--confidence", type=float, default=0.9)
-    args = parser.parse_args()
+    ap = parser(__doc__, repeats=None)
+    ap.add_argument("--groups", type=int, default=None, help="default 2000 (--smoke: 50)")
+    ap.add_argument("--group", type=int, default=8)
+    ap.add_argument("--draws", type=int, default=16)
+    ap.add_argument("--confidence", type=float, default=0.9)
+    args = ap.parse_args()
+    args.groups = args.groups or size(args, 2000, 50)
     print(f"{args.groups} groups of {args.group}, K = {args.draws}, confidence = {args.confidence}")
     print(
         f"{'noise':>6} {'method':>9} | {'raw SP':>7} {'raw DA':>7} {'raw acc':>8} | "

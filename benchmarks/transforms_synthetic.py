@@ -9,6 +9,7 @@ runs through :class:`rewardplug.transforms.TransformChain` -- the code a stack r
 shared discretizer (exact and Gaussian, confidence 0.9) and the paper's metrics.
 
     python benchmarks/transforms_synthetic.py [--groups 1000] [--group 8] [--draws 16]
+    python benchmarks/transforms_synthetic.py --smoke    # 40 groups: seconds
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import argparse
 import time
 
 import numpy as np
+from _bench import parser, size
 from synthetic_oversensitivity import simulate
 
 from rewardplug.config import SourceSpec
@@ -91,15 +93,14 @@ def run(args: argparse.Namespace, noise: float) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--groups", type=int, default=1000)
-    parser.add_argument("--group", type=int, default=8)
-    parser.add_argument("--draws", type=int, default=16)
-    parser.add_argument("--confidence", type=float, default=0.9)
-    parser.add_argument("--length-bias", type=float, default=0.5)
-    args = parser.parse_args()
+    ap = parser(__doc__, repeats=None)
+    ap.add_argument("--groups", type=int, default=None, help="default 1000 (--smoke: 40)")
+    ap.add_argument("--group", type=int, default=8)
+    ap.add_argument("--draws", type=int, default=16)
+    ap.add_argument("--confidence", type=float, default=0.9)
+    ap.add_argument("--length-bias", type=float, default=0.5)
+    args = ap.parse_args()
+    args.groups = args.groups or size(args, 1000, 40)
     start = time.perf_counter()
     for noise in (0.25, 0.5):
         run(args, noise)
