@@ -6,11 +6,12 @@ reward -- standardized gold + ``beta`` * a planted bias feature the policy can s
 goes through a real rewardplug stack (a ``python`` source with MC draws), raw or discretized, and
 is measured on held-out prompts by the gold it obtains. Design and results: docs/rl-experiment.md.
 
-    python benchmarks/rl_hacking.py --quick                # the primary cell, ~1 min
+    python benchmarks/rl_hacking.py --quick                # two cells at confidence 0.9
+    python benchmarks/rl_hacking.py --controls --world-seed 16   # the controls, a fresh world
     python benchmarks/rl_hacking.py --full --plots docs/img --json /tmp/rl_hacking.json
 
-The last line of output is one JSON object: ``{"arms": {name: {...}}, ...}`` for the primary
-cell (``--quick``) or ``{"cells": [...]}`` for the whole grid (``--full``).
+The last line of output is one JSON object: ``{"cells": [{"cell": ..., "arms": {name: {...}}}]}``;
+with ``--quick`` also the primary cell's ``"arms"`` at the top level.
 """
 
 from __future__ import annotations
@@ -105,19 +106,29 @@ def load_pool(path: Path = DATA) -> Pool:
 
 @dataclass(frozen=True)
 class Cell:
-    """The proxy: ``z + beta * b + eta``; ``eta`` fixed per answer or redrawn per query; the MC
-    draws' spread ``tau`` = the proxy's error std (``calibrated``) or ``sigma`` only."""
+    """The proxy: ``z + beta * b + eta``; ``eta`` fixed per answer or redrawn per query. The MC
+    draws' spread ``tau``: the proxy's error std, one for every answer (``calibrated``); ``sigma``
+    only (``noise_only``); or per answer, ``hypot(sigma, beta * b(a))`` (``informative``: the
+    same mean square as ``calibrated``, but larger where the planted bias is large, so the draws
+    say which answers' scores are unreliable -- their size, never their sign)."""
 
     beta: float = 0.5
     sigma: float = 0.5
     regime: str = "fixed"  # fixed | redrawn
-    spread: str = "calibrated"  # calibrated | noise_only
+    spread: str = "calibrated"  # calibrated | noise_only | informative
 
     @property
     def tau(self) -> float:
+        """The spread shared by every answer (for ``informative``, its root mean square)."""
         if self.spread == "noise_only":
             return max(self.sigma, 1e-3)
         return float(np.hypot(self.beta, self.sigma))
+
+    def tau_of(self, b: np.ndarray) -> np.ndarray | float:
+        """The draws' spread for answers with planted bias ``b``."""
+        if self.spread == "informative":
+            return np.maximum(np.hypot(self.sigma, self.beta * b), 1e-3)
+        return self.tau
 
 
 @dataclass(frozen=True)
@@ -139,8 +150,10 @@ class Hyper:
 @dataclass(frozen=True)
 class Arm:
     """What the policy is trained on: ``gold``, ``raw`` proxy, ``discretized`` (``rule``,
-    ``confidence``) or ``random_merge`` (as many tiers as ``different`` would give, cut at random);
-    ``norm``: GRPO's group std-normalization (``std``) or mean-centring only (``none``)."""
+    ``confidence``), or a draw-free control with as many tiers as ``different`` gives each group
+    (benchmarks/rl_controls.py): ``random_merge`` (cut at random) or ``gap_merge`` (cut at the
+    largest value gaps); ``norm``: GRPO's group std-normalization (``std``) or mean-centring only
+    (``none``: Dr. GRPO's advantage)."""
 
     name: str
     reward: str
@@ -150,13 +163,14 @@ class Arm:
 
 
 def arms_for(confidences: tuple[float, ...]) -> list[Arm]:
-    out = [Arm("gold", "gold"), Arm("raw", "raw"), Arm("raw_no_std", "raw", norm="none")]
+    out = [Arm("gold", "gold"), Arm("raw", "raw"), Arm("dr_grpo", "raw", norm="none")]
     for c in confidences:
         tag = "" if len(confidences) == 1 else f"@{c:g}"
         out += [
             Arm(f"discretized{tag}", "discretized", "different", c),
             Arm(f"equivalent{tag}", "discretized", "equivalent", c),
             Arm(f"random_merge{tag}", "random_merge", "different", c),
+            Arm(f"gap_merge{tag}", "gap_merge", "different", c),
         ]
     return out
 
@@ -233,22 +247,6 @@ def stack_rewards(stack: Any, samples: list[Any], value: np.ndarray, draws: np.n
     return reward, n_tiers
 
 
-def random_merge(value: np.ndarray, n_tiers: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Per group, the same number of tiers as given, cut at random gaps between distinct values
-    of the best-first order; each tier gets its mean value (as ``assign: mean``)."""
-    out = np.empty_like(value)
-    flat_v, flat_t = value.reshape(-1, value.shape[-1]), n_tiers.reshape(-1)
-    res = out.reshape(-1, value.shape[-1])
-    for i, (v, k) in enumerate(zip(flat_v, flat_t, strict=True)):
-        levels, inverse = np.unique(-v, return_inverse=True)  # distinct values, best first
-        cuts = np.sort(rng.choice(len(levels) - 1, size=max(0, int(k) - 1), replace=False))
-        tier_of_level = np.searchsorted(cuts, np.arange(len(levels)), side="left")
-        tier = tier_of_level[inverse]
-        means = np.bincount(tier, weights=v) / np.bincount(tier)
-        res[i] = means[tier]
-    return out
-
-
 # -- training -----------------------------------------------------------------------------------
 
 
@@ -304,6 +302,9 @@ def evaluate(pool: Pool, world: World, cell: Cell, theta: np.ndarray) -> dict[st
 def train(pool: Pool, world: World, cell: Cell, arm: Arm, hp: Hyper, samples: list[Any],
           progress: Any = None) -> Curves:  # fmt: skip
     """GRPO-style training of the shared softmax-linear policy, all seeds at once."""
+    _on_path()
+    from rl_controls import gap_merge, random_merge
+
     s_n, n_f = hp.seeds, world.x.shape[-1]
     theta, m1, m2 = np.zeros((s_n, n_f)), np.zeros((s_n, n_f)), np.zeros((s_n, n_f))
     # the same streams for every arm: prompts, answer sampling, proxy noise, random cuts
@@ -335,11 +336,15 @@ def train(pool: Pool, world: World, cell: Cell, arm: Arm, hp: Hyper, samples: li
             reward = z
         else:
             eta = world.e[rows, prompts][sel] if cell.regime == "fixed" else noise[..., -1]
-            value = z + cell.beta * world.b[rows, prompts][sel] + cell.sigma * eta
-            draws = value[..., None] + cell.tau * noise[..., :-1]
+            b = world.b[rows, prompts][sel]
+            value = z + cell.beta * b + cell.sigma * eta
+            tau = cell.tau_of(b)
+            draws = value[..., None] + np.asarray(tau)[..., None] * noise[..., :-1]
             reward, n_tiers = stack_rewards(stack, samples, value, draws)
             if arm.reward == "random_merge":
                 reward = random_merge(value, n_tiers, r_cut)
+            elif arm.reward == "gap_merge":
+                reward = gap_merge(value, n_tiers)
             if arm.reward != "raw":
                 curves.tiers.append(float(n_tiers.mean()))
                 curves.flat.append(float((n_tiers == 1).mean()))
@@ -407,6 +412,26 @@ def run_grid(pool: Pool, hp: Hyper, cells: list[Cell], confidences: tuple[float,
 PRIMARY = Cell(beta=0.5, sigma=0.5, regime="fixed", spread="calibrated")
 GRID_BETA, GRID_SIGMA, GRID_REGIME = (0.0, 0.5, 1.0), (0.25, 0.5, 1.0), ("fixed", "redrawn")
 GRID_CONFIDENCE = (0.75, 0.9, 0.97)
+INFORMATIVE = replace(PRIMARY, spread="informative")
+#: ``--controls``: does the discretizer beat the draw-free controls, with one spread for every
+#: answer and with a spread that grows with the planted bias? (confidence 0.9)
+CONTROL_CELLS = [
+    c
+    for base in (PRIMARY, Cell(1.0, 0.5, "fixed"), Cell(0.5, 0.5, "redrawn"))
+    for c in (base, replace(base, spread="informative"))
+]
+
+
+def choose_cells(args: argparse.Namespace) -> tuple[list[Cell], tuple[float, ...]]:
+    """The cells and confidences of the run mode."""
+    if args.full:
+        grid = [Cell(b, s, r) for r in GRID_REGIME for b in GRID_BETA for s in GRID_SIGMA]
+        # the primary cell first (the plots and the headline table are drawn from it)
+        rest = [c for c in grid if c != PRIMARY]
+        return [PRIMARY, *rest, replace(PRIMARY, spread="noise_only"), INFORMATIVE], GRID_CONFIDENCE
+    if args.controls:
+        return CONTROL_CELLS, (0.9,)
+    return [PRIMARY, INFORMATIVE], (0.9,)
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -414,26 +439,29 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     mode = parser.add_mutually_exclusive_group()
-    mode.add_argument("--quick", action="store_true", help="the primary cell only (default)")
+    mode.add_argument(
+        "--quick", action="store_true", help="the primary cell and its informative-spread twin"
+    )
     mode.add_argument("--full", action="store_true", help="the whole grid (docs/rl-experiment.md)")
+    mode.add_argument(
+        "--controls", action="store_true", help="discretized vs the draw-free controls, 6 cells"
+    )
     parser.add_argument("--seeds", type=int, default=Hyper.seeds)
     parser.add_argument("--steps", type=int, default=Hyper.steps)
     parser.add_argument("--json", type=Path, help="write every cell's summary and curves here")
     parser.add_argument("--plots", type=Path, help="write the report's PNGs into this folder")
     parser.add_argument("--data", type=Path, default=DATA)
+    parser.add_argument(
+        "--world-seed", type=int, default=Hyper.seed, help="a fresh world: another split, bias..."
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)  # fmt: skip
     _on_path()
-    hp = replace(Hyper(), seeds=args.seeds, steps=args.steps)
+    hp = replace(Hyper(), seeds=args.seeds, steps=args.steps, seed=args.world_seed)
     t0 = time.perf_counter()
     pool = load_pool(args.data)
-    if args.full:
-        grid = [Cell(b, s, r) for r in GRID_REGIME for b in GRID_BETA for s in GRID_SIGMA]
-        # the primary cell first (the plots and the headline table are drawn from it)
-        cells = [PRIMARY, *(c for c in grid if c != PRIMARY), replace(PRIMARY, spread="noise_only")]
-        results = run_grid(pool, hp, cells, GRID_CONFIDENCE, args.quiet)
-    else:
-        results = run_grid(pool, hp, [PRIMARY], (0.9,), args.quiet)
+    cells, confidences = choose_cells(args)
+    results = run_grid(pool, hp, cells, confidences, args.quiet)
     elapsed = time.perf_counter() - t0
     from rl_hacking_report import curves_json
 
@@ -446,13 +474,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         from rl_hacking_report import write_plots
 
         write_plots(results, args.plots, hp)
-    if args.full:
-        from rl_hacking_report import markdown_tables
+    from rl_hacking_report import controls_table, markdown_tables
 
-        print(markdown_tables(results, hp))
-        summary = {**report, "cells": [{"cell": r["cell"], "arms": r["arms"]} for r in results]}
-    else:
-        summary = {**report, "cell": results[0]["cell"], "arms": results[0]["arms"]}
+    print(markdown_tables(results, hp) if args.full else controls_table(results, hp))
+    summary = {**report, "cells": [{"cell": r["cell"], "arms": r["arms"]} for r in results]}
+    if not (args.full or args.controls):  # --quick: the primary cell's arms at the top level
+        summary.update(cell=results[0]["cell"], arms=results[0]["arms"])
     print(json.dumps(summary))
     return summary
 

@@ -49,12 +49,17 @@ def summarize(curves: dict[str, Any]) -> dict[str, dict[str, Any]]:
             d, d_lo, d_hi = mean_ci(gold[:, -1] - raw_final)
             row["minus_raw"] = round(d, 4)
             row["minus_raw_ci"] = [round(d_lo, 4), round(d_hi, 4)]
-        partner = name.replace("discretized", "random_merge")
-        if partner != name and partner in curves:
-            other = np.asarray(curves[partner].gold[-1])
-            d, d_lo, d_hi = mean_ci(gold[:, -1] - other)
-            row["minus_random_merge"] = round(d, 4)
-            row["minus_random_merge_ci"] = [round(d_lo, 4), round(d_hi, 4)]
+        if name.startswith("discretized"):  # paired against each draw-free control
+            partners = {
+                "random_merge": name.replace("discretized", "random_merge"),
+                "gap_merge": name.replace("discretized", "gap_merge"),
+                "dr_grpo": "dr_grpo",
+            }
+            for key, partner in partners.items():
+                if partner in curves:
+                    d, d_lo, d_hi = mean_ci(gold[:, -1] - np.asarray(curves[partner].gold[-1]))
+                    row[f"minus_{key}"] = round(d, 4)
+                    row[f"minus_{key}_ci"] = [round(d_lo, 4), round(d_hi, 4)]
         if c.tiers:
             row["tiers_per_group"] = round(float(np.mean(c.tiers)), 3)
             row["one_tier_share"] = round(float(np.mean(c.flat)), 3)
@@ -97,9 +102,46 @@ def _ci(row: dict[str, Any], key: str, sign: bool = False) -> str:
     return f"{fmt.format(row[key])} [{fmt.format(lo)}, {fmt.format(hi)}]"
 
 
+SPREAD_LABELS = {
+    "calibrated": "",
+    "noise_only": ", spread = noise only",
+    "informative": ", spread = informative",
+}
+
+
 def cell_label(cell: dict[str, Any]) -> str:
-    extra = "" if cell["spread"] == "calibrated" else ", spread = noise only"
+    extra = SPREAD_LABELS[cell["spread"]]
     return f"β {cell['beta']:g}, σ {cell['sigma']:g}, {cell['regime']}{extra}"
+
+
+def upgrade(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Results written before the Dr. GRPO arm had its name (``raw_no_std``) read as new ones."""
+    for r in cells:
+        for part in ("arms", "curve_stats"):
+            if part in r and "raw_no_std" in r[part]:
+                r[part] = {("dr_grpo" if k == "raw_no_std" else k): v for k, v in r[part].items()}
+    return cells
+
+
+def controls_table(results: list[dict[str, Any]], hp: Any) -> str:
+    """Per cell and discretized arm: minus raw, and minus each draw-free control (paired)."""
+    keys = ("minus_raw", "minus_gap_merge", "minus_dr_grpo", "minus_random_merge")
+    lines = [
+        f"<!-- benchmarks/rl_hacking.py, world seed {hp.seed}: {hp.seeds} seeds, {hp.steps} "
+        "steps -->",
+        "| cell | arm | − raw | − gap merge | − Dr. GRPO | − random merge | tiers / group |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        for name, row in r["arms"].items():
+            if not name.startswith("discretized"):
+                continue
+            diffs = [_ci(row, k, True) if f"{k}_ci" in row else "" for k in keys]
+            tiers = f"{row['tiers_per_group']:.2f}" if "tiers_per_group" in row else ""
+            lines.append(
+                f"| {cell_label(r['cell'])} | {name} | " + " | ".join(diffs) + f" | {tiers} |"
+            )
+    return "\n".join(lines)
 
 
 def primary_table(result: dict[str, Any]) -> str:
@@ -108,17 +150,22 @@ def primary_table(result: dict[str, Any]) -> str:
     proxy_kls = [r["kl_final"] for n, r in arms.items() if n != "gold"]
     k_star = min(proxy_kls)
     lines = [
-        f"| arm | final gold | peak − final | − raw (paired) | − random merge | gold @ KL {k_star:.2f} "
+        f"| arm | final gold | peak − final | − raw (paired) | − gap merge | − Dr. GRPO "
+        f"| − random merge | gold @ KL {k_star:.2f} "
         "| proxy gap | bias weight | KL | tiers / group | one-tier groups |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, r in arms.items():
-        rm = _ci(r, "minus_random_merge", True) if "minus_random_merge" in r else ""
+        rm, gm, dr = (
+            _ci(r, f"minus_{k}", True) if f"minus_{k}" in r else ""
+            for k in ("random_merge", "gap_merge", "dr_grpo")
+        )
         tiers = f"{r['tiers_per_group']:.2f}" if "tiers_per_group" in r else ""
         flat = f"{r['one_tier_share']:.0%}" if "one_tier_share" in r else ""
         lines.append(
             f"| {name} | {_ci(r, 'heldout_gold_final')} | {_ci(r, 'peak_minus_final')} "
-            f"| {_ci(r, 'minus_raw', True)} | {rm} | {gold_at_kl(stats[name], k_star):.2f} "
+            f"| {_ci(r, 'minus_raw', True)} | {gm} | {dr} | {rm} "
+            f"| {gold_at_kl(stats[name], k_star):.2f} "
             f"| {r['gap_final']:.2f} | {r['bias_weight_final']:.2f} | {r['kl_final']:.2f} "
             f"| {tiers} | {flat} |"
         )
@@ -154,11 +201,11 @@ def small_grid_table(
 
 def markdown_tables(results: list[dict[str, Any]], hp: Any, confidence: str = "0.9") -> str:
     """The report's tables (docs/rl-experiment.md), from one run."""
-    at = [f"{a}@{confidence}" for a in ("discretized", "equivalent", "random_merge")]
-    main = _names(results, ("gold", "raw_no_std", *at))
+    at = [f"{a}@{confidence}" for a in ("discretized", "equivalent", "random_merge", "gap_merge")]
+    main = _names(results, ("gold", "dr_grpo", *at))
     sweep = [n for n in results[0]["arms"] if n.startswith("discretized")]
-    merges = [n for n in results[0]["arms"] if n.startswith("random_merge")]
-    every = _names(results, ("gold", "raw", "raw_no_std", *at))
+    merges = [n for n in results[0]["arms"] if n.startswith(("random_merge", "gap_merge"))]
+    every = _names(results, ("gold", "raw", "dr_grpo", *at))
     parts = [
         f"<!-- produced by benchmarks/rl_hacking.py --full: {hp.seeds} seeds, {hp.steps} steps -->",
         "#### The primary cell: " + cell_label(results[0]["cell"]),
@@ -168,6 +215,9 @@ def markdown_tables(results: list[dict[str, Any]], hp: Any, confidence: str = "0
         "#### The confidence sweep: discretized minus raw, and minus its random-merge control",
         grid_table(results, sweep),
         grid_table(results, sweep, "minus_random_merge"),
+        "#### Discretized minus the draw-free controls: gap merge, and Dr. GRPO",
+        grid_table(results, sweep, "minus_gap_merge"),
+        grid_table(results, sweep, "minus_dr_grpo"),
         "#### Peak-minus-final drop of held-out gold (grade points)",
         small_grid_table(results, every, "peak_minus_final", "{:.3f}"),
         "#### Weight on the planted bias feature at the end",
@@ -186,10 +236,11 @@ def markdown_tables(results: list[dict[str, Any]], hp: Any, confidence: str = "0
 _STYLE = {
     "gold": ("#2ca02c", "-"),
     "raw": ("#d62728", "-"),
-    "raw_no_std": ("#ff9896", "--"),
+    "dr_grpo": ("#ff9896", "--"),
     "discretized": ("#1f77b4", "-"),
     "equivalent": ("#9467bd", ":"),
     "random_merge": ("#7f7f7f", "--"),
+    "gap_merge": ("#8c564b", "-."),
 }
 
 
@@ -305,6 +356,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--plots", type=Path, help="write the PNGs into this folder")
     args = parser.parse_args(argv)
     saved = json.loads(args.json.read_text(encoding="utf-8"))
+    saved["cells"] = upgrade(saved["cells"])
     hp = SimpleNamespace(**saved["hyper"])
     if args.plots:
         write_plots(saved["cells"], args.plots, hp)

@@ -1,9 +1,9 @@
 """benchmarks/rl_hacking.py's machinery, end to end on a tiny configuration (not the headline).
 
-The policy, the proxy through a real stack, the random-merge control and the summary contract:
-a policy trained on gold ends above one trained on a heavily biased proxy, the biased arm learns
-the planted feature, the stack path gives exactly the discretizer's rewards, and ``--quick``'s
-last line carries every arm's endpoints.
+The policy, the proxy through a real stack, the draw-free controls (random and gap merge), the
+informative spread and the summary contract: a policy trained on gold ends above one trained on a
+heavily biased proxy, the biased arm learns the planted feature, the stack path gives exactly the
+discretizer's rewards, and ``--quick``'s last line carries every arm's endpoints.
 """
 
 from __future__ import annotations
@@ -31,6 +31,11 @@ def _load(name: str):
 @pytest.fixture(scope="module")
 def rl():
     return _load("rl_hacking")
+
+
+@pytest.fixture(scope="module")
+def controls():
+    return _load("rl_controls")
 
 
 @pytest.fixture(scope="module")
@@ -83,12 +88,14 @@ def test_the_proxy_stack_gives_exactly_the_discretizers_rewards(rl, pool):
     assert np.array_equal(raw_reward, value)  # raw = the proxy's point score, untouched
 
 
-def test_random_merge_keeps_the_tier_count_the_order_and_equal_values_together(rl):
+@pytest.mark.parametrize("kind", ["random_merge", "gap_merge"])
+def test_the_controls_keep_the_tier_count_the_order_and_equal_values_together(controls, kind):
     rng = np.random.default_rng(1)
     value = rng.normal(size=(50, 8))
     value[:, 3] = value[:, 2]
     n_tiers = rng.integers(1, 8, size=50)
-    out = rl.random_merge(value, n_tiers, rng)
+    merge = getattr(controls, kind)
+    out = merge(value, n_tiers, rng) if kind == "random_merge" else merge(value, n_tiers)
     for v, k, r in zip(value, n_tiers, out, strict=True):
         assert len(np.unique(r)) == k
         assert r[2] == r[3]
@@ -96,9 +103,42 @@ def test_random_merge_keeps_the_tier_count_the_order_and_equal_values_together(r
         assert (np.diff(r[order]) <= 1e-12).all()  # a better answer never gets less
         for level in np.unique(r):
             assert np.isclose(v[r == level].mean(), level)  # a tier gets its mean value
-    a = rl.random_merge(value, n_tiers, np.random.default_rng(5))
-    b = rl.random_merge(value, n_tiers, np.random.default_rng(6))
+
+
+def test_random_merge_cuts_at_random_and_gap_merge_at_the_largest_value_gaps(controls):
+    rng = np.random.default_rng(1)
+    value, n_tiers = rng.normal(size=(50, 8)), rng.integers(2, 8, size=50)
+    a = controls.random_merge(value, n_tiers, np.random.default_rng(5))
+    b = controls.random_merge(value, n_tiers, np.random.default_rng(6))
     assert not np.array_equal(a, b)  # the cuts really are random
+    assert np.array_equal(controls.gap_merge(value, n_tiers), controls.gap_merge(value, n_tiers))
+    v = np.array([[5.0, 4.9, 4.8, 2.0, 1.9, 0.0]])
+    # gaps best first: 0.1, 0.1, 2.8, 0.1, 1.9 -> 3 tiers cut after 4.8 and after 1.9
+    out = controls.gap_merge(v, np.array([3]))
+    assert np.allclose(out, [[4.9, 4.9, 4.9, 1.95, 1.95, 0.0]])
+    assert np.allclose(controls.gap_merge(v, np.array([1])), v.mean())
+    assert np.allclose(controls.gap_merge(v, np.array([6])), v)  # every value its own tier
+
+
+def test_the_informative_spread_grows_with_the_bias_and_keeps_the_calibrated_mean_square(rl):
+    b = np.random.default_rng(2).normal(size=200_000)
+    calibrated = rl.Cell(beta=0.5, sigma=0.5)
+    informative = rl.Cell(beta=0.5, sigma=0.5, spread="informative")
+    tau = informative.tau_of(b)
+    assert np.isclose(np.sqrt(np.mean(tau**2)), calibrated.tau, rtol=0.01)
+    assert calibrated.tau_of(b) == calibrated.tau  # uninformative: one spread for all
+    big, small = np.abs(b) > 1.5, np.abs(b) < 0.3
+    assert tau[big].min() > tau[small].max()  # the draws say which answers are unreliable
+    assert np.allclose(informative.tau_of(-b), tau)  # their size, never their sign
+
+
+def test_the_report_reads_results_from_before_dr_grpo_had_its_name(rl):
+    rl._on_path()
+    report = importlib.import_module("rl_hacking_report")
+    old = [{"arms": {"raw": {}, "raw_no_std": {"x": 1}}, "curve_stats": {"raw_no_std": {}}}]
+    new = report.upgrade(old)
+    assert list(new[0]["arms"]) == ["raw", "dr_grpo"] and new[0]["arms"]["dr_grpo"] == {"x": 1}
+    assert list(new[0]["curve_stats"]) == ["dr_grpo"]
 
 
 def test_the_proxy_function_abstains_outside_its_table_and_refuses_an_empty_one(rl):
@@ -116,8 +156,13 @@ def test_the_proxy_function_abstains_outside_its_table_and_refuses_an_empty_one(
 def test_quick_prints_every_arms_endpoints_as_json_on_its_last_line(rl, pool, capsys):
     rl.main(["--quick", "--seeds", "3", "--steps", "4", "--quiet"])
     last = capsys.readouterr().out.strip().splitlines()[-1]
-    arms = json.loads(last)["arms"]
-    assert {"raw", "discretized", "random_merge", "gold", "equivalent", "raw_no_std"} <= set(arms)
+    summary = json.loads(last)
+    arms = summary["arms"]
+    names = {"raw", "discretized", "random_merge", "gap_merge", "gold", "equivalent", "dr_grpo"}
+    assert names <= set(arms)
+    spreads = [c["cell"]["spread"] for c in summary["cells"]]
+    assert spreads == ["calibrated", "informative"]  # the informative cell beside the primary
+    assert summary["cells"][0]["arms"] == arms
     for row in arms.values():
         lo, hi = row["heldout_gold_ci"]
         assert lo <= row["heldout_gold_final"] <= hi
@@ -126,3 +171,7 @@ def test_quick_prints_every_arms_endpoints_as_json_on_its_last_line(rl, pool, ca
             assert np.isfinite(row[key])
     assert arms["raw"]["minus_raw"] == 0.0
     assert 1.0 <= arms["discretized"]["tiers_per_group"] <= 8.0
+    for control in ("gap_merge", "dr_grpo", "random_merge"):  # paired against each control
+        lo, hi = arms["discretized"][f"minus_{control}_ci"]
+        assert lo <= arms["discretized"][f"minus_{control}"] <= hi
+    assert 1.0 <= arms["gap_merge"]["tiers_per_group"] <= 8.0
