@@ -83,8 +83,9 @@ frameworks: .frameworks-stamp
 demo: .install-stamp
 	$(PY) -m rewardplug demo
 
+# -n auto: one pytest worker per core (tests/conftest.py keeps the Ray modules on one worker)
 test: .install-stamp .frameworks-stamp
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n auto --dist loadgroup
 
 # The sandbox tests again at the fallback isolation level (rlimits + seccomp + Landlock), as on a
 # machine without bubblewrap: a `bwrap` that always fails is put first on PATH, so the probe
@@ -92,7 +93,7 @@ test: .install-stamp .frameworks-stamp
 test-fallback: .install-stamp
 	@hidden=$$(mktemp -d) && printf '#!/bin/sh\necho "bubblewrap hidden (make test-fallback)" >&2\nexit 1\n' > "$$hidden/bwrap" \
 		&& chmod +x "$$hidden/bwrap" \
-		&& PATH="$$hidden:$$PATH" $(PY) -m pytest -q tests/rewardplug_code; \
+		&& PATH="$$hidden:$$PATH" $(PY) -m pytest -q -n auto tests/rewardplug_code; \
 		status=$$?; rm -rf "$$hidden"; exit $$status
 
 lint: .install-stamp

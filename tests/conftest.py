@@ -23,6 +23,17 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
 
 
+# Modules that start a Ray cluster run on one xdist worker, one after another (two clusters
+# starting at once on a 2-core machine fight over ports and CPUs).
+_RAY_MODULES = ("test_ray_engine.py", "test_verl_production.py", "test_verl_reward_loop.py")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.path.name in _RAY_MODULES:
+            item.add_marker(pytest.mark.xdist_group("ray"))
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     """``../shared/data`` (real evaluation data); the test is skipped when it is absent."""
