@@ -67,13 +67,23 @@ def eval_cmd(
 )
 @click.option(
     "--objective",
-    type=click.Choice(["accuracy", "sp_at_max_da_loss"]),
-    default="accuracy",
+    type=click.Choice(["sp_at_max_da_loss", "accuracy"]),
+    default="sp_at_max_da_loss",
     show_default=True,
-    help="accuracy: the best accuracy; sp_at_max_da_loss: the best specificity losing at most "
-    "--max-da-loss of the raw reward's discriminative ability.",
+    help="sp_at_max_da_loss: the best specificity losing at most --max-da-loss of the raw "
+    "reward's discriminative ability; accuracy: the best accuracy (on data where most pairs have "
+    "equal gold it favours tying nearly everything).",
 )
 @click.option("--max-da-loss", default=0.05, show_default=True, type=click.FloatRange(0, 1))
+@click.option(
+    "--holdout",
+    default=0.5,
+    show_default=True,
+    type=click.FloatRange(0, 1, max_open=True),
+    help="Share of the groups held out: the setting is chosen on the rest and measured on them "
+    "(0: choose and measure on every group, in-sample).",
+)
+@click.option("--seed", default=0, show_default=True, help="Seed of the group split.")
 @click.option(
     "--json", "json_path", type=click.Path(dir_okay=False), help="Write all rows as JSON."
 )
@@ -92,6 +102,8 @@ def tune(
     gold_field: str,
     objective: str,
     max_da_loss: float,
+    holdout: float,
+    seed: int,
     json_path: str | None,
     bootstrap: int,
     batch_size: int,
@@ -114,6 +126,8 @@ def tune(
             n_boot=bootstrap,
             batch_size=batch_size,
             on_progress=update,
+            holdout=holdout,
+            seed=seed,
         ),
     )
     _print_tuning(report, show_all)
@@ -175,9 +189,20 @@ def _print_tuning(report: dict[str, Any], show_all: bool = False) -> None:
     raw = report["raw"]
     chosen = report["chosen"]
     rows = report["rows"] if show_all else shortlist(report)
+    split = report["split"]
+    where = (
+        f"in-sample on all {split['tuning_groups']} groups"
+        if report["held_out"] is None
+        else f"on the {split['tuning_groups']} tuning groups"
+    )
     click.echo(
-        f"gold = {report['gold_field']}; raw reward: DA {raw['discriminative_ability']:.3f}, "
-        f"SP {raw['specificity']:.3f}, accuracy {raw['accuracy']:.3f}; CIs: 95% bootstrap"
+        textwrap.fill(
+            f"gold = {report['gold_field']}; candidates measured {where}; CIs: 95% bootstrap", 100
+        )
+    )
+    click.echo(
+        f"raw reward: DA {_num(raw['discriminative_ability'])}, SP {_num(raw['specificity'])}, "
+        f"accuracy {_num(raw['accuracy'])}"
     )
     click.echo(line([name for name, _ in TUNE_COLUMNS]))
     for row in rows:
@@ -208,8 +233,15 @@ def _print_tuning(report: dict[str, Any], show_all: bool = False) -> None:
             "sources with one draw per response (noise levels swept for them): "
             + ", ".join(report["one_draw_sources"])
         )
+    if report["held_out"] is None:
+        notes.append(
+            "in-sample (--holdout 0): chosen and measured on the same groups, so the numbers "
+            "are optimistic"
+        )
     for note in notes:
         click.echo(textwrap.fill(note, 100))
+    if report["held_out"] is not None:
+        _print_held_out(report, cell)
     goal = (
         "best accuracy"
         if report["objective"] == "accuracy"
@@ -217,6 +249,54 @@ def _print_tuning(report: dict[str, Any], show_all: bool = False) -> None:
     )
     click.echo(f"chosen ({goal}):")
     click.echo(report["yaml"])
+
+
+def _num(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.3f}"
+
+
+def _print_held_out(report: dict[str, Any], cell: Callable[[dict[str, Any], str], str]) -> None:
+    """The chosen setting on the held-out groups (and in-sample, and the raw reward there),
+    within 100 columns; a warning where a held-out CI is wider than WIDE_CI."""
+    import textwrap
+
+    from rewardplug.tuning import METRIC_KEYS, WIDE_CI
+
+    held, split = report["held_out"], report["split"]
+    click.echo(
+        textwrap.fill(
+            f"held-out: the chosen setting on {held['groups']} groups ({held['samples']} samples) "
+            f"not used to choose it; tuned on {split['tuning_groups']} groups",
+            100,
+        )
+    )
+    widths = (20, 18, 18, 18, 5)
+    header = ["", "DA", "SP", "accuracy", "tiers"]
+    raw_row = {**held["raw"], "ci": held["raw_ci"], "n_tiers_mean": None}
+    for label, row in (
+        ("", None),
+        ("raw (held-out)", raw_row),
+        ("chosen (in-sample)", report["chosen"]),
+        ("chosen (held-out)", held["chosen"]),
+    ):
+        cells = header if row is None else [label, *(cell(row, k) for k in METRIC_KEYS)]
+        if row is not None:
+            cells.append("" if row["n_tiers_mean"] is None else f"{row['n_tiers_mean']:.2f}")
+        click.echo(" ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip())
+    names = {"discriminative_ability": "DA", "specificity": "SP", "accuracy": "accuracy"}
+    if held["wide_ci"]:
+        wide = ", ".join(names[k] for k in held["wide_ci"])
+        click.echo(
+            textwrap.fill(
+                f"warning: wide held-out CIs ({wide}: the 95% bootstrap CI is wider than "
+                f"{WIDE_CI:g}): {held['groups']} held-out groups are too few to tell whether this "
+                "setting is better than its neighbours; label more groups before trusting it",
+                100,
+            ),
+            err=True,
+        )
+    elif not held["chosen"]["ci"]:
+        click.echo("note: no CIs (--bootstrap 0), so their width is not checked", err=True)
 
 
 def _print_report(report: dict[str, Any]) -> None:

@@ -6,13 +6,14 @@ from __future__ import annotations
 import json
 import random
 
+import numpy as np
 import pytest
 import yaml
 from click.testing import CliRunner
 
 import rewardplug
 from rewardplug.cli import build_cli
-from rewardplug.tuning import tune
+from rewardplug.tuning import WIDE_CI, split_groups, tune
 
 CALLS: list[int] = []
 
@@ -104,7 +105,7 @@ def test_tune_command_prints_the_table_and_the_block(tmp_path):
         ["tune", str(stack), str(data), "--gold", "label", "--bootstrap", "20", "--json", str(out)],
     )
     assert result.exit_code == 0, result.output
-    assert "chosen (best accuracy):" in result.output
+    assert "chosen (best specificity within 0.05 of the raw DA):" in result.output
     assert "discretize:\n  enabled: true\n  confidence:" in result.output
     assert json.loads(out.read_text())["chosen"]["accuracy"] == 1.0
 
@@ -201,3 +202,91 @@ def test_tune_prints_one_line_per_candidate_within_100_columns(tmp_path):
     families = {(r["noise_std"], r["rule"]) for r in report["rows"]}
     assert len(tables[False]) == len(families) == 8
     assert len(tables[True]) == len(report["rows"]) == 92
+
+
+def _samples(rows: list[dict]) -> list[rewardplug.Sample]:
+    return [rewardplug.Sample.model_validate(r) for r in rows]
+
+
+def test_the_split_is_by_group_deterministic_for_a_seed_and_blind_to_row_order():
+    groups = np.array([f"q{g}" for g in range(40) for _ in range(3)], dtype=object)
+    held = split_groups(groups, 0.5, seed=3)
+    assert held.sum() == 60  # 20 of the 40 groups, whole
+    for g in set(groups):
+        assert len(set(held[groups == g])) == 1  # a group is on one side, never split
+    assert np.array_equal(held, split_groups(groups, 0.5, seed=3))
+    assert not np.array_equal(held, split_groups(groups, 0.5, seed=4))
+    order = np.random.default_rng(0).permutation(len(groups))
+    assert np.array_equal(split_groups(groups[order], 0.5, seed=3), held[order])
+    assert split_groups(groups, 0.25, seed=3).sum() == 30  # 10 groups
+    assert not split_groups(groups, 0.0).any()  # in-sample: nothing held out
+    with pytest.raises(ValueError, match="--holdout 0"):
+        split_groups(np.array(["only"] * 4, dtype=object), 0.5)
+    with pytest.raises(ValueError, match="held-out share"):
+        split_groups(groups, 1.0)
+
+
+def overfit_dataset(seed: int = 0) -> list[dict]:
+    """Each group: scores 1.0, 0.98, 0.5, 0.48. On the groups tune chooses on, the close pairs
+    have equal gold (tying them is right); on half the held-out groups they have different gold
+    (tying them loses the order) -- a setting that ties close pairs looks perfect in sample only."""
+    groups = np.array([f"q{g}" for g in range(20)], dtype=object)
+    held = sorted(groups[split_groups(groups, 0.5, seed)].tolist())
+    rows = []
+    for g in groups:
+        gold = (1, 0, 1, 0) if g in held[::2] else (1, 1, 0, 0)
+        for i, (q, label) in enumerate(zip((1.0, 0.98, 0.5, 0.48), gold, strict=True)):
+            row = {"group": g, "prompt": g, "response": f"r{i}", "quality": q, "label": label}
+            rows.append(row)
+    return rows
+
+
+def test_held_out_numbers_show_a_setting_that_only_fits_the_tuning_groups():
+    stack = rewardplug.load_stack(STACK)
+    report = tune(stack, _samples(overfit_dataset()), "label", n_boot=0)
+    chosen, held = report["chosen"], report["held_out"]
+    assert report["split"]["tuning_groups"] == report["split"]["held_out_groups"] == 10
+    assert held["groups"] == 10 and held["samples"] == 40
+    # in sample: both close pairs tied, nothing lost
+    assert chosen["discriminative_ability"] == 1.0 and chosen["specificity"] == 1.0
+    # held out, raw orders 3 of 4 gold-different pairs in half the groups and 4 of 4 in the
+    # rest; the chosen setting ties the close pairs, whose order mattered in the first half
+    assert held["raw"]["discriminative_ability"] == 0.875
+    assert held["chosen"]["discriminative_ability"] == 0.625
+    assert held["chosen"]["discriminative_ability"] < held["raw"]["discriminative_ability"]
+    in_sample = tune(stack, _samples(overfit_dataset()), "label", n_boot=0, holdout=0.0)
+    assert in_sample["held_out"] is None  # --holdout 0: the old in-sample report
+    assert in_sample["split"]["tuning_groups"] == 20
+    assert in_sample["split"]["held_out_groups"] == 0
+
+
+def test_tune_command_labels_held_out_numbers_and_warns_when_their_cis_are_wide(tmp_path):
+    data = tmp_path / "d.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in overfit_dataset()))
+    stack = tmp_path / "s.yaml"
+    stack.write_text(yaml.safe_dump(STACK))
+    out = tmp_path / "r.json"
+    args = ["tune", str(stack), str(data), "--gold", "label", "--bootstrap", "200"]
+    result = CliRunner().invoke(build_cli(), [*args, "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    assert max(len(line) for line in result.output.splitlines()) <= 100
+    lines = result.output.splitlines()
+    held_line = next(line for line in lines if line.startswith("chosen (held-out)"))
+    report = json.loads(out.read_text())
+    held = report["held_out"]
+    assert held_line.split()[2] == f"{held['chosen']['discriminative_ability']:.3f}"
+    assert "held-out: the chosen setting on 10 groups (40 samples)" in result.output
+    assert "tuned on 10 groups" in result.output
+    # 10 groups whose DA is 1/4 or 1: the held-out DA's CI is wider than 0.2
+    lo, hi = held["chosen"]["ci"]["discriminative_ability"]
+    assert hi - lo > WIDE_CI and "discriminative_ability" in held["wide_ci"]
+    assert "warning: wide held-out CIs (DA" in result.output
+    data.write_text("".join(json.dumps(r) + "\n" for r in dataset()))
+    tight = CliRunner().invoke(build_cli(), [*args, "--json", str(out)])
+    assert tight.exit_code == 0, tight.output
+    assert json.loads(out.read_text())["held_out"]["wide_ci"] == []
+    assert "warning" not in tight.output
+    sample = CliRunner().invoke(build_cli(), [*args, "--holdout", "0"])
+    assert sample.exit_code == 0, sample.output
+    assert "in-sample on all 30 groups" in sample.output and "held-out" not in sample.output
+    assert "numbers are optimistic" in sample.output
