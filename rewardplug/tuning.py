@@ -94,9 +94,12 @@ def tune(
     on_progress: Callable[[int, int], None] | None = None,
     holdout: float = 0.5,
     seed: int = 0,
+    scores: dict[str, list[Score]] | None = None,
 ) -> dict[str, Any]:
     """Score once, measure every candidate setting on the tuning groups, choose one, and measure
-    it on the held-out groups (see module docstring)."""
+    it on the held-out groups (see module docstring). ``scores``: the per-source scores of
+    ``samples`` from an earlier ``score_all(stack, samples, transform=False)``, to tune again
+    (another objective or split) without scoring again."""
     if objective not in OBJECTIVES:
         raise ValueError(f"objective {objective!r}: use one of {', '.join(OBJECTIVES)}")
     gold = gold_values(samples, gold_field)
@@ -112,9 +115,13 @@ def tune(
 
     # Candidate noise goes in where a stack adds declared noise: before the source's transforms
     # (its std is on the source's own scale), so score untransformed and transform per level.
-    untransformed = score_all(stack, samples, batch_size, on_progress, transform=False)
-    scores = {n: stack.transform_scores(n, samples, v) for n, v in untransformed.items()}
-    base = stack.combine(samples, scores)
+    untransformed = (
+        scores
+        if scores is not None
+        else score_all(stack, samples, batch_size, on_progress, transform=False)
+    )
+    transformed = {n: stack.transform_scores(n, samples, v) for n, v in untransformed.items()}
+    base = stack.combine(samples, transformed)
     raw_metrics = measure(base.raw, tuning)
 
     one_draw = _one_draw_sources(stack, untransformed)
@@ -127,12 +134,12 @@ def tune(
         noise_levels += [_round(f * span) for f in NOISE_FRACTIONS if f * span > 0]
 
     def combined_at(std: float | None) -> Any:
-        noisy = scores
+        noisy = transformed
         if std is not None:
             noisy = {
                 n: stack.transform_scores(n, samples, stack.noisy_scores(n, samples, v, std))
                 if n in one_draw
-                else scores[n]
+                else transformed[n]
                 for n, v in untransformed.items()
             }
         return stack.combine(samples, noisy)

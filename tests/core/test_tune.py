@@ -290,3 +290,18 @@ def test_tune_command_labels_held_out_numbers_and_warns_when_their_cis_are_wide(
     assert sample.exit_code == 0, sample.output
     assert "in-sample on all 30 groups" in sample.output and "held-out" not in sample.output
     assert "numbers are optimistic" in sample.output
+
+
+def test_tune_reuses_given_scores_without_scoring_again():
+    import tests.core.test_tune as me
+    from rewardplug.evaluation import score_all
+
+    stack = rewardplug.load_stack(STACK)
+    samples = _samples(dataset(2))
+    me.CALLS.clear()
+    scores = score_all(stack, samples, transform=False)
+    assert sum(me.CALLS) == len(samples)
+    reused = tune(stack, samples, "label", n_boot=0, scores=scores, objective="accuracy")
+    assert sum(me.CALLS) == len(samples)  # the source did not run again
+    fresh = tune(stack, samples, "label", n_boot=0, objective="accuracy")
+    assert reused["chosen"] == fresh["chosen"] and reused["held_out"] == fresh["held_out"]
