@@ -76,6 +76,15 @@ install: .install-stamp
 		lark==1.3.1 orjson==3.13.0 einops==0.8.2 aiofiles==25.1.0
 	# skyrl-gym 0.4.0's registry and BaseTextEnv (SkyRL's trainer, skyrl 0.3.0, needs Python 3.12)
 	$(PIP) install --no-deps --target .frameworks/skyrl_gym skyrl-gym==0.4.0
+	# NeMo Gym 0.7.0's resources-server base class, /verify models and failure vocabulary, with the
+	# light packages they import (fastapi, uvicorn, openai, aiohttp, pandas... come from .[all]). Its
+	# wheel declares Python >= 3.13.14, but this code runs on 3.11; its top-level benchmarks/ and
+	# server folders are removed (benchmarks/ would shadow this project's own)
+	$(PIP) install --no-deps --ignore-requires-python --target .frameworks/nemo_gym nemo-gym==0.7.0 \
+		omegaconf==2.3.0 antlr4-python3-runtime==4.9.3 hydra-core==1.3.2 orjson==3.13.0 \
+		itsdangerous==2.2.0 yappi==1.7.6 pydot==4.0.1 wandb==0.31.0 platformdirs==4.14.9
+	cd .frameworks/nemo_gym && rm -rf benchmarks environments environment_servers resources_servers \
+		responses_api_agents responses_api_models
 	touch $@
 
 frameworks: .frameworks-stamp

@@ -198,7 +198,11 @@ def discretize(
         )
         last = min(last, first + max(1, int(np.searchsorted(samples, most, side="right"))))
         lo = ends[first - 1] if first else 0
-        rows = slice(lo, ends[last - 1]) if in_order else rows_by_group[lo : ends[last - 1]]
+        rows = (
+            slice(lo, ends[last - 1])
+            if rows_by_group is None  # groups in order
+            else rows_by_group[lo : ends[last - 1]]
+        )
         grouping = (uniques[first:last], codes[rows] - first)
         part = _discretize(
             mat[rows], labels[rows], None if point is None else point[rows], *options, grouping
@@ -282,8 +286,11 @@ def _discretize(
         return DiscretizeResult(tier, reward, {})
 
     every = bool(active.all())
-    act = slice(None) if every else np.flatnonzero(active)  # a slice: views, no copies
-    n_act = n if every else len(act)
+    act: slice | np.ndarray = slice(None)  # all active: a slice, views, no copies
+    n_act = n
+    if not every:
+        act = np.flatnonzero(active)
+        n_act = len(act)
     # a scaled group's margin is scaled with it (the decisions stay exactly the same)
     row_margin = np.full(n, float(margin)) if shift is None else np.ldexp(float(margin), -shift)
     uniques, codes = grouping if grouping is not None and every else _unique(labels[act])
