@@ -107,7 +107,7 @@ def _block(
     confidence: float,
     assign: Assign,
     method: Method,
-    margin: float,
+    margin: float | np.ndarray,
     rule: Rule = "different",
 ) -> tuple[np.ndarray, np.ndarray]:
     """Tiers and rewards for ``n`` groups of equal size ``g``, each sorted best-first."""
@@ -119,12 +119,14 @@ def _block(
         if method == "gaussian":
             within = p_within_gaussian(mean, std, margin)
         else:
+            assert mat is not None  # the exact rule is always given the draws
             p_greater = p_exact(mat, k, margin)
             within = 1.0 - p_greater - p_greater.transpose(0, 2, 1)
         differ = ~(within >= confidence)
     elif method == "gaussian":
         differ = differ_gaussian(mean, std, margin, confidence)
     else:
+        assert mat is not None  # the exact rule is always given the draws
         p_greater = p_exact(mat, k, margin)
         differ = np.maximum(p_greater, p_greater.transpose(0, 2, 1)) >= confidence
     differ &= point[:, :, None] != point[:, None, :]
@@ -137,13 +139,16 @@ def _assign(point: np.ndarray, tiers: np.ndarray, assign: Assign) -> np.ndarray:
     n, g = tiers.shape
     n_tiers = tiers[:, -1:] + 1
     if assign == "rank":
-        return np.where(n_tiers > 1, (n_tiers - 1 - tiers) / np.maximum(n_tiers - 1, 1), 1.0)
+        ranked: np.ndarray = np.where(
+            n_tiers > 1, (n_tiers - 1 - tiers) / np.maximum(n_tiers - 1, 1), 1.0
+        )
+        return ranked
     if assign == "binary":
         return (tiers == 0).astype(np.float64)
     flat = (np.arange(n)[:, None] * g + tiers).ravel()
     sums = np.bincount(flat, weights=point.ravel(), minlength=n * g)
     cnts = np.bincount(flat, minlength=n * g)
-    means = sums / np.maximum(cnts, 1)
+    means: np.ndarray = sums / np.maximum(cnts, 1)
     return means[flat].reshape(n, g)
 
 
@@ -154,7 +159,8 @@ def row_sum(mat: np.ndarray, k: np.ndarray) -> np.ndarray:
     else shares its batch."""
     n, width = mat.shape
     if n and int(k.min()) == width:  # no padding anywhere: the common case, one pass
-        return np.sum(mat, axis=1)
+        whole: np.ndarray = np.sum(mat, axis=1)
+        return whole
     out = np.zeros(n)
     for kk in np.unique(k):
         if kk:
@@ -168,4 +174,5 @@ def row_std(mat: np.ndarray, mean: np.ndarray, k: np.ndarray) -> np.ndarray:
     centered = mat - mean[:, None]
     centered *= centered
     sq = row_sum(centered, k)
-    return np.sqrt(np.divide(sq, k - 1, out=np.zeros_like(sq), where=k > 1))
+    std: np.ndarray = np.sqrt(np.divide(sq, k - 1, out=np.zeros_like(sq), where=k > 1))
+    return std

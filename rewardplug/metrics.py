@@ -79,7 +79,7 @@ def pair_counts(
         out[1, gids] = (~gold_equal & ~reward_equal & (np.sign(dr) == np.sign(dg))).sum(axis=1)
         out[2, gids] = gold_equal.sum(axis=1)
         out[3, gids] = (gold_equal & reward_equal).sum(axis=1)
-    return GroupCounts(*out, n_samples=int(keep.sum()), n_excluded=n_excluded)
+    return GroupCounts(out[0], out[1], out[2], out[3], int(keep.sum()), n_excluded)
 
 
 def _ratios(diff: Any, ordered: Any, equal: Any, tied: Any) -> dict[str, Any]:

@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import sys
 import warnings
-from typing import Any
+from collections.abc import Callable
+from types import FrameType
+from typing import TextIO
 
 __all__ = ["RewardplugWarning", "show_as_cli_lines", "warn"]
 
@@ -29,14 +31,14 @@ class RewardplugWarning(UserWarning):
     A :class:`UserWarning`, so existing filters for those keep working."""
 
 
-def _internal(frame: Any) -> bool:
-    name = frame.f_globals.get("__name__", "")
+def _internal(frame: FrameType) -> bool:
+    name = str(frame.f_globals.get("__name__", ""))
     return name == "rewardplug" or name.startswith(("rewardplug.", "rewardplug_"))
 
 
 def warn(message: str, category: type[Warning] = RewardplugWarning) -> None:
     """``warnings.warn(message, category)`` attributed to the first caller outside rewardplug."""
-    frame: Any = sys._getframe(1)  # warn's caller: stacklevel 2
+    frame: FrameType | None = sys._getframe(1)  # warn's caller: stacklevel 2
     level = 2
     while frame is not None and _internal(frame):
         frame = frame.f_back
@@ -44,16 +46,23 @@ def warn(message: str, category: type[Warning] = RewardplugWarning) -> None:
     warnings.warn(message, category, stacklevel=level if frame is not None else 2)
 
 
-def show_as_cli_lines(echo: Any) -> None:
+def show_as_cli_lines(echo: Callable[[str], object]) -> None:
     """Show rewardplug's warnings as ``warning: <message>`` through ``echo(text)`` (the CLI's
     stderr), without a file name, a line number or an echoed source line; other warnings keep
     Python's format."""
     default = warnings.showwarning
 
-    def show(message: Any, category: type[Warning], filename: str, lineno: int, *a: Any) -> None:
+    def show(
+        message: Warning | str,
+        category: type[Warning],
+        filename: str,
+        lineno: int,
+        file: TextIO | None = None,
+        line: str | None = None,
+    ) -> None:
         if issubclass(category, RewardplugWarning):
             echo(f"warning: {message}")
         else:
-            default(message, category, filename, lineno, *a)
+            default(message, category, filename, lineno, file, line)
 
     warnings.showwarning = show

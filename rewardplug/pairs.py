@@ -19,7 +19,7 @@ _EXACT_CHUNK_CELLS = 1 << 24
 
 
 def differ_gaussian(
-    mean: np.ndarray, std: np.ndarray, margin: float, confidence: float
+    mean: np.ndarray, std: np.ndarray, margin: float | np.ndarray, confidence: float
 ) -> np.ndarray:
     """``max(P(i > j), P(j > i)) >= confidence`` under the normal model, without evaluating Phi.
 
@@ -44,7 +44,7 @@ def differ_gaussian(
     return flat
 
 
-def p_within_gaussian(mean: np.ndarray, std: np.ndarray, margin: float) -> np.ndarray:
+def p_within_gaussian(mean: np.ndarray, std: np.ndarray, margin: float | np.ndarray) -> np.ndarray:
     """``P(|R_i - R_j| <= margin)`` for all pairs under the normal model."""
     from scipy.special import ndtr  # imported on use: scipy costs 0.25 s of start-up
 
@@ -52,7 +52,8 @@ def p_within_gaussian(mean: np.ndarray, std: np.ndarray, margin: float) -> np.nd
     scale = np.sqrt(std[:, :, None] ** 2 + std[:, None, :] ** 2)
     with np.errstate(invalid="ignore", divide="ignore"):
         p = ndtr((margin - gap) / scale) - ndtr((-margin - gap) / scale)
-    return np.where(scale > 0, p, (np.abs(gap) <= margin).astype(float))
+    within: np.ndarray = np.where(scale > 0, p, (np.abs(gap) <= margin).astype(float))
+    return within
 
 
 @functools.lru_cache(maxsize=64)
@@ -79,7 +80,7 @@ def z_threshold(confidence: float) -> float:
             lo = mid
 
 
-def p_exact(mat: np.ndarray, k: np.ndarray, margin: float) -> np.ndarray:
+def p_exact(mat: np.ndarray, k: np.ndarray, margin: float | np.ndarray) -> np.ndarray:
     """``P(R_i - R_j > margin)`` counted over all draw pairs, for all pairs of each group.
 
     Per group, every draw is placed in one sorted sequence (with a margin: the draws minus the
@@ -94,12 +95,13 @@ def p_exact(mat: np.ndarray, k: np.ndarray, margin: float) -> np.ndarray:
         x = mat[:, :, 0]
         return (x[:, :, None] - margin > x[:, None, :]).astype(np.float64)
     m = g * width
-    per_group = isinstance(margin, np.ndarray)
-    margins = margin.reshape(n, 1) if per_group else None
-    margin = bool(per_group) or margin  # from here on: "is there a margin at all"
-    length = 2 * m if margin else m
+    # a margin per group (shape (n, 1, 1)) is one per row of the chunks below
+    margins = margin.reshape(n, 1) if isinstance(margin, np.ndarray) else None
+    shift = margin if margins is None else 0.0
+    has_margin = margins is not None or bool(margin)
+    length = 2 * m if has_margin else m
     chunk = max(1, _EXACT_CHUNK_CELLS // (length * g))
-    label = np.tile(np.repeat(np.arange(g), width), 2 if margin else 1)
+    label = np.tile(np.repeat(np.arange(g), width), 2 if has_margin else 1)
     # The running counts never exceed K: the smallest integer type that holds K (numpy's int8
     # cumulative sum is about 4x faster than its int16 one; floats are slower still).
     count_type = next(t for t in (np.int8, np.int16, np.int32) if width <= np.iinfo(t).max)
@@ -109,12 +111,12 @@ def p_exact(mat: np.ndarray, k: np.ndarray, margin: float) -> np.ndarray:
         x = mat[lo : lo + chunk].reshape(-1, m)
         rows = x.shape[0]
         r = np.arange(rows)[:, None]
-        shift_by = margins[lo : lo + rows] if per_group else margin  # one row per group
-        pooled = np.concatenate((x - shift_by, x), axis=1) if margin else x
-        order = np.argsort(pooled, axis=1, kind="stable" if margin else None)
+        shift_by = shift if margins is None else margins[lo : lo + rows]  # one row per group
+        pooled = np.concatenate((x - shift_by, x), axis=1) if has_margin else x
+        order = np.argsort(pooled, axis=1, kind="stable" if has_margin else None)
         ordered = np.take_along_axis(pooled, order, axis=1)
         counted = ~np.isnan(ordered)  # NaN padding sorts last and is never a value
-        if margin:
+        if has_margin:
             counted &= order >= m  # only the unshifted copies are values
         # before[:, p] = each label's values strictly before position p: the running count of
         # one-hot marks shifted down one row (row 0: none), padded for the blocked count
@@ -125,7 +127,7 @@ def p_exact(mat: np.ndarray, k: np.ndarray, margin: float) -> np.ndarray:
         where = np.empty((rows, length), dtype=np.intp)
         where[r, order] = np.arange(length)
         where = where[:, :m]
-        if not margin:
+        if not has_margin:
             # equal draws must not count as smaller: use the count before each run of ties
             same = ordered[:, 1:] == ordered[:, :-1]
             if same.any():

@@ -163,7 +163,7 @@ def sample_from(data: Any) -> Sample:
             if not sid:
                 sid = _default_id(prompt, response)
                 fields_set.add("id")
-            fields = {
+            fields: dict[str, Any] = {
                 "id": sid,
                 "group": group,
                 "prompt": prompt,

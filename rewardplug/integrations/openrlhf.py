@@ -211,9 +211,11 @@ def read_request(
     unknown = sorted(set(body) - {"query", "prompts", "labels"})
     if unknown:
         raise ProtocolError(f"unknown keys {unknown}; allowed keys: query, prompts, labels")
-    queries = _string_list(body, "query", required=True)
+    queries = _string_list(body, "query")
+    if queries is None:
+        raise ProtocolError("'query' is missing: send a list of strings")
     n = len(queries)
-    prompts = _string_list(body, "prompts", required=False)
+    prompts = _string_list(body, "prompts")
     if prompts is None:
         raise ProtocolError(
             "'prompts' is missing: send the prompt of each query so the response can be "
@@ -308,11 +310,10 @@ def _label_split(obj: dict[str, Any] | None, index: int) -> bool:
     return is_eval_split(split)
 
 
-def _string_list(body: dict[str, Any], key: str, required: bool) -> list[str] | None:
+def _string_list(body: dict[str, Any], key: str) -> list[str] | None:
+    """``body[key]`` checked to be a list of strings; None when it is missing."""
     value = body.get(key)
     if value is None:
-        if required:
-            raise ProtocolError(f"'{key}' is missing: send a list of strings")
         return None
     if not isinstance(value, list):
         raise ProtocolError(f"'{key}' must be a list of strings, not a JSON {type(value).__name__}")
@@ -327,7 +328,7 @@ def _missing(value: float | None) -> bool:
 
 
 def _number(value: float | None, fill: float) -> float:
-    return fill if _missing(value) else float(value)
+    return fill if value is None or not math.isfinite(value) else float(value)
 
 
 def build_response(

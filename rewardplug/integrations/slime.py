@@ -180,7 +180,7 @@ def _details(reward: Reward) -> dict[str, Any]:
 def _answer(args: Any, sample: Any, reward: Reward, fill: float) -> float | dict[str, Any]:
     """What slime gets for one sample; marks the slime sample (metadata, ``remove_sample``)."""
     details = _details(reward)
-    value = float(reward.reward) if details["reward_mask"] else fill
+    value = float(reward.reward) if reward.reward is not None and details["reward_mask"] else fill
     if not details["reward_mask"]:
         _warn_once(
             "fill",
@@ -191,7 +191,8 @@ def _answer(args: Any, sample: Any, reward: Reward, fill: float) -> float | dict
         sample.remove_sample = True
     # a new dict: never write into one that several samples might share
     sample.metadata = {**(getattr(sample, "metadata", None) or {}), "rewardplug": details}
-    keys = {getattr(args, "reward_key", None), getattr(args, "eval_reward_key", None)} - {None}
+    named = (getattr(args, "reward_key", None), getattr(args, "eval_reward_key", None))
+    keys = {str(k) for k in named if k is not None}
     if not keys:
         return value
     out: dict[str, Any] = {k: value for k in keys}

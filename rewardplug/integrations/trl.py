@@ -411,10 +411,12 @@ def make_async_reward_function(
     ) -> list[float | None]:
         size = _group_size(num_generations, columns)
         before = Counter(stack.missing_inputs)
-        if _ranks() is not None:
+        ranks = _ranks()
+        if ranks is not None:
             # collectives block: run them off TRL's event loop
+            rank, world = ranks
             rewards = await asyncio.to_thread(
-                _score_call, stack, prompts, completions, columns, size, seen
+                _score_across_ranks, stack, prompts, completions, rank, world, columns, size, seen
             )
         else:
             rewards = await stack.ascore(_samples(prompts, completions, columns, size, seen))

@@ -20,7 +20,7 @@ from rewardplug.types import Reward
 __all__ = ["log_missing", "log_to_trl"]
 
 
-def _mean(values: Sequence[float]) -> float | None:
+def _mean(values: Sequence[float | None]) -> float | None:
     finite = [v for v in values if v is not None and math.isfinite(v)]
     return sum(finite) / len(finite) if finite else None
 
