@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import asyncio
 import random
+import re
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 from unittest.mock import MagicMock
 
@@ -289,3 +291,28 @@ def test_config_refuses_several_workers_and_a_missing_stack(gym, monkeypatch):
     cfg = ng.RewardplugResourcesServerConfig(**common)
     with pytest.raises(ValueError, match=ng.STACK_ENV):
         ng.RewardplugResourcesServer(config=cfg, server_client=MagicMock(spec=ServerClient))
+
+
+def test_the_documented_server_folder_and_config(gym):
+    """docs/integrations.md's app.py and config block, read with NeMo Gym's own models."""
+    import yaml
+    from nemo_gym.config_types import ModelServerRef, ResourcesServerRef
+
+    text = (Path(__file__).resolve().parents[2] / "docs" / "integrations.md").read_text()
+    section = text[text.index("### NeMo Gym: a resources server") :]
+    app = re.search(r"```python\n# app.py\n(.*?)```", section, re.S)
+    block = re.search(r"```yaml\n# configs/rewardplug.yaml\n(.*?)```", section, re.S)
+    assert app and block
+    namespace: dict[str, Any] = {"__name__": "app"}
+    exec(compile(app.group(1), "app.py", "exec"), namespace)  # imports, does not start a server
+    assert namespace["RewardplugResourcesServer"] is ng.RewardplugResourcesServer
+
+    config = yaml.safe_load(block.group(1))
+    server = config["rewardplug_resources_server"]["resources_servers"]["rewardplug"]
+    cfg = ng.RewardplugResourcesServerConfig(
+        host="127.0.0.1", port=0, name="rewardplug_resources_server", **server
+    )
+    assert cfg.num_rollouts_per_prompt == 16 and cfg.entrypoint == "app.py"
+    agent = config["rewardplug_simple_agent"]["responses_api_agents"]["simple_agent"]
+    assert ResourcesServerRef(**agent["resources_server"]).name in config
+    ModelServerRef(**agent["model_server"])
