@@ -232,6 +232,7 @@ class VerifyGroups:
         self._recent: collections.OrderedDict[tuple[str, Any, str], dict[str, Any]] = (
             collections.OrderedDict()
         )
+        self._tasks: set[asyncio.Task[None]] = set()
 
     async def verify(self, body: Mapping[str, Any]) -> dict[str, Any]:
         """The answer fields for one ``/verify`` request body (a dict)."""
@@ -242,13 +243,16 @@ class VerifyGroups:
             return self._recent[ident]
         held = self._pending.get(ident)
         if held is None:
-            held = asyncio.get_running_loop().create_future()
+            loop = asyncio.get_running_loop()
+            held = loop.create_future()
             self._pending[ident] = held
-            asyncio.get_running_loop().create_task(self._answer(ident, body, key, int(size)))
+            task = loop.create_task(self._answer(ident, body, key, size))
+            self._tasks.add(task)  # a strong reference until it is done
+            task.add_done_callback(self._tasks.discard)
         # a client that goes away leaves its rollout in its group (the others need it)
         return await asyncio.shield(held)
 
-    async def _answer(self, ident: tuple[str, Any, str], body: Any, key: str, size: int) -> None:
+    async def _answer(self, ident: tuple[str, Any, str], body: Any, key: str, size: Any) -> None:
         config = body.get("instance_config")
         try:
             reward = await self.assembler.submit(gym_sample(body, key), key, group_size=size)
@@ -259,7 +263,9 @@ class VerifyGroups:
             from rewardplug.admission import AssemblerFull
 
             if isinstance(exc, AssemblerFull):  # overload, before the group began: retryable
-                self._pending.pop(ident).set_exception(exc)
+                held = self._pending.pop(ident)
+                held.set_exception(exc)
+                held.add_done_callback(lambda f: f.exception())  # read even if the client left
                 return
             log.error("rewardplug could not score a NeMo Gym rollout of group %r: %s", key, exc)
             fields = _failed(exc, self.abstain_reward, config)
@@ -300,7 +306,8 @@ def _build() -> None:
     )
     from pydantic import ConfigDict, Field, PrivateAttr, model_validator
 
-    class RewardplugResourcesServerConfig(BaseResourcesServerConfig):  # type: ignore[misc, valid-type]
+    # NeMo Gym is not installed where mypy runs (make frameworks): its base classes are Any
+    class RewardplugResourcesServerConfig(BaseResourcesServerConfig):  # type: ignore[misc]
         """The server's block in a NeMo Gym config (module docstring)."""
 
         name: str = "rewardplug"
@@ -320,13 +327,13 @@ def _build() -> None:
                 )
             return self
 
-    class RewardplugVerifyRequest(BaseVerifyRequest):  # type: ignore[misc, valid-type]
+    class RewardplugVerifyRequest(BaseVerifyRequest):  # type: ignore[misc]
         model_config = ConfigDict(extra="allow", populate_by_name=True)
 
-    class RewardplugVerifyResponse(BaseVerifyResponse):  # type: ignore[misc, valid-type]
+    class RewardplugVerifyResponse(BaseVerifyResponse):  # type: ignore[misc]
         model_config = ConfigDict(extra="allow", populate_by_name=True)
 
-    class RewardplugResourcesServer(SimpleResourcesServer):  # type: ignore[misc, valid-type]
+    class RewardplugResourcesServer(SimpleResourcesServer):  # type: ignore[misc]
         """A NeMo Gym resources server whose rewards are the stack's, discretized per group."""
 
         config: RewardplugResourcesServerConfig
@@ -352,10 +359,13 @@ def _build() -> None:
                 fields = await self._groups.verify(data)
             except AssemblerFull as exc:
                 raise HTTPException(status_code=503, detail=str(exc)) from None
-            return RewardplugVerifyResponse.model_validate({**data, **fields})
+            response: RewardplugVerifyResponse = RewardplugVerifyResponse.model_validate(
+                {**data, **fields}
+            )
+            return response
 
         def setup_webserver(self) -> FastAPI:
-            app = super().setup_webserver()
+            app: FastAPI = super().setup_webserver()
             inner = app.router.lifespan_context
 
             @asynccontextmanager

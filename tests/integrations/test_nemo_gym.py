@@ -316,3 +316,14 @@ def test_the_documented_server_folder_and_config(gym):
     agent = config["rewardplug_simple_agent"]["responses_api_agents"]["simple_agent"]
     assert ResourcesServerRef(**agent["resources_server"]).name in config
     ModelServerRef(**agent["model_server"])
+
+
+def test_a_task_row_may_set_its_group_size(serve):
+    # e.g. a validation set generated once per task (NeMo RL val_num_generations_per_prompt: 1)
+    body = {**row(11, 0, "x" * 9), ng.GROUP_SIZE_FIELD: 1}
+    start = time.monotonic()
+    with serve(group_timeout_s=600.0) as url:
+        (answer,) = asyncio.run(post_all(url, [body]))
+    assert time.monotonic() - start < 60  # answered at once, not at the 600 s deadline
+    assert answer["rewardplug"]["group_size"] == 1 and not answer["rewardplug"]["partial_group"]
+    assert answer["failure_kind"] is None and answer["mask_sample"] is False
