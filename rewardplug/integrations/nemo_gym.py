@@ -9,8 +9,8 @@ assembler (:mod:`rewardplug.groups`) and answers when the rollout's group has be
 
 * **Group key** (NeMo Gym's own cohort keys, as its ``genrm_compare`` server reads them):
   ``_ng_group_id`` with ``_ng_group_attempt`` when the caller names groups; else the task
-  (``_ng_task_index``, which NeMo Gym's collector and NeMo RL stamp on the G repeats of one task
-  row) together with a digest of the prompt; else the prompt alone.
+  (``_ng_task_index``, shared by the G repeats of one task row: NeMo Gym's collector stamps it, so
+  does NeMo RL's asynchronous GRPO) with a digest of the prompt; else the prompt alone.
 * **Group size** G: ``num_rollouts_per_prompt`` in the server's config (NeMo RL's
   ``grpo.num_generations_per_prompt``, ``gym eval run --num-repeats``); a task row may carry
   ``rewardplug_group_size`` (e.g. 1 in a validation set generated once per task).
