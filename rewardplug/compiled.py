@@ -9,7 +9,8 @@ a sample is compared only with the members of its current tier, and a comparison
 first conflict, so most of the ``g * g`` pairs are never looked at.
 
 This module imports numba at import time; :mod:`rewardplug.discretizer` imports it only for
-inputs large enough to pay for that (about 0.3 s, once per process).
+inputs large enough to pay for that (about 0.3 s, once per process), and backend ``auto`` runs
+these kernels only once they are compiled (:mod:`rewardplug.compiled_loader`).
 """
 
 from __future__ import annotations
@@ -17,13 +18,27 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-__all__ = ["ASSIGN_CODES", "group_tiers", "row_stats", "scan_sorted"]
+__all__ = ["ASSIGN_CODES", "CACHING", "group_tiers", "row_stats", "scan_sorted"]
 
 ASSIGN_CODES = {"mean": 0, "rank": 1, "binary": 2}
 
+
+def _can_cache() -> bool:
+    """Whether numba has a writable cache folder for this file (beside it, NUMBA_CACHE_DIR or
+    the user's cache); without one ``cache=True`` raises at decoration, so each process compiles."""
+    try:
+        njit(cache=True)(_can_cache)
+    except RuntimeError:  # "cannot cache function ...: no locator available for file ..."
+        return False
+    return True
+
+
+#: whether compiled machine code is kept on disk (so only the first process compiles)
+CACHING = _can_cache()
+
 # error_model="numpy": 0 / 0 is NaN, as in numpy, not a ZeroDivisionError. cache=True keeps the
 # machine code beside the module (or in numba's user cache), so only the first process compiles.
-_jit = njit(cache=True, nogil=True, error_model="numpy")
+_jit = njit(cache=CACHING, nogil=True, error_model="numpy")
 
 _PAIRWISE_BLOCK = 128  # numpy's PW_BLOCKSIZE
 
@@ -64,7 +79,7 @@ def _leaf_sum(a, row, lo, n, center, square):
     return res
 
 
-@njit(cache=True, inline="always")
+@njit(cache=CACHING, inline="always")
 def _term(x, center, square):
     if square:
         c = x - center

@@ -17,18 +17,19 @@ invisible to the rest of their group. Two backends give the same results to the 
 ``(n_groups, size, K)`` block, and the only Python loops run over distinct group sizes and over
 positions within a group, never over groups -- and numba's compiled kernels
 (:mod:`rewardplug.compiled`, the ``fast`` extra), one pass per group; ``backend="auto"`` takes the
-compiled one for large inputs when numba is installed.
+compiled one for large inputs when numba is installed and its kernels are compiled (never a
+compile on the call: :mod:`rewardplug.compiled_loader`).
 """
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Hashable, Sequence
 from typing import Any, Literal, NamedTuple
 
 import numpy as np
 
 from rewardplug.blocks import numpy_blocks, row_std, row_sum
+from rewardplug.compiled_loader import LOADER
 from rewardplug.pairs import z_threshold
 
 __all__ = [
@@ -57,7 +58,6 @@ _COMPILED_CHUNK_SAMPLES = 1 << 16
 # backend "auto" compiles (numba, when installed) from this many samples on: below it numpy's
 # few milliseconds do not pay for importing numba (about 0.3 s, once per process).
 _COMPILED_MIN_SAMPLES = 4096
-_NO_NUMBA: str | None = None  # why the compiled kernels could not be imported, once they failed
 
 
 class DiscretizeResult(NamedTuple):
@@ -135,8 +135,10 @@ def discretize(
         only when they are confidently within ``margin`` of each other,
         ``P(|R_i - R_j| <= margin) >= confidence`` (needs ``margin > 0``).
     :param backend: ``numpy``, ``numba`` (compiled kernels, the ``fast`` extra; the same results
-        to the bit, several times faster on large inputs) or ``auto`` (default): ``numba`` when it
-        is installed and the input has at least 4,096 samples, else ``numpy``.
+        to the bit, several times faster on large inputs; compiled on the first call of a fresh
+        environment) or ``auto`` (default): ``numba`` when it is installed, its kernels are
+        compiled and the input has at least 4,096 samples, else ``numpy`` (a process that finds
+        them uncompiled compiles them in the background, once; numba caches them on disk).
     """
     if not 0.5 <= confidence <= 1.0:
         raise ValueError(f"confidence must be in [0.5, 1], got {confidence}")
@@ -232,21 +234,17 @@ def _kernels(backend: Backend, n: int) -> Any:
     """The compiled kernels module for this call, or None for numpy's."""
     if backend not in ("auto", "numpy", "numba"):
         raise ValueError(f"backend must be 'auto', 'numpy' or 'numba', got {backend!r}")
-    global _NO_NUMBA
     if backend == "numpy" or (backend == "auto" and n < _COMPILED_MIN_SAMPLES):
         return None
-    if _NO_NUMBA is None:
-        try:
-            return importlib.import_module("rewardplug.compiled")
-        except ImportError as exc:
-            # remembered: a failed import is not cached by Python, and this is a hot path
-            _NO_NUMBA = str(exc)
-    if backend == "auto":
-        return None
-    raise ImportError(
-        f"backend 'numba' needs numba ({_NO_NUMBA}): pip install 'rewardplug[fast]', or use "
-        "backend 'numpy' (the same results, slower on large inputs)"
-    )
+    if backend == "auto":  # never a compile here: numpy until the kernels are compiled
+        return LOADER.kernels()
+    try:
+        return LOADER.load()
+    except ImportError as exc:
+        raise ImportError(
+            f"backend 'numba' needs numba ({exc}): pip install 'rewardplug[fast]', or use "
+            "backend 'numpy' (the same results, slower on large inputs)"
+        ) from None
 
 
 def _discretize(

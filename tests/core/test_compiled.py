@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from rewardplug import discretize
 from rewardplug.blocks import row_std, row_sum
+from rewardplug.compiled_loader import LOADER, KernelLoader
 
 pytest.importorskip(
     "numba", reason="the compiled kernels need numba: pip install 'rewardplug[fast]'"
@@ -154,6 +155,7 @@ def test_large_groups_sort_stably(size):
 
 
 def test_auto_compiles_only_large_inputs():
+    assert LOADER.wait(600)  # compiled (or loaded from numba's cache) in the background
     assert D._kernels("auto", D._COMPILED_MIN_SAMPLES - 1) is None
     assert D._kernels("auto", D._COMPILED_MIN_SAMPLES).__name__ == "rewardplug.compiled"
     assert D._kernels("numpy", 10**7) is None
@@ -165,14 +167,16 @@ def test_auto_compiles_only_large_inputs():
 def test_without_numba_auto_falls_back_and_numba_says_what_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "numba", None)  # import numba -> ImportError
     monkeypatch.delitem(sys.modules, "rewardplug.compiled", raising=False)
-    monkeypatch.setattr(D, "_NO_NUMBA", None)  # and the remembered failure is undone after
+    loader = KernelLoader()  # a loader of its own: the failure it remembers goes with it
+    monkeypatch.setattr(D, "LOADER", loader)
     draws = np.random.default_rng(0).normal(size=(5000, 4))
     groups = np.arange(5000) // 10
     res = discretize(draws, groups, backend="auto")
     assert_same(res, discretize(draws, groups, backend="numpy"))
     with pytest.raises(ImportError, match=r"rewardplug\[fast\]"):
         discretize(draws, groups, backend="numba")
-    assert D._NO_NUMBA  # the failed import is not retried on every call
+    assert loader._failed  # the failed import is not retried on every call
+    assert not loader.wait(0)
 
 
 def test_rule_equivalent_runs_on_numpys_kernels_with_the_compiled_statistics():
