@@ -345,17 +345,44 @@ def _grid_plot(results: list[dict[str, Any]], path: Path, confidence: str, plt: 
     plt.close(fig)
 
 
+def worlds_table(saved: list[dict[str, Any]], key: str, arm: str = "discretized") -> str:
+    """One row per cell, one column per world (``rl_hacking.py --controls --world-seed N --json``
+    files): ``arm``'s paired difference ``key`` (e.g. ``minus_gap_merge``)."""
+    seeds = [w["hyper"]["seed"] for w in saved]
+    lines = ["| cell | " + " | ".join(f"world {s}" for s in seeds) + " |"]
+    lines.append("|---|" + "---|" * len(seeds))
+    for i, r in enumerate(saved[0]["cells"]):
+        cells = [_ci(w["cells"][i]["arms"][arm], key, True) for w in saved]
+        lines.append(f"| {cell_label(r['cell'])} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Re-draw the plots and re-print the tables from a ``rl_hacking.py --full --json`` file."""
+    """Re-draw the plots and re-print the tables from a ``rl_hacking.py --full --json`` file;
+    given several ``--controls`` files (one per world), the control tables across worlds."""
     import argparse
     import json
     from types import SimpleNamespace
 
     parser = argparse.ArgumentParser(description=main.__doc__)
-    parser.add_argument("json", type=Path, help="the file written by rl_hacking.py --json")
+    parser.add_argument(
+        "json", type=Path, nargs="+", help="the file(s) written by rl_hacking.py --json"
+    )
     parser.add_argument("--plots", type=Path, help="write the PNGs into this folder")
     args = parser.parse_args(argv)
-    saved = json.loads(args.json.read_text(encoding="utf-8"))
+    if len(args.json) > 1:
+        worlds = [json.loads(f.read_text(encoding="utf-8")) for f in args.json]
+        for w in worlds:
+            w["cells"] = upgrade(w["cells"])
+        for key, title in (
+            ("minus_raw", "discretized − raw"),
+            ("minus_gap_merge", "discretized − gap_merge"),
+            ("minus_dr_grpo", "discretized − dr_grpo"),
+            ("minus_random_merge", "discretized − random_merge"),
+        ):
+            print(f"#### {title} (paired, grade points)\n\n{worlds_table(worlds, key)}\n")
+        return
+    saved = json.loads(args.json[0].read_text(encoding="utf-8"))
     saved["cells"] = upgrade(saved["cells"])
     hp = SimpleNamespace(**saved["hyper"])
     if args.plots:

@@ -175,3 +175,21 @@ def test_quick_prints_every_arms_endpoints_as_json_on_its_last_line(rl, pool, ca
         lo, hi = arms["discretized"][f"minus_{control}_ci"]
         assert lo <= arms["discretized"][f"minus_{control}"] <= hi
     assert 1.0 <= arms["gap_merge"]["tiers_per_group"] <= 8.0
+
+
+def test_the_worlds_table_puts_each_worlds_paired_difference_in_its_column(rl):
+    rl._on_path()
+    report = importlib.import_module("rl_hacking_report")
+
+    def world(seed: int, d: float) -> dict:
+        arm = {"minus_gap_merge": d, "minus_gap_merge_ci": [d - 0.01, d + 0.02]}
+        cell = {"beta": 0.5, "sigma": 0.5, "regime": "fixed", "spread": "informative"}
+        return {"hyper": {"seed": seed}, "cells": [{"cell": cell, "arms": {"discretized": arm}}]}
+
+    table = report.worlds_table([world(16, 0.008), world(17, -0.013)], "minus_gap_merge")
+    header, _, row = table.splitlines()
+    assert header == "| cell | world 16 | world 17 |"
+    assert row == (
+        "| β 0.5, σ 0.5, fixed, spread = informative | +0.01 [-0.00, +0.03] "
+        "| -0.01 [-0.02, +0.01] |"
+    )
