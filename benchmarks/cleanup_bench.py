@@ -15,14 +15,15 @@ Also, for comparison, the walk that emptied ``/tmp`` before (the zygote's old ``
 folder holding the same files. Prints a Markdown table of medians.
 
     python benchmarks/cleanup_bench.py --jobs 400
+    python benchmarks/cleanup_bench.py --smoke     # 20 cycles per variant: seconds
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import subprocess
 
+from _bench import parser, size
 from rewardplug_code import sandbox
 
 INNER = r"""
@@ -111,9 +112,12 @@ sys.stdout.write(json.dumps(out) + "\n")
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--jobs", type=int, default=400, help="cycles per variant (fewer with files)")
+    ap = parser(__doc__, repeats=None)
+    ap.add_argument(
+        "--jobs", type=int, default=None, help="cycles per variant, fewer with files (default 400)"
+    )
     args = ap.parse_args()
+    args.jobs = args.jobs or size(args, 400, 20)
     if sandbox.isolation_level("auto") != sandbox.LEVEL_BWRAP:
         raise SystemExit(f"bubblewrap does not work here: {sandbox.bwrap_unavailable_reason()}")
     program = (

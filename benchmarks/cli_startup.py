@@ -6,11 +6,11 @@ row imports only the libraries any stack validation needs (click, PyYAML, pydant
 ``BaseModel``). Each command runs ``--repeats`` times, alternating; medians of wall time.
 
     python benchmarks/cli_startup.py --repeats 9
+    python benchmarks/cli_startup.py --smoke     # 3 runs each, no warm-up round
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import shutil
 import statistics
@@ -19,6 +19,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from _bench import parser
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 STACK = """sources:
@@ -41,9 +43,7 @@ def _time(cmd: list[str]) -> float:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--repeats", type=int, default=9)
-    args = ap.parse_args()
+    args = parser(__doc__, repeats=9).parse_args()
     script = shutil.which("rewardplug")
     cli = [script] if script else [sys.executable, "-m", "rewardplug"]
     work = Path(tempfile.mkdtemp(prefix="rewardplug-startup-"))
@@ -63,7 +63,7 @@ def main() -> None:
         ],
         "python -c 'pass' (interpreter floor)": [sys.executable, "-c", "pass"],
     }
-    for cmd in commands.values():
+    for cmd in commands.values() if not args.smoke else ():
         _time(cmd)  # warm the file cache
     times: dict[str, list[float]] = {name: [] for name in commands}
     for _ in range(args.repeats):

@@ -19,11 +19,11 @@ Prints throughput, medians, same-run ratios, and how often the verdicts agree.
 
     python benchmarks/code_bench.py --problems 164 --samples 20
     python benchmarks/code_bench.py --problems 164 --samples 20 --chunk 20
+    python benchmarks/code_bench.py --smoke       # 3 problems x 2 samples: seconds
 """
 
 from __future__ import annotations
 
-import argparse
 import copy
 import math
 import multiprocessing as mp
@@ -35,6 +35,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from _bench import parser, require, size
 from rewardplug_code import humaneval as H
 from rewardplug_code.source import TestCasesSource
 
@@ -101,13 +102,14 @@ def baseline_one(item: tuple, timeout: float, lean: bool) -> int:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--problems", type=int, default=164)
-    ap.add_argument("--samples", type=int, default=20, help="CodeT completions per problem")
+    ap = parser(__doc__)
+    ap.add_argument("--problems", type=int, default=None, help="default 164 (--smoke: 3)")
+    ap.add_argument(
+        "--samples", type=int, default=None, help="CodeT completions per problem (default 20)"
+    )
     ap.add_argument(
         "--chunk", type=int, default=0, help="problems per timed chunk (0: the whole set at once)"
     )
-    ap.add_argument("--repeats", type=int, default=3, help="rounds over the whole set (--chunk 0)")
     ap.add_argument("--timeout", type=float, default=6.0, help="seconds per sample (all cases)")
     ap.add_argument("--first", type=int, default=0, help="index of the first problem")
     ap.add_argument("--workers", type=int, default=None, help="test_cases workers (default)")
@@ -120,9 +122,11 @@ def main() -> None:
         help="test_cases isolation level (auto: bubblewrap when it works)",
     )
     args = ap.parse_args()
+    args.problems = args.problems or size(args, 164, 3)
+    args.samples = args.samples or size(args, 20, 2)
 
     cores = len(os.sched_getaffinity(0))
-    problems = H.load_plus(args.data)[args.first : args.first + args.problems]
+    problems = H.load_plus(require(args.data, "humaneval"))[args.first : args.first + args.problems]
     codet = H.codet_samples(args.data, per_problem=args.samples)
     expected = H.expected_outputs(problems, "base_input")
     samples = list(H.iter_codet(problems, codet, expected, "base_input", args.samples))

@@ -8,23 +8,27 @@ Baseline: what a user would write -- a loop over groups, each group vectorized i
 ``--baseline-groups`` groups and its tiers are checked against the fast path's.
 
     python benchmarks/discretize_scale.py --repeats 3
+    python benchmarks/discretize_scale.py --fresh     # a first call in a fresh environment
+    python benchmarks/discretize_scale.py --smoke     # small sizes: seconds
+
+``--fresh``: the first ``discretize`` call (backend ``auto``) of a new process whose numba cache
+is an empty folder (``NUMBA_CACHE_DIR``), as right after an install, on 200,000 samples, against
+the per-group baseline on the same data; and, for comparison, the same call with backend
+``numba``, which compiles the kernels on the call.
 """
 
 from __future__ import annotations
 
-import argparse
+import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
+from _bench import ROOT, median_time, parser, size
 from scipy.special import ndtr
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from rewardplug.discretizer import discretize
 
@@ -62,15 +66,6 @@ def baseline(draws: np.ndarray, groups: np.ndarray, confidence: float, method: s
     return tiers
 
 
-def median_time(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
-
-
 def time_discretize(
     draws: np.ndarray, groups: np.ndarray, method: str, backend: str, repeats: int
 ) -> float:
@@ -81,11 +76,16 @@ def time_discretize(
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--baseline-groups", type=int, default=2000)
+    ap = parser(__doc__)
+    ap.add_argument("--baseline-groups", type=int, default=None, help="default 2000 (--smoke 50)")
+    ap.add_argument("--fresh", action="store_true", help="only the first call of a fresh process")
     args = ap.parse_args()
     r = args.repeats
+    if args.fresh:
+        fresh(args)
+        return
+    args.baseline_groups = args.baseline_groups or size(args, 2000, 50)
+    scale = size(args, 1, 64)
 
     backends = ["numba", "numpy"] if _has_numba() else ["numpy"]
     if backends == ["numpy"]:
@@ -115,7 +115,7 @@ def main() -> None:
 
     print("2. cost per sample from 16k to 1M samples (groups of 16, K = 16), and the floor")
     verdicts: list[str] = []
-    for n in (16_384, 131_072, 1_048_576):
+    for n in (16_384 // scale, 131_072 // scale, 1_048_576 // scale):
         draws, groups = make_data(n, 16, 16)
         floor = median_time(lambda d=draws: np.sort(d, axis=1), r)
         print(f"   {n:>9,}: sort {floor:6.3f} s")
@@ -125,7 +125,7 @@ def main() -> None:
                 t = time_discretize(draws, groups, method, backend, r)
                 cells.append(f"{method} {t:6.3f} s = {t / n * 1e9:5.0f} ns/sample = "
                              f"{t / floor:5.1f}x floor")  # fmt: skip
-                if n == 1_048_576:
+                if n == 1_048_576 // scale:
                     limit = 1.0 if method == "gaussian" else 2.0
                     verdicts.append(f"{method} {backend} at 1M: {t:.2f} s (target < {limit:.0f} s: "
                                     f"{'holds' if t < limit else 'does not hold'})")  # fmt: skip
@@ -136,6 +136,7 @@ def main() -> None:
 
     print("3. large groups")
     for group, k, n in ((256, 16, 65_536), (16, 64, 262_144), (256, 64, 65_536)):
+        n //= scale
         draws, groups = make_data(n, group, k)
         for backend in backends:
             cells = []
@@ -145,7 +146,7 @@ def main() -> None:
             print(f"   groups of {group:3d}, K = {k:2d}, {n:,} samples, {backend:5s}: "
                   + " | ".join(cells))  # fmt: skip
 
-    if "numba" in backends:
+    if "numba" in backends and not args.smoke:
         print("4. the compiled backend's one-off costs, in a fresh process (16,384 samples)")
         for label, cache in (("cache warm (numba's on-disk cache)", None), ("cache cold", "cold")):
             print(f"   {label}: {_first_call(cache):.2f} s to import numba, load or compile the "
@@ -158,6 +159,49 @@ def _has_numba() -> bool:
     except ImportError:
         return False
     return True
+
+
+FRESH = """
+import json, sys, time
+t0 = time.perf_counter()
+import numpy as np
+from discretize_scale import make_data
+from rewardplug.compiled_loader import LOADER
+from rewardplug.discretizer import discretize
+draws, groups = make_data(N, 16, 16)
+t1 = time.perf_counter()
+discretize(draws, groups, 0.9, backend=BACKEND)
+t2 = time.perf_counter()
+discretize(draws, groups, 0.9, backend=BACKEND)
+t3 = time.perf_counter()
+print(json.dumps({"import": t1 - t0, "first": t2 - t1, "second": t3 - t2,
+                  "compiled_ready": LOADER.kernels() is not None}))
+if LOADER._process is not None:  # the background compile would outlive its cache folder
+    LOADER._process.kill()
+    LOADER._process.wait()
+"""
+
+
+def fresh(args) -> None:
+    """The first call of a new process with an empty numba cache, against the baseline."""
+    n = size(args, 200_000, 8192)
+    draws, groups = make_data(n, 16, 16)
+    slow = median_time(lambda: baseline(draws, groups, 0.9, "gaussian"), args.repeats)
+    backends = ["auto", "numba"] if _has_numba() and not args.smoke else ["auto"]
+    print(f"a fresh process, numba's cache an empty folder: {n:,} samples, groups of 16, K = 16,")
+    print(f"gaussian; the per-group baseline takes {slow:.3f} s (median of {args.repeats})")
+    for backend in backends:
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT / "benchmarks"), str(ROOT)]))
+        with tempfile.TemporaryDirectory() as folder:
+            env["NUMBA_CACHE_DIR"] = folder
+            code = f"N = {n}\nBACKEND = {backend!r}\n" + FRESH
+            out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                                 text=True, check=True)  # fmt: skip
+        got = json.loads(out.stdout.strip().splitlines()[-1])
+        print(f"   backend {backend:5s}: first call {got['first']:6.2f} s = "
+              f"{slow / got['first']:5.1f}x faster than the baseline; second call "
+              f"{got['second']:6.2f} s (import {got['import']:.2f} s; compiled kernels ready "
+              f"after the second call: {got['compiled_ready']})")  # fmt: skip
 
 
 def _first_call(cache: str | None) -> float:

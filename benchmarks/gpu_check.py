@@ -8,16 +8,18 @@
 Prints one table; every figure is a median of ``--repeats`` runs with CUDA synchronized.
 
     python benchmarks/gpu_check.py --pairs 256 --repeats 3
+    python benchmarks/gpu_check.py --smoke     # on the CPU, a 2-layer model, 8 pairs: seconds
 """
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from _bench import parser, size
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -67,12 +69,16 @@ def timed(fn, repeats: int) -> float:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--pairs", type=int, default=256)
-    ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--device", default="cuda", help="cpu: try the script without a GPU")
+    ap = parser(__doc__)
+    ap.add_argument("--pairs", type=int, default=None, help="default 256 (--smoke: 8)")
+    ap.add_argument("--device", default=None, help="cpu: try the script without a GPU")
     ap.add_argument("--small", action="store_true", help="a 2-layer model instead of ~1B")
     args = ap.parse_args()
+    args.pairs, args.device = (
+        args.pairs or size(args, 256, 8),
+        args.device or size(args, "cuda", "cpu"),
+    )
+    args.small = args.small or args.smoke
 
     import torch
 
@@ -111,13 +117,13 @@ def main() -> None:
     from rewardplug_judge.source import JudgeSource
 
     judge = JudgeSource({"backend": "transformers", "device": args.device, "mode": "logprobs",
-                         "samples": 16, "max_tokens": 4, "prompt": "pointwise_direct",
+                         "samples": size(args, 16, 2), "max_tokens": 4, "prompt": "pointwise_direct",
                          "cache": False})  # fmt: skip
-    few = samples[:64]
+    few = samples[: size(args, 64, 2)]
     judge.score(few[:4])
     t = timed(lambda: judge.score(few), args.repeats)
-    print(f"llm_judge transformers backend (SmolLM2) on {args.device}, logprobs: {t:.3f} s for 64 "
-          f"responses ({64 / t:.1f}/s)")  # fmt: skip
+    print(f"llm_judge transformers backend (SmolLM2) on {args.device}, logprobs: {t:.3f} s for "
+          f"{len(few)} responses ({len(few) / t:.1f}/s)")  # fmt: skip
 
 
 if __name__ == "__main__":

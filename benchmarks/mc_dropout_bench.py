@@ -12,17 +12,19 @@ pass over the same pairs measured in the same run:
   (c) mc_layers=1: deterministic pass once; K copies through the top layer and head only
 
 Run: python benchmarks/mc_dropout_bench.py [--pairs 512 --k 8 --max-length 128 --repeats 3]
+     python benchmarks/mc_dropout_bench.py --smoke    # 8 short pairs, K = 2: seconds
 """
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import os
 import statistics
 import time
 from pathlib import Path
+
+from _bench import parser, size
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
@@ -99,14 +101,16 @@ def minilm_rm() -> str:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--pairs", type=int, default=512)
-    ap.add_argument("--k", type=int, default=8)
-    ap.add_argument("--max-length", type=int, default=128)
+    ap = parser(__doc__)
+    ap.add_argument("--pairs", type=int, default=None, help="default 512 (--smoke: 8)")
+    ap.add_argument("--k", type=int, default=None, help="default 8 (--smoke: 2)")
+    ap.add_argument("--max-length", type=int, default=None, help="default 128 (--smoke: 32)")
     ap.add_argument("--batch-size", type=int, default=32)
-    ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=None, help="default 2 (--smoke: 1)")
     args = ap.parse_args()
+    args.pairs, args.k = args.pairs or size(args, 512, 8), args.k or size(args, 8, 2)
+    args.max_length = args.max_length or size(args, 128, 32)
+    args.threads = args.threads or size(args, 2, 1)
 
     import torch
     from rewardplug_neural.encode import buckets, collate, encode_pair

@@ -4,11 +4,11 @@ both use (CPU time / wall time), called directly, from a worker thread and throu
 Target (issue 14): within 10 % of plain transformers, using every core torch is allowed.
 
     python benchmarks/neural_vs_transformers.py --pairs 256 --repeats 3
+    python benchmarks/neural_vs_transformers.py --smoke    # 8 pairs: seconds
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import os
 import statistics
@@ -26,10 +26,12 @@ sys.path.insert(0, str(HERE.parent))
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--pairs", type=int, default=256)
-    ap.add_argument("--repeats", type=int, default=3)
+    from _bench import parser, size
+
+    ap = parser(__doc__)
+    ap.add_argument("--pairs", type=int, default=None, help="default 256 (--smoke: 8)")
     args = ap.parse_args()
+    args.pairs = args.pairs or size(args, 256, 8)
 
     import torch
     from mc_dropout_bench import minilm_rm, pairs

@@ -232,7 +232,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--out", type=Path, default=Path("rl_trl_out"), help="trainer folders and curves.json"
     )
     parser.add_argument(
-        "--tiny", action="store_true", help="CPU smoke run: tiny random policy, 2 steps, 1 seed"
+        "--tiny",
+        "--smoke",
+        action="store_true",
+        help="CPU smoke run: tiny random policy, 2 steps, 1 seed",
     )
     parser.add_argument("--arms", nargs="+", help="override the config's arms")
     parser.add_argument("--seeds", nargs="+", type=int, help="override the config's seeds")

@@ -8,11 +8,11 @@ times; medians. ``rewardplug score`` is also timed as the real command (a subpro
 included) once per repeat.
 
     python benchmarks/score_overhead.py --rows 100000 --repeats 3
+    python benchmarks/score_overhead.py --smoke     # 2,000 rows: seconds
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import statistics
@@ -61,11 +61,15 @@ def minimal_loop(inp: Path, out: Path) -> None:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--rows", type=int, default=100_000)
-    ap.add_argument("--repeats", type=int, default=3)
+    # imported here: the stack imports this module as benchmarks.score_overhead (for its reward
+    # function), where this folder is not on sys.path
+    from _bench import parser, size
+
+    ap = parser(__doc__)
+    ap.add_argument("--rows", type=int, default=None, help="default 100,000 (--smoke: 2,000)")
     ap.add_argument("--profile", action="store_true", help="print a cProfile of one run")
     args = ap.parse_args()
+    args.rows = args.rows or size(args, 100_000, 2000)
 
     from rewardplug.runner import score_file
     from rewardplug.stack import load_stack

@@ -30,6 +30,7 @@ median over the repeats of one-sample / batched throughput.
     python benchmarks/serve_bench.py                      # 1,000 x 16 samples, 32 clients
     python benchmarks/serve_bench.py --requests 200       # quicker
     python benchmarks/serve_bench.py --in-flight 8192 --group 8    # OpenRLHF's default rollout
+    python benchmarks/serve_bench.py --smoke              # 24 x 4 samples, 4 clients: seconds
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ import time
 from pathlib import Path
 
 import httpx
+from _bench import parser as bench_parser
 
 ROOT = Path(__file__).resolve().parents[1]
 STACK = """\
@@ -383,13 +385,12 @@ class Server:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = bench_parser(__doc__)
     parser.add_argument("--requests", type=int, default=1000)
     parser.add_argument("--samples", type=int, default=16)
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--sequential", type=int, default=100, help="requests of the 1-client run")
     parser.add_argument("--max-wait-ms", type=float, default=5.0)
-    parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument(
         "--in-flight",
         type=int,
@@ -405,6 +406,10 @@ def main() -> None:
         help="client processes sharing --clients (one Python client process saturates a core)",
     )
     args = parser.parse_args()
+    if args.smoke:  # a few requests, one client process: the modes' plumbing, in seconds
+        args.requests, args.samples, args.clients = 24, 4, 4
+        args.sequential, args.client_procs = 4, 1
+        args.in_flight = min(args.in_flight, 64)
     procs = args.client_procs
     if args.in_flight:
         env = {

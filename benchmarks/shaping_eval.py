@@ -16,16 +16,17 @@ Each row: raw (point estimates) and discretized (the shared discretizer, exact a
 confidence 0.9) DA / SP / accuracy, with 95% bootstrap intervals over problems for the exact one.
 
     python benchmarks/shaping_eval.py [--problems 30] [--draws 8]
+    python benchmarks/shaping_eval.py --smoke      # 2 problems, K = 2: seconds
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
 from pathlib import Path
 
 import numpy as np
+from _bench import parser, size
 
 from rewardplug.config import SourceSpec
 from rewardplug.discretizer import discretize
@@ -109,14 +110,13 @@ def fmt(r: dict) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--problems", type=int, default=30)
-    parser.add_argument("--draws", type=int, default=8)
-    parser.add_argument("--confidence", type=float, default=0.9)
-    parser.add_argument("--json", help="also write the rows here")
-    args = parser.parse_args()
+    ap = parser(__doc__, repeats=None)
+    ap.add_argument("--problems", type=int, default=None, help="default 30 (--smoke: 2)")
+    ap.add_argument("--draws", type=int, default=None, help="default 8 (--smoke: 2)")
+    ap.add_argument("--confidence", type=float, default=0.9)
+    ap.add_argument("--json", help="also write the rows here")
+    args = ap.parse_args()
+    args.problems, args.draws = args.problems or size(args, 30, 2), args.draws or size(args, 8, 2)
 
     from rewardplug_compose.ensemble import EnsembleSource
     from rewardplug_compose.steps import StepsSource

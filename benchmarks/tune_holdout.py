@@ -9,6 +9,7 @@ measured on the other half). One line per run: the chosen setting, its numbers w
 chosen, and held out; the last line is the JSON of every run.
 
     python benchmarks/tune_holdout.py --problems 100 --splits 3
+    python benchmarks/tune_holdout.py --smoke      # 6 problems, one split: seconds
 """
 
 from __future__ import annotations
@@ -49,7 +50,15 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     parser.add_argument("--splits", type=int, default=3, help="split seeds 0 .. N-1")
     parser.add_argument("--bootstrap", type=int, default=200)
     parser.add_argument("--data", type=Path, default=DATA)
+    parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help="6 problems, one split, 20 resamples: runs in seconds (CI runs it so); its figures "
+        "mean nothing",
+    )
     args = parser.parse_args(argv)
+    if args.smoke:
+        args.problems, args.splits, args.bootstrap = 6, 1, 20
     if not (args.data / "example_model_solutions.jsonl").is_file():
         raise SystemExit(f"GSM8K solutions not found under {args.data}: see ../shared/data")
     from rewardplug_neural.gsm8k_eval import load_samples

@@ -144,12 +144,14 @@ def _assign(point: np.ndarray, tiers: np.ndarray, assign: Assign) -> np.ndarray:
         )
         return ranked
     if assign == "binary":
-        return (tiers == 0).astype(np.float64)
+        binary: np.ndarray = (tiers == 0).astype(np.float64)
+        return binary
     flat = (np.arange(n)[:, None] * g + tiers).ravel()
     sums = np.bincount(flat, weights=point.ravel(), minlength=n * g)
     cnts = np.bincount(flat, minlength=n * g)
     means: np.ndarray = sums / np.maximum(cnts, 1)
-    return means[flat].reshape(n, g)
+    broadcast: np.ndarray = means[flat].reshape(n, g)
+    return broadcast
 
 
 def row_sum(mat: np.ndarray, k: np.ndarray) -> np.ndarray:

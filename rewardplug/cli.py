@@ -291,7 +291,7 @@ _add_core_commands()
 
 def build_cli() -> click.Group:
     """The CLI with every plugin's commands added (for callers that list or call them directly)."""
-    cli.add_plugin_commands()  # type: ignore[attr-defined]
+    cli.add_plugin_commands()
     return cli
 
 

@@ -145,7 +145,7 @@ def combine_scores(
                     raise ValueError(f"on_abstain: floor needs a floor for source {name!r}")
                 v[si, rows] = floor
                 x[si, rows] = np.where(np.arange(width)[None, :] < ks[rows, None], floor, np.nan)
-        for i in np.flatnonzero(floored):
+        for i in np.flatnonzero(floored).tolist():
             reasons[i] = "scored at the floor of -- " + "; ".join(
                 f"{name}: {scores[name][i].reason}"
                 for si, name in enumerate(names)
@@ -153,7 +153,7 @@ def combine_scores(
             )
         present = present | floored[None, :]
     w = np.array([weights[name] for name in names])[:, None] * present  # (S, N)
-    for i in np.flatnonzero(~usable):  # (floored samples are usable)
+    for i in np.flatnonzero(~usable).tolist():  # (floored samples are usable)
         missing = [
             f"{name}: {scores[name][i].reason}"
             for si, name in enumerate(names)
@@ -174,7 +174,7 @@ def combine_scores(
     std = row_spread(drw)
     # weighted scores beyond the float range abstain with a reason (never an "ok" NaN reward)
     overflow = usable & ~(np.isfinite(raw) & np.isfinite(std))
-    for i in np.flatnonzero(overflow):
+    for i in np.flatnonzero(overflow).tolist():
         reasons[i] = "the combined score is not finite (the sources' scores, weighted, overflow)"
     usable &= ~overflow
     raw[~usable] = np.nan

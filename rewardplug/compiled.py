@@ -44,7 +44,7 @@ _PAIRWISE_BLOCK = 128  # numpy's PW_BLOCKSIZE
 
 
 @_jit
-def _leaf_sum(a, row, lo, n, center, square):
+def _leaf_sum(a: np.ndarray, row: int, lo: int, n: int, center: float, square: bool) -> float:
     """numpy's pairwise sum of at most 128 entries (8 accumulators, combined as a tree); with
     ``square``, of ``(a - center) ** 2`` computed on the fly (as ``c = a - center; c *= c``)."""
     if n < 8:
@@ -80,7 +80,7 @@ def _leaf_sum(a, row, lo, n, center, square):
 
 
 @njit(cache=CACHING, inline="always")
-def _term(x, center, square):
+def _term(x: float, center: float, square: bool) -> float:
     if square:
         c = x - center
         return c * c
@@ -88,7 +88,9 @@ def _term(x, center, square):
 
 
 @_jit
-def _pairwise_sum(a, row, lo, n, center=0.0, square=False):
+def _pairwise_sum(
+    a: np.ndarray, row: int, lo: int, n: int, center: float = 0.0, square: bool = False
+) -> float:
     """``np.sum`` of ``a[row, lo:lo + n]`` in numpy's own order, so that a mean is the same to the
     last bit as numpy's: above 128 entries numpy halves the range (the first half a multiple of
     8) and adds the halves' sums. Walked with an explicit stack, not recursion: numba cannot
@@ -126,7 +128,7 @@ def _pairwise_sum(a, row, lo, n, center=0.0, square=False):
 
 
 @_jit
-def scan_sorted(mat):
+def scan_sorted(mat: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per row of sorted draws (NaN padding last): the number of draws, whether one of them is
     infinite (-inf sorts first, +inf last before the padding; such a row counts 0 draws), and
     the largest |draw| of a finite row (0 for the others)."""
@@ -149,7 +151,7 @@ def scan_sorted(mat):
 
 
 @_jit
-def row_stats(mat, k):
+def row_stats(mat: np.ndarray, k: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per row of sorted, NaN-padded draws: the mean of its first ``k`` draws and their sample
     std (ddof 1; 0 for one draw or none), as ``blocks.row_sum`` and ``blocks.row_std`` compute
     them."""
@@ -175,21 +177,21 @@ def row_stats(mat, k):
 
 @_jit
 def group_tiers(
-    codes,
-    n_groups,
-    point,
-    mean,
-    std,
-    mat,
-    k,
-    exact,
-    margin,
-    threshold,
-    assign,
-    tier_out,
-    reward_out,
-    n_tiers_out,
-):
+    codes: np.ndarray,
+    n_groups: int,
+    point: np.ndarray,
+    mean: np.ndarray,
+    std: np.ndarray,
+    mat: np.ndarray,
+    k: np.ndarray,
+    exact: bool,
+    margin: np.ndarray,
+    threshold: float,
+    assign: int,
+    tier_out: np.ndarray,
+    reward_out: np.ndarray,
+    n_tiers_out: np.ndarray,
+) -> None:
     """Tiers and rewards of every group (``codes``: each sample's group, 0 .. n_groups - 1), in
     one pass: each group sorted best first by ``point`` (ties in input order), then split
     greedily, a pair decided only when the split needs it.
@@ -251,7 +253,7 @@ def group_tiers(
 
 
 @_jit
-def _ascending(codes):
+def _ascending(codes: np.ndarray) -> bool:
     for r in range(1, codes.shape[0]):  # noqa: SIM110 - numba compiles no generators
         if codes[r] < codes[r - 1]:
             return False
@@ -259,7 +261,7 @@ def _ascending(codes):
 
 
 @_jit
-def _best_first(members, lo, hi, point, key):
+def _best_first(members: np.ndarray, lo: int, hi: int, point: np.ndarray, key: np.ndarray) -> None:
     """Sort ``members[lo:hi]`` by descending ``point``, equal points in their order (stable);
     ``key``: scratch for the points, so that the sort reads contiguous memory."""
     g = hi - lo
@@ -281,15 +283,19 @@ def _best_first(members, lo, hi, point, key):
 
 
 @_jit
-def _apart_gaussian(mean, std, i, j, margin, z):
+def _apart_gaussian(
+    mean: np.ndarray, std: np.ndarray, i: int, j: int, margin: float, z: float
+) -> bool | np.bool_:
     """``pairs.differ_gaussian`` for one pair: the same operations in the same order."""
-    gap = abs(mean[i] - mean[j]) - margin
-    scale = np.sqrt(std[i] * std[i] + std[j] * std[j])
+    gap: float = abs(mean[i] - mean[j]) - margin
+    scale: float = np.sqrt(std[i] * std[i] + std[j] * std[j])
     return (scale <= 0 or gap >= scale * z) and gap > 0
 
 
 @_jit
-def _apart_exact(mat, k, i, j, margin, confidence):
+def _apart_exact(
+    mat: np.ndarray, k: np.ndarray, i: int, j: int, margin: float, confidence: float
+) -> bool | np.bool_:
     """``max(P(i > j), P(j > i)) >= confidence`` over all draw pairs, as ``pairs.p_exact``
     counts them."""
     pairs = np.float64(k[i]) * np.float64(k[j])
@@ -299,7 +305,7 @@ def _apart_exact(mat, k, i, j, margin, confidence):
 
 
 @_jit
-def _count_greater(mat, a, ka, b, kb, margin):
+def _count_greater(mat: np.ndarray, a: int, ka: int, b: int, kb: int, margin: float) -> int:
     """Pairs of draws with ``x_a - margin > y_b``, both rows sorted ascending: one merge."""
     count = 0
     j = 0
@@ -312,7 +318,19 @@ def _count_greater(mat, a, ka, b, kb, margin):
 
 
 @_jit
-def _finish(members, lo, g, boundary, tier, sums, counts, point, assign, tier_out, reward_out):
+def _finish(
+    members: np.ndarray,
+    lo: int,
+    g: int,
+    boundary: np.ndarray,
+    tier: np.ndarray,
+    sums: np.ndarray,
+    counts: np.ndarray,
+    point: np.ndarray,
+    assign: int,
+    tier_out: np.ndarray,
+    reward_out: np.ndarray,
+) -> None:
     """Tiers from one group's boundaries, and one reward per tier, written to its samples."""
     t = -1
     for p in range(g):

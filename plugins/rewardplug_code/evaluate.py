@@ -8,6 +8,7 @@ plus inputs.
 
     python -m rewardplug_code.evaluate --samples 10 --plus-limit 200
     python -m rewardplug_code.evaluate --agreement --samples 5
+    python -m rewardplug_code.evaluate --smoke        # 3 problems, 2 completions: seconds
 
 Prints Markdown tables (the figures in ``docs/eval-code.md``).
 """
@@ -36,9 +37,12 @@ from rewardplug_code.source import TestCasesSource
 DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "humaneval"
 
 
-def run(data: Path, samples: int, plus_limit: int | None, timeout: float) -> dict[str, Any]:
-    """Score the completions and compute the metrics; returns everything the report needs."""
-    problems = H.load_plus(data)
+def run(
+    data: Path, samples: int, plus_limit: int | None, timeout: float, limit: int | None = None
+) -> dict[str, Any]:
+    """Score the completions (of the first ``limit`` problems) and compute the metrics; returns
+    everything the report needs."""
+    problems = H.load_plus(data)[:limit]
     codet = H.codet_samples(data, per_problem=samples)
     cache = cache_dir("code-eval")
     base_exp = H.expected_outputs(problems, "base_input", cache=cache)
@@ -55,6 +59,7 @@ def run(data: Path, samples: int, plus_limit: int | None, timeout: float) -> dic
     by_task = {p["task_id"]: p for p in problems}
     for i in passers:
         sample = batch[i]
+        assert isinstance(sample.prompt, str)  # built from a HumanEval prompt (text) above
         p = by_task[sample.group]
         outs = plus_exp[p["task_id"]]
         keep = [k for k, o in enumerate(outs) if "value" in o]
@@ -197,7 +202,16 @@ def main() -> None:
     ap.add_argument(
         "--agreement", action="store_true", help="compare with HumanEval's check instead"
     )
+    ap.add_argument(
+        "--smoke",
+        action="store_true",
+        help="3 problems, 2 completions, 5 plus inputs: runs in seconds (CI runs it so); its "
+        "figures mean nothing",
+    )
     args = ap.parse_args()
+    if args.smoke:
+        print(report(run(args.data, 2, 5, args.timeout, limit=3)))
+        return
     if args.agreement:
         print(agreement(args.data, args.samples, args.timeout))
         return

@@ -191,7 +191,13 @@ def prompt_definitions(prompt: object, needs: frozenset[str], entry_point: str) 
         module = ast.parse(prompt)
     except (SyntaxError, ValueError, RecursionError, MemoryError):
         return []
-    kinds = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Import, ast.ImportFrom)
+    kinds: tuple[type[ast.stmt], ...] = (
+        ast.FunctionDef,
+        ast.AsyncFunctionDef,
+        ast.ClassDef,
+        ast.Import,
+        ast.ImportFrom,
+    )
     kinds += (ast.Assign, ast.AnnAssign)
     defs = [(s, _bound([s]) - {entry_point}) for s in module.body if isinstance(s, kinds)]
     wanted, chosen = set(needs), set()

@@ -5,12 +5,11 @@ Imports nothing heavy: the source module loads numpy and starts sandboxes only w
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import rewardplug
+from rewardplug.hookspecs import RegisterSource
 
 
 @rewardplug.hookimpl
-def register_sources(register: Callable[[str, type], None]) -> None:
+def register_sources(register: RegisterSource) -> None:
     """Register ``test_cases`` (sandboxed pass rate of model-written Python)."""
     register("test_cases", "rewardplug_code.source:TestCasesSource")  # imported on first use

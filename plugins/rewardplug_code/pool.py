@@ -73,7 +73,7 @@ class Worker:
         if self.cgroup is not None:
             if "user" in opts:  # the fallback's worker moves itself in as that user
                 with contextlib.suppress(OSError):
-                    os.chown(self.cgroup / "cgroup.procs", opts["user"], opts["group"])  # type: ignore[arg-type]
+                    os.chown(self.cgroup / "cgroup.procs", opts["user"], opts["group"])
             cmd = cgroups.in_cgroup(cmd, self.cgroup)
         bpf = sandbox.seccomp_bpf(self.level != sandbox.LEVEL_BWRAP)
         try:
@@ -83,7 +83,7 @@ class Worker:
                 stdout=subprocess.PIPE,
                 stderr=subprocess.DEVNULL,
                 start_new_session=True,  # so the whole sandbox dies with one killpg
-                **opts,  # type: ignore[arg-type]
+                **opts,
             )
             init = {
                 "limits": self.limits.as_dict(),

@@ -113,6 +113,7 @@ class TestCasesSource(RewardSource):
         isolation: Literal["auto", "bwrap", "rlimits+seccomp"] = "auto"
         """``auto`` uses bubblewrap when it works, else rlimits + seccomp (with a warning)."""
 
+    config: Config
     transient = ("_pool",)
 
     def __init__(self, config: Any = None, **options: Any):

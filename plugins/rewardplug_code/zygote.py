@@ -372,7 +372,7 @@ def child_check(job, start, wfd, limits, bpf, candidate_fds):
     harden(limits, bpf)
     timeout = job["timeout"]
 
-    called = []  # not empty once the test code has called the candidate
+    called: list[bool] = []  # not empty once the test code has called the candidate
 
     def candidate(*args, **kwargs):
         if not called:
@@ -387,7 +387,7 @@ def child_check(job, start, wfd, limits, bpf, candidate_fds):
             raise RuntimeError("candidate failed: %s" % str(reply["error"])[:MAX_ERROR])
         return reply["value"]
 
-    namespace = {"__name__": "__check__", "__builtins__": __builtins__}
+    namespace: dict[str, object] = {"__name__": "__check__", "__builtins__": __builtins__}
     try:
         # The prompt's definitions the tests use (trusted, like the tests), one at a time: one
         # that fails (an import the sandbox lacks) is left out, and a test that needs it fails
@@ -401,7 +401,10 @@ def child_check(job, start, wfd, limits, bpf, candidate_fds):
         # HumanEval's harness runs the test next to the solution, so a test may call the entry
         # point by its name (HumanEval/33 does): that name is the candidate too.
         namespace[job["entry_point"]] = candidate
-        namespace["check"](candidate)
+        check = namespace["check"]
+        if not callable(check):
+            raise TypeError("the test code's check is not a function")
+        check(candidate)
         payload = json.dumps({"value": True}).encode()
     except BaseException as exc:
         if not called or tests_fault(exc):
@@ -601,8 +604,8 @@ def exit_text(status):
 
 def run_job(job, limits, bpf, candidate_fds=None):
     n = job["n"]
-    results = [None] * n
-    faults = [None] * n
+    results: list[str | None] = [None] * n
+    faults: list[str | None] = [None] * n
     per_case = job["timeout"]
     total_deadline = time.monotonic() + job["total_timeout"]
     cap = job["result_bytes"] + 16
@@ -610,7 +613,7 @@ def run_job(job, limits, bpf, candidate_fds=None):
     # submission that returns huge values fails its cases (a 0) instead of breaking the reply.
     budget = job.get("total_result_bytes", TOTAL_RESULT_BYTES)
     one_per_child = job["mode"] != "call"
-    unreaped = []
+    unreaped: list[int] = []
     i = 0
     while i < n:
         if time.monotonic() >= total_deadline:
@@ -696,7 +699,7 @@ def supervise(inp, out, limits, bpf, jobns):
     job, and when it exits the kernel kills whatever the submission left behind and frees the
     job's file systems -- nothing it wrote reaches the next job, and there is nothing to walk.
     """
-    sizes = []
+    sizes: list[int] = []
     job = read_msg(inp, sizes)
     if job is None:
         os._exit(EXIT_EOF)
@@ -831,10 +834,12 @@ def warm_up():
     result encoder): their first use builds caches and state that each forked child would
     otherwise build again, about 2 ms of a 7 ms job."""
     code = compile("def _warm(x, y=1):\n    return [x + y for _ in range(3)]\n", "<warm>", "exec")
-    namespace = {}
+    namespace: dict[str, object] = {}
     exec(code, namespace)
+    warm = namespace["_warm"]
+    assert callable(warm)  # defined just above
     args = pickle.loads(base64.b64decode(base64.b64encode(pickle.dumps(((1, "a", 2.5), {})))))
-    ok_payload(namespace["_warm"](args[0][0]), 1 << 16, True)
+    ok_payload(warm(args[0][0]), 1 << 16, True)
     err_payload(describe(ValueError("warm-up")))
 
 

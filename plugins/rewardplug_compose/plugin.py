@@ -6,13 +6,12 @@ sources inside it load their own models lazily as usual.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import rewardplug
+from rewardplug.hookspecs import RegisterSource
 
 
 @rewardplug.hookimpl
-def register_sources(register: Callable[[str, type], None]) -> None:
+def register_sources(register: RegisterSource) -> None:
     """Register ``ensemble`` (members' draws pooled) and ``steps`` (process rewards)."""
     register("ensemble", "rewardplug_compose.ensemble:EnsembleSource")
     register("steps", "rewardplug_compose.steps:StepsSource")

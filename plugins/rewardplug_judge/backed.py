@@ -10,18 +10,28 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from rewardplug.inputs import Input
-from rewardplug.source import RewardSource
+from rewardplug.source import RewardSource, SourceConfig
 from rewardplug.types import Sample, Score
-from rewardplug_judge.backends import Backend, make_backend
+from rewardplug_judge.backends import Backend, BackendConfig, make_backend
 from rewardplug_judge.prompts import Template, load_template
 from rewardplug_judge.requirements import ALL_BACKENDS, backend_requirements
 
-__all__ = ["BackedSource"]
+__all__ = ["BackedConfig", "BackedSource"]
+
+
+class BackedConfig(SourceConfig, BackendConfig):
+    """``with:`` of a judge-backed source: the backend fields, and the prompt template it uses."""
+
+    @property
+    def template_name(self) -> str:
+        """The name or path of the prompt template (each source's config decides)."""
+        raise NotImplementedError
 
 
 class BackedSource(RewardSource):
     """A source that asks a judge backend; subclasses implement ``ascore``."""
 
+    config: BackedConfig
     transient = ("_backend", "_template")
     requires = ALL_BACKENDS  # narrowed to the configured backend by requirements()
 

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 __all__ = ["block", "escape", "instruction", "make_nonce", "nonce_of", "numbered"]
 
@@ -49,7 +49,7 @@ def make_nonce(parts: Iterable[object]) -> str:
     return h.hexdigest()[:16]
 
 
-def nonce_of(messages: Iterable[dict[str, object]]) -> str | None:
+def nonce_of(messages: Iterable[Mapping[str, object]]) -> str | None:
     """The fence nonce of rendered chat messages (for the parsers), or None when unfenced."""
     for m in messages:
         found = _NONCE.search(str(m.get("content") or ""))

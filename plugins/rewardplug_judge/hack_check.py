@@ -22,11 +22,10 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field, model_validator
 
-from rewardplug.source import SourceConfig
 from rewardplug.types import Sample, Score
 from rewardplug_judge import structured
-from rewardplug_judge.backed import BackedSource
-from rewardplug_judge.backends import BackendConfig, Completion
+from rewardplug_judge.backed import BackedConfig, BackedSource
+from rewardplug_judge.backends import Completion
 from rewardplug_judge.fence import nonce_of
 from rewardplug_judge.hack_prompt import Verdict, parse_verdicts, plan_chunks, summarize_tests
 from rewardplug_judge.prompts import load_template, truncate
@@ -36,7 +35,7 @@ __all__ = ["HackCheckSource"]
 _HEADER = 90  # characters of a "### Response i" header, its fence and spacing (context budget)
 
 
-class HackCheckConfig(SourceConfig, BackendConfig):
+class HackCheckConfig(BackedConfig):
     """``with:`` of a ``hack_check`` source: the backend fields plus how to judge."""
 
     mode: Literal["contrastive", "isolated"] = "contrastive"
@@ -106,6 +105,7 @@ class HackCheckSource(BackedSource):
     """Group-level reward-hack judge; draws are K sampled "not a hack" verdicts."""
 
     Config = HackCheckConfig
+    config: HackCheckConfig
     #: contrastive verdicts depend on the other responses of the group
     group_scoped: ClassVar[bool] = True
 

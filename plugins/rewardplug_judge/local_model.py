@@ -67,7 +67,8 @@ def _convert(gguf: Path, target: Path) -> None:
     tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
     model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
     # The weights are plain float tensors now; drop the GGUF marker so saving is allowed.
-    model.hf_quantizer = None
+    # nn.Module types its attributes Tensor | Module; this one is transformers' quantizer slot
+    model.hf_quantizer = None  # type: ignore[assignment]
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
     tmp = Path(tempfile.mkdtemp(prefix=target.name + ".", dir=target.parent))

@@ -121,12 +121,12 @@ async def _group(source: JudgeSource, group: list[Sample]) -> list[Score]:
     for (a, b), (results, comps) in zip(asks, replies, strict=True):
         completions.extend(comps)
         order = 0 if a < b else 1
-        for s, result in enumerate(results):
+        for d, result in enumerate(results):
             if result is None:
                 position["unreadable"] += 1
                 continue
             outcome, text = result
-            outcomes[order * k + s][(a, b)] = outcome
+            outcomes[order * k + d][(a, b)] = outcome
             key = "first" if outcome == 1.0 else "second" if outcome == 0.0 else "tie"
             position[key] += 1
             rationale = rationale or text
@@ -146,7 +146,7 @@ async def _group(source: JudgeSource, group: list[Sample]) -> list[Score]:
             _tally(record, a, b, outcome)
         theta = fit(wins, prior=cfg.pairwise_prior)
         score = win_scores(theta)
-        for i in np.flatnonzero(seen):
+        for i in np.flatnonzero(seen).tolist():
             draws[i].append(float(score[i]))
             strengths[i].append(float(theta[i]))
     out = []

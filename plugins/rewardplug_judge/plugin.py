@@ -7,13 +7,11 @@ scores.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
-from rewardplug.hookspecs import hookimpl
+from rewardplug.hookspecs import RegisterSource, hookimpl
 
 
 @hookimpl
-def register_sources(register: Callable[[str, type], None]) -> None:
+def register_sources(register: RegisterSource) -> None:
     """Register the ``llm_judge`` and ``hack_check`` sources."""
     register("llm_judge", "rewardplug_judge.source:JudgeSource")  # imported on first use
     register("hack_check", "rewardplug_judge.hack_check:HackCheckSource")

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Sequence
 from typing import Any, TypeVar
 
 __all__ = ["by_label", "final_run", "line_matches", "mask", "whole_json"]
@@ -115,7 +115,9 @@ def final_run(masked: str, pattern: re.Pattern[str]) -> list[re.Match[str]]:
 
 
 def by_label(
-    items: list[tuple[int, Hashable, T]], count: int, same: Callable[[T], Hashable] | None = None
+    items: Sequence[tuple[int, Hashable, T]],
+    count: int,
+    same: Callable[[T], Hashable] | None = None,
 ) -> list[T | None]:
     """One verdict per label 1..count from ``(label, key, verdict)``: None everywhere when a label
     is out of range or given two verdicts with different keys (the reply is unparseable)."""

@@ -141,7 +141,8 @@ def _connection_failure(exc: BaseException) -> tuple[str, bool] | None:
         return f"{type(exc).__name__}: {text}"[:300], True
     refused = [e for e in chain if isinstance(e, ConnectionRefusedError | socket.gaierror)]
     # the socket's own error says most; a chain's tail may be unrelated context
-    root = (refused or [e for e in chain if isinstance(e, OSError)] or [exc])[-1]
+    errors: list[BaseException] = [*refused] or [e for e in chain if isinstance(e, OSError)]
+    root = (errors or [exc])[-1]
     return f"{type(root).__name__}: {root}"[:300], bool(refused)
 
 

@@ -21,11 +21,10 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from rewardplug.source import SourceConfig
 from rewardplug.types import Sample, Score
 from rewardplug_judge import structured
-from rewardplug_judge.backed import BackedSource
-from rewardplug_judge.backends import BackendConfig, Completion
+from rewardplug_judge.backed import BackedConfig, BackedSource
+from rewardplug_judge.backends import Completion
 from rewardplug_judge.distribution import expected, grade_distribution, quantile_draws
 from rewardplug_judge.fence import nonce_of
 from rewardplug_judge.parsing import Grade, parse_grades
@@ -34,7 +33,7 @@ from rewardplug_judge.prompts import load_template, truncate
 __all__ = ["JudgeSource"]
 
 
-class JudgeConfig(SourceConfig, BackendConfig):
+class JudgeConfig(BackedConfig):
     """``with:`` of an ``llm_judge`` source: the backend fields plus how to judge."""
 
     prompt: str | None = None
@@ -105,6 +104,7 @@ class JudgeSource(BackedSource):
     """LLM-as-a-judge; uncertainty from repeated sampling or from the grade-token distribution."""
 
     Config = JudgeConfig
+    config: JudgeConfig
 
     @property
     def group_scoped(self) -> bool:  # type: ignore[override]

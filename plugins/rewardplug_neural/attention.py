@@ -25,7 +25,8 @@ def _original(name: str) -> Callable[..., Any]:
     from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 
     if name in ALL_ATTENTION_FUNCTIONS._global_mapping:
-        return ALL_ATTENTION_FUNCTIONS._global_mapping[name]
+        # transformers annotates its registry's values as `function`, not as a Callable
+        return ALL_ATTENTION_FUNCTIONS._global_mapping[name]  # type: ignore[return-value]
     return eager_attention
 
 
@@ -42,7 +43,8 @@ def make_attention(original: str) -> Callable[..., Any]:
         depth = getattr(module, "_rp_depth", None)
         st = ctrl.state if ctrl is not None else None
         sampling = (
-            st is not None
+            ctrl is not None
+            and st is not None
             and st.active
             and depth is not None
             and depth >= st.min_depth
@@ -50,6 +52,7 @@ def make_attention(original: str) -> Callable[..., Any]:
         )
         if not sampling:
             return fallback[0](module, query, key, value, attention_mask, **kwargs)
+        assert ctrl is not None and st is not None and depth is not None  # implied by sampling
         if kwargs.get("softcap") is not None or kwargs.get("position_bias") is not None:
             # Exotic attention: use the original with its own (global-generator) dropout.
             kwargs["dropout"] = ctrl.attention_rate

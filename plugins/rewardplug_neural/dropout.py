@@ -107,6 +107,8 @@ def _mc_dropout_class() -> type:
     class MCDropout(torch.nn.Module):
         """A dropout site: identity unless its controller samples at this site's depth."""
 
+        _rp_controller: MCController  # set with object.__setattr__: not a submodule
+
         def __init__(self, controller: MCController, site: int, depth: int, p: float, kind: str):
             super().__init__()
             self.site, self.depth, self.p, self.kind = site, depth, float(p), kind
@@ -276,7 +278,8 @@ def _route_attention(model: Any) -> bool:
             mask_fn = ALL_MASK_ATTENTION_FUNCTIONS._global_mapping.get(original)
             if mask_fn is None:
                 mask_fn = ALL_MASK_ATTENTION_FUNCTIONS._global_mapping["eager"]
-            ALL_MASK_ATTENTION_FUNCTIONS.register(name, mask_fn)
+            # transformers annotates its registry's values as `function`, not as a Callable
+            ALL_MASK_ATTENTION_FUNCTIONS.register(name, mask_fn)  # type: ignore[arg-type]
     try:
         model.set_attn_implementation(name)
     except Exception:

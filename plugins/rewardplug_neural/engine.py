@@ -193,7 +193,7 @@ def _shared(layer: Any, copies: int) -> Iterator[None]:
     # wrap that one, and put it back afterwards.
     saved = [(m, m.__dict__.get("forward")) for m in linears]
     for m in linears:
-        m.forward = wrap(m.forward)
+        m.forward = wrap(m.forward)  # type: ignore[method-assign]  # per instance, as accelerate
     # the layer's attention computes one score matrix and softmax per input while its queries
     # and keys are still copies (read by attention.eager_attention, which checks them too)
     modules = list(layer.modules())
@@ -208,7 +208,7 @@ def _shared(layer: Any, copies: int) -> Iterator[None]:
             if previous is None:
                 del m.forward  # back to the class's forward
             else:
-                m.forward = previous
+                m.forward = previous  # type: ignore[method-assign]
 
 
 def _accepts(model: Any, name: str) -> bool:

@@ -8,6 +8,7 @@ the draws are keyed by draw index, the first K draws are exactly what a run with
 ``mc_samples = K`` gives, so every K in the sweep comes from one scoring pass per dropout rate.
 
 Run: python -m rewardplug_neural.gsm8k_eval [--problems 100 --rates 0.02 0.1 --mc-layers all]
+     python -m rewardplug_neural.gsm8k_eval --smoke    # 4 problems, one rate, K = 2: seconds
 Metrics come from :mod:`rewardplug.metrics`, tiers from :func:`rewardplug.discretize`.
 """
 
@@ -51,7 +52,7 @@ def load_samples(data: Path, problems: int, seed: int) -> list[Any]:
                     prompt=row["question"],
                     response=row[solver]["solution"],
                     reference=row["ground_truth"],
-                    gold=float(row[solver]["is_correct"]),
+                    metadata={"gold": float(row[solver]["is_correct"])},
                 )
             )
     return out
@@ -111,7 +112,15 @@ def main() -> None:
     ap.add_argument("--boot", type=int, default=1000)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", help="also write the rows as JSON lines here")
+    ap.add_argument(
+        "--smoke",
+        action="store_true",
+        help="4 problems, one rate, K = 2, 20 resamples: runs in seconds (CI runs it so); its "
+        "figures mean nothing",
+    )
     args = ap.parse_args()
+    if args.smoke:
+        args.problems, args.rates, args.k, args.boot = 4, [0.1], [2], 20
     if args.mc_layers != "all":
         args.mc_layers = int(args.mc_layers)
     lines = run(args)

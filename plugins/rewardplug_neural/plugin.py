@@ -6,14 +6,11 @@ imported inside the hook, and they import torch and transformers only when a sou
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
-from rewardplug.hookspecs import hookimpl
+from rewardplug.hookspecs import RegisterSource, hookimpl
 
 
 @hookimpl
-def register_sources(register: Callable[[str, type[Any]], None]) -> None:
+def register_sources(register: RegisterSource) -> None:
     """Register the MC-dropout sources (imported here, when the registry is first built)."""
     # import paths: a source's module is imported when a stack first uses it
     register("neural_rm", "rewardplug_neural.rm_source:NeuralRMSource")

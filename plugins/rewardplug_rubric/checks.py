@@ -173,8 +173,6 @@ class _Range(Criterion):
     max: int | None = Field(None, ge=0)
     exactly: int | None = Field(None, ge=0)
 
-    counter: ClassVar[Callable[[str], int]]
-
     @model_validator(mode="after")
     def _one_bound(self) -> _Range:
         if self.exactly is not None and (self.min is not None or self.max is not None):
@@ -185,8 +183,12 @@ class _Range(Criterion):
             raise ValueError(f"`min` ({self.min}) is larger than `max` ({self.max})")
         return self
 
+    def count(self, text: str) -> int:
+        """What this criterion counts in ``text`` (each subclass says)."""
+        raise NotImplementedError
+
     def check(self, sample: Sample) -> bool:
-        n = type(self).counter(sample.response)
+        n = self.count(sample.response)
         if self.exactly is not None:
             return n == self.exactly
         return (self.min is None or n >= self.min) and (self.max is None or n <= self.max)
@@ -195,13 +197,15 @@ class _Range(Criterion):
 class Bullets(_Range):
     """The number of markdown list items (see :func:`count_bullets`) is in range."""
 
-    counter = staticmethod(count_bullets)
+    def count(self, text: str) -> int:
+        return count_bullets(text)
 
 
 class Paragraphs(_Range):
     """The number of paragraphs (see :func:`count_paragraphs`) is in range."""
 
-    counter = staticmethod(count_paragraphs)
+    def count(self, text: str) -> int:
+        return count_paragraphs(text)
 
 
 class Lowercase(Criterion):

@@ -41,7 +41,7 @@ def check(files: tuple[str, ...], as_json: bool) -> None:
             failed += 1
             click.echo(f"error: {exc}", err=True)
             continue
-        summary = {
+        summary: dict[str, Any] = {
             "file": spec,
             "name": r.name,
             "aggregate": r.aggregate,

@@ -18,7 +18,7 @@ import ast
 import warnings
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import Field
 
@@ -44,7 +44,7 @@ Family = Literal[
     "sandbox_probe",
 ]
 #: every family, in the order findings are reported
-FAMILIES: tuple[str, ...] = Family.__args__  # type: ignore[attr-defined]
+FAMILIES: tuple[Family, ...] = get_args(Family)
 
 
 @dataclass(frozen=True)
@@ -145,7 +145,7 @@ def scan(code: str, examples: tuple[Example, ...] = ()) -> tuple[Finding, ...] |
     from rewardplug_rubric.code_examples import hardcoded
 
     found.extend(hardcoded(tree, examples))
-    order = {name: i for i, name in enumerate(FAMILIES)}
+    order: dict[str, int] = {name: i for i, name in enumerate(FAMILIES)}
     unique = {(f.family, f.line, f.what): f for f in found}
     return tuple(sorted(unique.values(), key=lambda f: (order[f.family], f.line, f.what)))
 

@@ -47,27 +47,28 @@ def constants(tree: ast.AST) -> dict[str, Any]:
     """Names bound exactly once in ``tree`` (any scope) to a value :func:`fold` can compute."""
     bound: dict[str, list[ast.AST]] = {}
     for node in ast.walk(tree):
-        targets: list[ast.AST] = []
-        value: ast.AST | None = None
+        targets: list[ast.expr] = []
+        value: ast.expr | None = None
         if isinstance(node, ast.Assign):
             targets, value = node.targets, node.value
         elif isinstance(node, ast.AnnAssign) and node.value is not None:
             targets, value = [node.target], node.value
         elif isinstance(node, ast.AugAssign | ast.For | ast.comprehension | ast.NamedExpr):
-            target = node.target
-            targets, value = [target], None
+            targets, value = [node.target], None
         for target in targets:
-            for name in ast.walk(target):
-                if isinstance(name, ast.Name):
+            for part in ast.walk(target):
+                if isinstance(part, ast.Name):
                     simple = isinstance(target, ast.Name) and value is not None
-                    bound.setdefault(name.id, []).append(value if simple else ast.Pass())
+                    bound.setdefault(part.id, []).append(
+                        value if simple and value is not None else ast.Pass()
+                    )
     env: dict[str, Any] = {}
     for _ in range(4):  # names built from other names: a few rounds settle them
         for name, values in bound.items():
             if len(values) == 1 and name not in env and not isinstance(values[0], ast.Pass):
-                value = fold(values[0], env)
-                if value is not UNKNOWN:
-                    env[name] = value
+                folded = fold(values[0], env)
+                if folded is not UNKNOWN:
+                    env[name] = folded
     return env
 
 

@@ -81,16 +81,16 @@ class Resolver:
                 attr = fold(getter.args[0], self.env) if getter.args else UNKNOWN
                 base = self.dotted(node.args[0]) if node.args else None
                 return f"{base}.{attr}" if base and isinstance(attr, str) else None
-            name = norm(self.dotted(node.func))
-            if name in IMPORTERS and node.args:
+            called = norm(self.dotted(node.func))
+            if called in IMPORTERS and node.args:
                 module = fold(node.args[0], self.env)
                 return module if isinstance(module, str) else None
-            if name == "getattr" and len(node.args) >= 2:
+            if called == "getattr" and len(node.args) >= 2:
                 base = self.dotted(node.args[0])
                 attr = fold(node.args[1], self.env)
                 return f"{base}.{attr}" if base and isinstance(attr, str) else None
-            if name in ("vars", "globals", "locals"):
-                if name == "vars" and node.args:
+            if called in ("vars", "globals", "locals"):
+                if called == "vars" and node.args:
                     base = self.dotted(node.args[0])
                     return f"{base}.__dict__" if base else None
                 return "__globals__"

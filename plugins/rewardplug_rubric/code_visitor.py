@@ -242,7 +242,7 @@ class Visitor(Resolver, ast.NodeVisitor):
         return False
 
     def visit_Constant(self, node: ast.Constant) -> None:
-        if sb.probe_path(node.value):
+        if isinstance(node.value, str) and sb.probe_path(node.value):
             self.add("file_system", node, f"names {node.value[:30]!r}")
 
     # -- writes to modules ------------------------------------------------------------------
@@ -335,7 +335,7 @@ class Visitor(Resolver, ast.NodeVisitor):
             self.add("resource_abuse", node, f"{node.name}() calls itself on every path")
         self.generic_visit(node)
 
-    visit_AsyncFunctionDef = visit_FunctionDef  # type: ignore[assignment]
+    visit_AsyncFunctionDef = visit_FunctionDef
 
     def visit_ClassDef(self, node: ast.ClassDef) -> None:
         for item in node.body:  # __eq__ = lambda self, other: True

@@ -1,6 +1,7 @@
 """Quality evaluation of the ``math_solution`` rubric on GSM8K model solutions.
 
 ``python -m rewardplug_rubric.evaluate ../shared/data/gsm8k/example_model_solutions.jsonl``
+(``--smoke``: 4 problems, 20 bootstrap resamples -- seconds)
 
 Each GSM8K problem in that file has four GPT-3 solutions marked ``is_correct``; the four form a
 group (gold = ``is_correct``, so equally correct solutions are natural ties). Every rubric
@@ -149,7 +150,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--limit", type=int, default=None, help="first N problems only")
     parser.add_argument("--boot", type=int, default=1000, help="bootstrap resamples")
     parser.add_argument("--json", action="store_true", help="print JSON instead of markdown")
+    parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help="4 problems, 20 resamples: runs in seconds (CI runs it so); its figures mean nothing",
+    )
     args = parser.parse_args(argv)
+    if args.smoke:
+        args.limit, args.boot = 4, 20
     rows = run(args.data, args.limit, args.boot)
     print(json.dumps(rows, indent=1) if args.json else markdown(rows))
 

@@ -9,6 +9,7 @@
   for every flagged completion. A flagged correct completion is a false positive.
 
     python -m rewardplug_rubric.hack_eval --gold-samples 10
+    python -m rewardplug_rubric.hack_eval --smoke      # 3 problems, 2 completions each: seconds
 
 Prints Markdown tables (the figures in ``docs/sources/rubric.md``).
 """
@@ -25,6 +26,7 @@ from rewardplug.types import Sample
 from rewardplug_rubric.code_hack import CodeHack
 
 ROOT = Path(__file__).resolve().parents[2]
+SMOKE = "a size that runs in seconds (CI runs it so); its figures mean nothing"
 DEMO = ROOT / "examples" / "data" / "demo.jsonl"
 DATA = ROOT.parent / "shared" / "data" / "humaneval"
 
@@ -52,14 +54,24 @@ def demo_rates(path: Path = DEMO) -> dict[str, Any]:
     return out
 
 
-def codet_rates(data: Path = DATA, gold_samples: int = 10, timeout: float = 3.0) -> dict[str, Any]:
-    """Flags on every CodeT completion, and how many flagged / unflagged ones are correct."""
+def codet_rates(
+    data: Path = DATA,
+    gold_samples: int = 10,
+    timeout: float = 3.0,
+    problems_limit: int | None = None,
+    per_problem: int = 100,
+) -> dict[str, Any]:
+    """Flags on every CodeT completion (of the first ``problems_limit`` problems, the first
+    ``per_problem`` completions of each), and how many flagged / unflagged ones are correct."""
     from rewardplug_code import humaneval as H
     from rewardplug_code.source import TestCasesSource
 
     check = CodeHack(kind="code_hack", prepend_prompt=True, stop=H.CODET_STOP)
     problems = {p["task_id"]: p for p in H.load_plus(data)}
-    codet = H.codet_samples(data)
+    codet = H.codet_samples(data, per_problem=per_problem)
+    if problems_limit is not None:
+        codet = dict(list(codet.items())[:problems_limit])
+        problems = {t: problems[t] for t in codet}
     scanned = unchecked = 0
     flagged: dict[str, list[str]] = {}
     families: Counter[str] = Counter()
@@ -144,8 +156,11 @@ def main() -> None:
     ap.add_argument("--gold-samples", type=int, default=10, help="completions per problem run")
     ap.add_argument("--timeout", type=float, default=3.0, help="seconds per case")
     ap.add_argument("--demo-only", action="store_true")
+    ap.add_argument("--smoke", action="store_true", help=SMOKE)
     args = ap.parse_args()
-    codet = None if args.demo_only else codet_rates(args.data, args.gold_samples, args.timeout)
+    limits = {"problems_limit": 3, "per_problem": 2} if args.smoke else {}
+    gold = 1 if args.smoke else args.gold_samples
+    codet = None if args.demo_only else codet_rates(args.data, gold, args.timeout, **limits)
     print(report(demo_rates(), codet))
 
 

@@ -6,22 +6,21 @@ and the commands are imported inside the hooks, and nothing here touches a judge
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from rewardplug.hookspecs import hookimpl
+from rewardplug.hookspecs import RegisterCriterion, RegisterSource, hookimpl
 
 if TYPE_CHECKING:
     import click
 
 
 @hookimpl
-def register_sources(register: Callable[[str, type[Any]], None]) -> None:
+def register_sources(register: RegisterSource) -> None:
     register("rubric", "rewardplug_rubric.source:RubricSource")  # imported on first use
 
 
 @hookimpl
-def register_criteria(register: Callable[[str, type[Any]], None]) -> None:
+def register_criteria(register: RegisterCriterion) -> None:
     from rewardplug_rubric.checks import BUILTIN_KINDS
 
     for kind, criterion_class in BUILTIN_KINDS.items():

@@ -181,10 +181,11 @@ def score_rubric(
     metrics = evaluate(
         [reward[i] for i in keep], [gold[i] for i in keep], [groups[i] for i in keep], n_boot=0
     )
-    tiers = {}
+    tiers: dict[str, int] = {}
     for i in keep:
-        if tier[i] is not None:
-            tiers[groups[i]] = max(tiers.get(groups[i], 0), tier[i] + 1)
+        t = tier[i]
+        if t is not None:
+            tiers[groups[i]] = max(tiers.get(groups[i], 0), t + 1)
     summary = {
         "DA": metrics["discriminative_ability"],
         "SP": metrics["specificity"],

@@ -108,6 +108,7 @@ class RubricSource(RewardSource):
                 self.judge = validate_judge_settings(self.judge)
             return self
 
+    config: Config
     transient = ("_judge", "_cache")
 
     def __init__(self, config: Any = None, **options: Any):

@@ -198,7 +198,7 @@ class Backend:
         output; it is part of the cache key.
         """
         draw_ids = list(range(n)) if draws is None else list(draws)
-        params = {
+        params: dict[str, Any] = {
             "temperature": self.config.temperature if temperature is None else temperature,
             "max_tokens": max_tokens or self.config.max_tokens,
             "top_logprobs": top_logprobs,

@@ -32,6 +32,11 @@ def parse_chat_response(resp: Any) -> RawReply:
     )
 
 
+def _field(obj: Any, name: str) -> Any:
+    """``obj[name]`` of a dict (a raw JSON reply), else the attribute (the client's objects)."""
+    return obj.get(name) if isinstance(obj, dict) else getattr(obj, name, None)
+
+
 def _tokens(choice: Any) -> list[TokenLogprob] | None:
     logprobs = getattr(choice, "logprobs", None)
     content = getattr(logprobs, "content", None) if logprobs is not None else None
@@ -39,12 +44,10 @@ def _tokens(choice: Any) -> list[TokenLogprob] | None:
         return None
     tokens = []
     for item in content:
-        get = item.get if isinstance(item, dict) else lambda k, _i=item: getattr(_i, k, None)
         top = {}
-        for alt in get("top_logprobs") or []:
-            aget = alt.get if isinstance(alt, dict) else lambda k, _a=alt: getattr(_a, k, None)
-            top[aget("token")] = float(aget("logprob"))
-        token, logprob = get("token"), float(get("logprob"))
+        for alt in _field(item, "top_logprobs") or []:
+            top[_field(alt, "token")] = float(_field(alt, "logprob"))
+        token, logprob = _field(item, "token"), float(_field(item, "logprob"))
         top.setdefault(token, logprob)
         tokens.append(TokenLogprob(token, logprob, top))
     return tokens
