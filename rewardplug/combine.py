@@ -189,10 +189,13 @@ def _combine(x: np.ndarray, w: np.ndarray, method: str, lam: float, total: float
     xz = np.where(present, x, 0.0)
     wsum = w.sum(axis=0)
     if method == "min":
-        return np.where(present, x, np.inf).min(axis=0)
+        lowest: np.ndarray = np.where(present, x, np.inf).min(axis=0)
+        return lowest
     if method == "mean_minus_var":
         mean = (w * xz).sum(axis=0) / wsum
         var = (w * (xz - mean) ** 2).sum(axis=0) / wsum
-        return mean - lam * var
+        penalized: np.ndarray = mean - lam * var
+        return penalized
     # weighted_sum, rescaled so that missing sources' weight goes to the others
-    return (w * xz).sum(axis=0) * (total / wsum)
+    summed: np.ndarray = (w * xz).sum(axis=0) * (total / wsum)
+    return summed

@@ -36,7 +36,7 @@ def differ_gaussian(
     var = std * std
     scale = var[:, :, None] + var[:, None, :]
     np.sqrt(scale, out=scale)
-    flat = scale <= 0
+    flat: np.ndarray = scale <= 0
     scale *= z_threshold(confidence)
     flat |= gap >= scale
     # gap > 0 as well: at confidence 0.5 (z = 0) identical draws must still share a tier

@@ -141,7 +141,7 @@ def score_file_ray(
         ctx.execution_options.preserve_order = True
         if on_progress is not None:  # the caller shows its own progress
             ctx.enable_progress_bars = False
-        ds = ray.data.from_items(items, override_num_blocks=len(items))
+        ds: ray.data.Dataset = ray.data.from_items(items, override_num_blocks=len(items))
         ds = ds.map_batches(
             _StackScorer,
             fn_constructor_kwargs={"stack_path": stack_path},

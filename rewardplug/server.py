@@ -681,7 +681,7 @@ def guarded_http_protocol(
                 self._done_reading()
                 super().on_message_complete()
 
-        cls: type = GuardedHttpTools
+        cls: type[_ReadDeadlines] = GuardedHttpTools
     elif base == "h11":
         import h11
         from uvicorn.protocols.http.h11_impl import H11Protocol
@@ -829,7 +829,8 @@ def serve(
             log_level=log_level,
             backlog=backlog,
             http=protocol,
-            timeout_keep_alive=keep_alive_s,
+            # uvicorn annotates it int, but hands it to loop.call_later, which takes float seconds
+            timeout_keep_alive=keep_alive_s,  # type: ignore[arg-type]
             # one access-log line per sample is noise at 8,192 requests a step
             access_log=log_level.lower() in ("info", "debug", "trace"),
         )

@@ -43,7 +43,8 @@ def resolve_source(use: str) -> type[RewardSource]:
         if not (isinstance(obj, type) and issubclass(obj, RewardSource)):
             raise ValueError(f"{use!r} is not a RewardSource subclass")
         return obj
-    return plugins.sources().get(use)
+    registered: type[RewardSource] = plugins.sources().get(use)
+    return registered
 
 
 def load_stack(stack: str | Path | Mapping[str, Any] | StackConfig) -> Stack:
@@ -245,7 +246,7 @@ class Stack:
 
         out = []
         for sample, score in zip(batch, scores, strict=True):
-            if score.ok and len(score.draws) == 1:
+            if score.ok and score.value is not None and len(score.draws) == 1:
                 rng = np.random.default_rng(sample_seed(sample, 104729 + self._index[name]))
                 values = (score.value + std * rng.standard_normal(draws)).tolist()
                 detail = {**score.detail, "noise_std": std}

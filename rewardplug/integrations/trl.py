@@ -55,7 +55,7 @@ import asyncio
 import json
 import logging
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from rewardplug import notices
@@ -353,7 +353,7 @@ def make_reward_function(
     *,
     log: bool = True,
     num_generations: int | None = None,
-) -> Any:
+) -> Callable[..., list[float | None]]:
     """Wrap ``stack`` as a TRL reward function named ``name`` (TRL logs rewards by ``__name__``).
 
     :param log: report per-source means etc. through TRL's ``log_metric``/``log_extra`` hooks.
@@ -392,7 +392,7 @@ def make_async_reward_function(
     *,
     log: bool = True,
     num_generations: int | None = None,
-) -> Any:
+) -> Callable[..., Awaitable[list[float | None]]]:
     """The async variant of :func:`make_reward_function` (``async def``; TRL awaits it).
 
     TRL runs async reward functions concurrently with each other on its own event loop, and the

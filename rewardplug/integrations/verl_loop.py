@@ -12,13 +12,12 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rewardplug.inputs import missing_flags, required_fields
 from rewardplug.integrations.conventions import is_eval_split
 from rewardplug.integrations.verl import (
     STACK_ENV,
-    _digest,
     _fields,
     _lock,
     _plain,
@@ -26,7 +25,10 @@ from rewardplug.integrations.verl import (
     _warn_once,
     get_stack,
 )
-from rewardplug.types import Reward, Sample
+from rewardplug.types import Reward, Sample, _digest
+
+if TYPE_CHECKING:
+    from rewardplug.groups import GroupAssembler
 
 __all__ = ["RewardLoopManager", "reward_manager_class"]
 
@@ -34,7 +36,7 @@ __all__ = ["RewardLoopManager", "reward_manager_class"]
 #: sample waiting for its group holds one, so the limit must exceed the samples in flight
 WORKER_CONCURRENCY = 100_000
 
-_local: dict[tuple[Any, ...], Any] = {}
+_local: dict[tuple[Any, ...], GroupAssembler] = {}
 
 
 def _option(config: Any, *path: str) -> Any:
@@ -60,6 +62,9 @@ class RewardLoopManager:
     tokenizer (unused).
     """
 
+    #: set by verl's ``RewardManagerBase.__init__``
+    tokenizer: Any
+
     def __init__(
         self,
         config: Any,
@@ -69,7 +74,8 @@ class RewardLoopManager:
         reward_model_tokenizer: Any = None,
         **options: Any,
     ):
-        super().__init__(config, tokenizer, compute_score)
+        # verl's RewardManagerBase, mixed in below at run time (reward_manager_class)
+        super().__init__(config, tokenizer, compute_score)  # type: ignore[call-arg]
         kwargs = _option(config, "reward", "custom_reward_function", "reward_kwargs") or {}
         opts = {**dict(kwargs.items()), **options}
         self.stack_path = str(opts.get("stack") or os.environ.get(STACK_ENV) or "")
@@ -209,7 +215,8 @@ class RewardLoopManager:
     async def _submit(self, sample: Sample, key: str, size: int) -> Reward:
         actor = self._shared_actor()
         if actor is not None:
-            return await actor.submit.remote(sample.model_dump(mode="json"), key, size)
+            reward: Reward = await actor.submit.remote(sample.model_dump(mode="json"), key, size)
+            return reward
         assembler = _local_assembler(self.stack_path, self.group_size, self.timeout_s, self.limits)
         return await assembler.submit(sample, key, group_size=size)
 
@@ -233,7 +240,7 @@ def _size(value: Any, what: str) -> int:
 
 def _local_assembler(
     stack_path: str, group_size: int, timeout_s: float, limits: dict[str, int]
-) -> Any:
+) -> GroupAssembler:
     """This process's assembler for the running event loop (one per stack and deadline)."""
     import asyncio
 
@@ -280,7 +287,9 @@ def raise_worker_concurrency() -> bool:
         if isinstance(ours, type) and issubclass(ours, RewardLoopManager) and limit > 0:
             import ray
 
-            self.reward_loop_workers_class = ray.remote(max_concurrency=limit)(worker)
+            # ray's overloads of remote() leave out the actor options (max_concurrency is one)
+            remote = ray.remote(max_concurrency=limit)  # type: ignore[call-overload]
+            self.reward_loop_workers_class = remote(worker)
         return init(self)
 
     _init_reward_loop_workers._rewardplug = True  # type: ignore[attr-defined]
@@ -306,7 +315,7 @@ def reward_manager_class() -> type:
     Looked up on every access (one class per base is kept), so a process that reaches verl only
     later -- verl's own loader, after the path was set up -- gets the real base then."""
     try:
-        from verl.experimental.reward_loop.reward_manager.base import (  # type: ignore[import-not-found]
+        from verl.experimental.reward_loop.reward_manager.base import (
             RewardManagerBase as base,
         )
     except ImportError:

@@ -5,13 +5,10 @@ Written like every other plugin, and as cheap to import: ``rewardplug --help`` l
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
-from rewardplug.hookspecs import hookimpl
+from rewardplug.hookspecs import RegisterSource, hookimpl
 
 
 @hookimpl
-def register_sources(register: Callable[[str, type[Any]], None]) -> None:
+def register_sources(register: RegisterSource) -> None:
     """Register ``python`` (a user's reward function, e.g. a TRL one, unchanged)."""
     register("python", "rewardplug.sources.python:PythonSource")  # imported on first use

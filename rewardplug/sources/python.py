@@ -47,6 +47,7 @@ class PythonSource(RewardSource):
                 raise ValueError(f"{value!r} is not callable")
             return value
 
+    config: Config
     transient = ("_fn",)
 
     def __init__(self, config: Any = None, **options: Any):
