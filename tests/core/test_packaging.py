@@ -112,3 +112,5 @@ def test_the_wheel_holds_only_the_intended_packages(tmp_path):
     for package in ("rewardplug/integrations", "rewardplug/sources", "rewardplug_judge/backends"):
         assert f"{package}/__init__.py" in names
     assert not [n for n in names if "demo-scored" in n or "egg-info" in n]
+    # PEP 561: type checkers read the core package's annotations only with this marker
+    assert "rewardplug/py.typed" in names
