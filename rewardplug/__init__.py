@@ -28,6 +28,9 @@ _LAZY = {
     "Reward": "rewardplug.types",
     "RewardSource": "rewardplug.source",
     "SourceConfig": "rewardplug.source",
+    "TransformConfig": "rewardplug.rules",
+    "TransformContext": "rewardplug.rules",
+    "CombineConfig": "rewardplug.rules",
     "discretize": "rewardplug.discretizer",
     "DiscretizeResult": "rewardplug.discretizer",
     "Stack": "rewardplug.stack",
@@ -39,6 +42,7 @@ _LAZY = {
 }
 
 __all__ = [
+    "CombineConfig",
     "DiscretizeResult",
     "Reward",
     "RewardSource",
@@ -47,6 +51,8 @@ __all__ = [
     "SourceConfig",
     "Stack",
     "StackError",
+    "TransformConfig",
+    "TransformContext",
     "__version__",
     "discretize",
     "evaluate",
@@ -62,6 +68,7 @@ if TYPE_CHECKING:
     from rewardplug.io import read_samples
     from rewardplug.metrics import evaluate
     from rewardplug.plugins import get_plugin_manager
+    from rewardplug.rules import CombineConfig, TransformConfig, TransformContext
     from rewardplug.source import RewardSource, SourceConfig
     from rewardplug.stack import Stack, load_stack
     from rewardplug.types import Reward, Sample, Score

@@ -3,13 +3,10 @@
 Each source's draws are aligned to a common K -- resampled without loss where possible (every
 draw used ``K // k`` times, the remainder drawn without replacement) and shuffled with a seed
 derived from the sample's content, so the result never depends on the batch it came in -- and
-then combined draw by draw, so every source's uncertainty propagates into the combined draws:
-
-* ``weighted_sum``: ``sum_s w_s x_s``;
-* ``min``: the worst source per draw (the worst-case ensemble objective; weights only select
-  which sources take part: weight 0 = logged, not used);
-* ``mean_minus_var``: weighted mean minus ``lambda`` times the weighted variance across sources
-  (the uncertainty-weighted ensemble objective of Coste et al., 2023).
+then combined draw by draw by the stack's combine rule, so every source's uncertainty
+propagates into the combined draws. A combine rule is one function plus its config model,
+registered through the ``register_combiners`` hook; the built-ins (``weighted_sum``, ``min``,
+``mean_minus_var``) are in :mod:`rewardplug.combine_rules`. Weight 0 = logged, not combined.
 
 Abstaining or failed sources follow the stack's ``on_abstain`` policy (see ``StackConfig``).
 
@@ -31,9 +28,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from rewardplug.discretizer import row_spread
+from rewardplug.rules import CombineConfig, Rule
 from rewardplug.types import Sample, Score
 
-__all__ = ["Combined", "align", "combine_scores", "sample_seed"]
+__all__ = ["Combined", "align", "combine_rule", "combine_scores", "sample_seed"]
 
 
 @dataclass
@@ -80,8 +78,8 @@ def combine_scores(
     samples: Sequence[Sample],
     scores: dict[str, list[Score]],
     weights: dict[str, float],
-    method: str = "weighted_sum",
-    lam: float = 1.0,
+    method: str | CombineConfig = "weighted_sum",
+    lam: float | None = None,
     on_abstain: str = "renormalize",
     k: int | None = None,
     seed: int = 0,
@@ -90,10 +88,11 @@ def combine_scores(
 ) -> Combined:
     """Combine per-source scores of a batch into :class:`Combined` (see module docstring).
 
-    ``floors`` (``on_abstain="floor"``): each weighted source's lowest score, used in its place
-    -- every draw at the floor -- where it abstains, so that abstaining never pays."""
-    if method not in ("weighted_sum", "min", "mean_minus_var"):
-        raise ValueError(f"combine method {method!r}: use weighted_sum, min or mean_minus_var")
+    ``method`` is a registered combine rule's name (``lam`` is its ``lambda`` where it takes
+    one) or its validated config. ``floors`` (``on_abstain="floor"``): each weighted source's
+    lowest score, used in its place -- every draw at the floor -- where it abstains, so that
+    abstaining never pays."""
+    config, rule = combine_rule(method, lam)
     if on_abstain not in ("abstain", "floor", "renormalize"):
         raise ValueError(f"on_abstain {on_abstain!r}: use abstain, floor or renormalize")
     if pairing not in ("shuffled", "paired"):
@@ -152,7 +151,6 @@ def combine_scores(
                 if not present[si, i]
             )
         present = present | floored[None, :]
-    w = np.array([weights[name] for name in names])[:, None] * present  # (S, N)
     for i in np.flatnonzero(~usable).tolist():  # (floored samples are usable)
         missing = [
             f"{name}: {scores[name][i].reason}"
@@ -167,10 +165,11 @@ def combine_scores(
         dtype=bool,
     )
 
-    total = sum(weights[nm] for nm in names)
+    wts = np.array([weights[name] for name in names], dtype=np.float64)
+    held = present[:, :, None]
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
-        raw = _combine(v[:, :, None], w[:, :, None], method, lam, total)[:, 0]
-        drw = _combine(x, w[:, :, None], method, lam, total)
+        raw = _run(rule, config, v[:, :, None], wts, held, (n, 1))[:, 0]
+        drw = _run(rule, config, x, wts, held, (n, width))
     std = row_spread(drw)
     # weighted scores beyond the float range abstain with a reason (never an "ok" NaN reward)
     overflow = usable & ~(np.isfinite(raw) & np.isfinite(std))
@@ -183,19 +182,41 @@ def combine_scores(
     return Combined(raw=raw, draws=drw, reasons=reasons, all_failed=all_failed, std=std)
 
 
-def _combine(x: np.ndarray, w: np.ndarray, method: str, lam: float, total: float) -> np.ndarray:
-    """Combine (S, N, K) values with (S, N, 1) weights (0 where absent) into (N, K)."""
-    present = w > 0
-    xz = np.where(present, x, 0.0)
-    wsum = w.sum(axis=0)
-    if method == "min":
-        lowest: np.ndarray = np.where(present, x, np.inf).min(axis=0)
-        return lowest
-    if method == "mean_minus_var":
-        mean = (w * xz).sum(axis=0) / wsum
-        var = (w * (xz - mean) ** 2).sum(axis=0) / wsum
-        penalized: np.ndarray = mean - lam * var
-        return penalized
-    # weighted_sum, rescaled so that missing sources' weight goes to the others
-    summed: np.ndarray = (w * xz).sum(axis=0) * (total / wsum)
-    return summed
+def combine_rule(
+    method: str | CombineConfig, lam: float | None = None
+) -> tuple[CombineConfig, Rule]:
+    """The combine rule named ``method`` (with ``lam`` as its ``lambda`` where it takes one), or
+    the rule of a validated config; a ``ValueError`` names an unknown rule and the known ones."""
+    from rewardplug import plugins
+    from rewardplug.rules import validate_rule
+
+    registry = plugins.combiners()
+    if isinstance(method, CombineConfig):
+        return method, registry.get(method.kind)
+    if not isinstance(method, str):
+        raise ValueError(f"combine method {method!r}: give a rule's name or its config")
+    try:
+        rule: Rule = registry.get(method)
+    except LookupError as exc:
+        raise ValueError(f"combine method {method!r}: {exc}") from None
+    takes_lambda = any(f.alias == "lambda" for f in rule.config.model_fields.values())
+    options = {"kind": method, **({"lambda": lam} if takes_lambda and lam is not None else {})}
+    return validate_rule(registry, CombineConfig, options), rule
+
+
+def _run(
+    rule: Rule,
+    config: CombineConfig,
+    values: np.ndarray,
+    weights: np.ndarray,
+    present: np.ndarray,
+    shape: tuple[int, int],
+) -> np.ndarray:
+    """The rule applied to (S, N, K) values; its result checked to be (N, K) floats."""
+    out = np.asarray(rule.function(values, weights, present, config), dtype=np.float64)
+    if out.shape != shape:
+        raise ValueError(
+            f"combine rule {config.kind!r} returned shape {out.shape}; expected {shape} "
+            "(one row per sample, one column per draw)"
+        )
+    return out

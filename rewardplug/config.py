@@ -9,13 +9,24 @@ from __future__ import annotations
 
 import difflib
 import typing
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializeAsAny,
+    ValidationError,
+    WrapValidator,
+    field_validator,
+    model_validator,
+)
 
-from rewardplug.transforms import TransformSpec, normalize_transforms
+from rewardplug.rules import CombineConfig, TransformConfig, short_form, validate_rule
+from rewardplug.transforms import normalize_transforms
 
 __all__ = [
     "CombineMethod",
@@ -29,7 +40,28 @@ __all__ = [
     "safe_load_named",
 ]
 
+#: the built-in combine rules (plugins add more: ``register_combiners``)
 CombineMethod = Literal["weighted_sum", "min", "mean_minus_var"]
+
+
+def _transform(value: Any, handler: Any) -> TransformConfig:
+    """A ``transform:`` entry as the config model registered under its kind."""
+    from rewardplug import plugins
+
+    return validate_rule(plugins.transforms(), TransformConfig, value)
+
+
+def _combine_rule(value: Any, handler: Any) -> CombineConfig:
+    """``combine:`` as the config model of the combine rule it names."""
+    from rewardplug import plugins
+
+    return validate_rule(plugins.combiners(), CombineConfig, value)
+
+
+#: a ``transform:`` entry, validated by the transform registry (SerializeAsAny: dumped with the
+#: registered model's own fields, not only ``kind``)
+Transform = SerializeAsAny[Annotated[TransformConfig, WrapValidator(_transform)]]
+Combine = SerializeAsAny[Annotated[CombineConfig, WrapValidator(_combine_rule)]]
 
 
 class NoiseSpec(BaseModel):
@@ -56,7 +88,7 @@ class SourceSpec(BaseModel):
     with_: dict[str, Any] = Field(default_factory=dict, alias="with", description="source config")
     noise: NoiseSpec | None = Field(None, description="known noise for one-draw scores")
     #: applied in order, draw by draw, after ``noise`` (see :mod:`rewardplug.transforms`)
-    transform: list[TransformSpec] = Field(default_factory=list, description="score transforms")
+    transform: list[Transform] = Field(default_factory=list, description="score transforms")
     #: the lowest score this source gives (after its transforms): its value where it abstains
     #: under ``on_abstain: floor``
     floor: float | None = Field(None, allow_inf_nan=False, description="lowest score")
@@ -106,8 +138,11 @@ class StackConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
     sources: list[SourceSpec] = Field(min_length=1)
-    combine: CombineMethod = "weighted_sum"
-    lambda_: float = Field(1.0, alias="lambda", ge=0, allow_inf_nan=False)
+    #: a registered combine rule: its name, ``{kind: name, ...settings}`` or ``{name: {...}}``
+    combine: Combine = Field("weighted_sum", validate_default=True)
+    #: ``lambda`` of a rule given by name that takes one (``combine: mean_minus_var``; None:
+    #: the rule's default)
+    lambda_: float | None = Field(None, alias="lambda", ge=0, allow_inf_nan=False)
     on_abstain: Literal["abstain", "floor", "renormalize"] = "abstain"
     draws: int | None = Field(None, ge=1, le=4096, description="common K (default: largest K)")
     seed: int = 0
@@ -119,6 +154,32 @@ class StackConfig(BaseModel):
     #: sources) or ``paired`` (draw j with draw j, for sources whose draws are correlated)
     pairing: Literal["shuffled", "paired"] = "shuffled"
     discretize: DiscretizeConfig = Field(default_factory=DiscretizeConfig)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _lambda_into_the_rule(cls, data: Any) -> Any:
+        """The top-level ``lambda:`` (the form stacks used before rules had settings) goes into
+        a rule that takes a ``lambda`` and was not given one in ``combine:`` itself."""
+        if not (isinstance(data, Mapping) and data.get("lambda") is not None):
+            return data
+        combine = short_form(data.get("combine", "weighted_sum"))
+        if not (isinstance(combine, Mapping) and isinstance(combine.get("kind"), str)):
+            return data
+        from rewardplug import plugins
+
+        try:
+            rule = plugins.combiners().get(combine["kind"])
+        except LookupError:
+            return data  # reported by the field's own validation
+        takes = any(f.alias == "lambda" for f in rule.config.model_fields.values())
+        if not takes:
+            return data
+        if "lambda" in combine and combine["lambda"] != data["lambda"]:
+            raise ValueError(
+                f"`lambda` is given twice ({data['lambda']} at the top level, "
+                f"{combine['lambda']} in `combine:`); keep one"
+            )
+        return {**data, "combine": {**combine, "lambda": data["lambda"]}}
 
     @model_validator(mode="after")
     def _floors_for_floor(self) -> StackConfig:

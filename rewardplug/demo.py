@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from rewardplug.config import StackError, read_stack_file
+from rewardplug.extras import PLOT, describe_missing, missing_modules
 from rewardplug.io import append_rows, load_jsonl, output_row
 from rewardplug.paths import examples_dir
 from rewardplug.stack import Stack, load_stack
@@ -241,7 +242,7 @@ def _scale(stack: Stack) -> str:
     if d.enabled and d.assign == "binary":
         return "Rewards are 1 for the best tier and 0 for the others (assign: binary)."
     weights = list(stack.weights.values())
-    if stack.config.combine == "weighted_sum":
+    if stack.config.combine.kind == "weighted_sum":
         terms = " + ".join(f"{w:g}" for w in weights)
         abstaining = {
             "abstain": "an answer a source abstains on gets no reward (the trainer masks it)",
@@ -253,7 +254,7 @@ def _scale(stack: Stack) -> str:
             f"Rewards lie in [0, {sum(weights):g}]: the weighted sum of the sources' scores "
             f"(each in [0, 1]; weights {terms}); {abstaining}."
         )
-    return f"Rewards combine the sources with `{stack.config.combine}` (scores in [0, 1])."
+    return f"Rewards combine the sources with `{stack.config.combine.kind}` (scores in [0, 1])."
 
 
 def _why_tied(members: Sequence[Reward]) -> str:
@@ -360,8 +361,13 @@ def run_demo(
     scored = out_dir / "demo-scored.jsonl"
     scored.write_text("", encoding="utf-8")
     append_rows(scored, [output_row(row, r) for row, r in zip(loaded.rows, rewards, strict=True)])
-    png = out_dir / "demo-tiers.png"
-    plot_tiers(batch, rewards, png)
+    png: Path | None = out_dir / "demo-tiers.png"
+    no_plot = missing_modules(PLOT)  # matplotlib is an extra: the demo runs without it
+    if no_plot:
+        console.print(f"[dim]no tier plot: {escape(describe_missing('the plot', no_plot))}[/]")
+        png = None
+    else:
+        plot_tiers(batch, rewards, png)
 
     console.print(_scale(stack))
     _explain_ties(batch, rewards, console)
@@ -372,4 +378,4 @@ def run_demo(
             f"[{colour}]In {good} of {checked} problems every reward hack / wrong answer "
             "labelled 0 got a lower reward than every correct answer."
         )
-    console.print(f"wrote {escape(str(scored))} and {escape(str(png))}")
+    console.print(f"wrote {escape(str(scored))}" + (f" and {escape(str(png))}" if png else ""))

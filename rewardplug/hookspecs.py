@@ -20,6 +20,7 @@ import pluggy
 if TYPE_CHECKING:
     import click
 
+    from rewardplug.rules import CombineConfig, CombineFn, TransformConfig, TransformFn
     from rewardplug.source import RewardSource
 
 PROJECT_NAME = "rewardplug"
@@ -42,6 +43,31 @@ class RegisterCriterion(Protocol):
     """``register(kind, criterion_class)`` as passed to :func:`register_criteria`."""
 
     def __call__(self, kind: str, criterion_class: type[Any]) -> None: ...
+
+
+class RegisterTransform(Protocol):
+    """``register(name, function, config)`` as passed to :func:`register_transforms`.
+
+    ``function(values, config, context) -> values`` (:data:`rewardplug.rules.TransformFn`);
+    ``config`` subclasses :class:`rewardplug.rules.TransformConfig`.
+    """
+
+    def __call__(
+        self, name: str, function: TransformFn[Any], config: type[TransformConfig]
+    ) -> None: ...
+
+
+class RegisterCombiner(Protocol):
+    """``register(name, function, config)`` as passed to :func:`register_combiners`.
+
+    ``function(values, weights, present, config) -> combined``
+    (:data:`rewardplug.rules.CombineFn`); ``config`` subclasses
+    :class:`rewardplug.rules.CombineConfig`.
+    """
+
+    def __call__(
+        self, name: str, function: CombineFn[Any], config: type[CombineConfig]
+    ) -> None: ...
 
 
 @hookspec
@@ -90,4 +116,46 @@ def register_criteria(register: RegisterCriterion) -> None:
     Semantics: called once, when the criterion registry is first needed. Built-in kinds
     (``contains``, ``regex``, ``python``, ``llm``, ...) are registered through this same hook by the
     ``rubric`` plugin; duplicates are rejected and reported like duplicate sources.
+    """
+
+
+@hookspec
+def register_transforms(register: RegisterTransform) -> None:
+    """Register score transforms that a source's ``transform:`` list can name.
+
+    Call ``register(name, function, ConfigClass)`` once per transform. ``ConfigClass`` subclasses
+    :class:`rewardplug.rules.TransformConfig` (a pydantic model, unknown keys forbidden): it
+    validates ``{kind: name, ...}`` (or ``{name: {...}}``, or just ``name``) when the stack loads.
+    ``function(values, config, context)`` gets a 1-D float array -- the point estimate followed
+    by the draws -- and returns the transformed array of the same shape.
+
+    :param register: callable ``register(name: str, function: TransformFn, config: type) -> None``;
+        ``name`` is the transform's ``kind`` and must be unique across plugins.
+
+    Semantics: called once, when a stack first needs the transform registry. Built-in transforms
+    (``par``, ``log_sigmoid``, ``clip``, ``scale``, ``overlong``) are registered through this same
+    hook by the core ``rules`` plugin; a duplicate name is rejected and reported as that plugin's
+    load error. Abstentions never reach ``function``, and a non-finite result abstains with the
+    reason; import heavy libraries inside ``function``, not in the hook.
+    """
+
+
+@hookspec
+def register_combiners(register: RegisterCombiner) -> None:
+    """Register combine rules that a stack's ``combine:`` can name.
+
+    Call ``register(name, function, ConfigClass)`` once per rule. ``ConfigClass`` subclasses
+    :class:`rewardplug.rules.CombineConfig`: it validates ``combine: name`` or
+    ``combine: {kind: name, ...}`` when the stack loads. ``function(values, weights, present,
+    config)`` combines the sources' aligned draws ``values`` (S, N, K) -- NaN where a source did
+    not score the sample, ``present`` (S, N, 1) says where it did -- with the stack's ``weights``
+    (S,) into one (N, K) array, draw by draw.
+
+    :param register: callable ``register(name: str, function: CombineFn, config: type) -> None``;
+        ``name`` is what a stack writes after ``combine:`` and must be unique across plugins.
+
+    Semantics: called once, when a stack first needs the combiner registry. Built-in rules
+    (``weighted_sum``, ``min``, ``mean_minus_var``) are registered through this same hook by the
+    core ``rules`` plugin. The rule runs on the point estimates (K = 1) and on the draws; a row
+    whose result is not finite abstains with the reason.
     """

@@ -1,4 +1,5 @@
-"""The pluggy host: builds the plugin manager lazily and keeps the source and criterion registries.
+"""The pluggy host: builds the plugin manager lazily and keeps the registries plugins fill
+(sources, rubric criterion kinds, transforms, combine rules).
 
 Nothing here runs at import time. The first call to :func:`get_plugin_manager` registers the core
 plugins, loads every ``rewardplug`` entry point one by one (so a broken plugin is recorded with its
@@ -13,6 +14,7 @@ import importlib
 import os
 import threading
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import metadata
 from typing import Any
@@ -28,22 +30,25 @@ __all__ = [
     "Registry",
     "UnknownNameError",
     "add_plugin_commands",
+    "combiners",
     "criteria",
     "get_plugin_manager",
     "import_object",
     "plugin_report",
     "reset",
     "sources",
+    "transforms",
 ]
 
 #: modules of the core distribution registered as plugins (like pytest's default plugins)
 #: plugin name -> module of the plugins that ship with the core (no entry point needed)
-CORE_PLUGINS = {"python": "rewardplug.sources.plugin"}
+CORE_PLUGINS = {"python": "rewardplug.sources.plugin", "rules": "rewardplug.builtin_rules"}
 DISABLE_ENV = "REWARDPLUG_DISABLE_PLUGINS"
 
 
 class UnknownNameError(LookupError):
-    """A stack or rubric named a source / criterion kind that no plugin registered."""
+    """A stack or rubric named a source, criterion kind, transform or combine rule that no
+    plugin registered."""
 
 
 @dataclass
@@ -56,6 +61,8 @@ class PluginInfo:
     distribution: str | None = None
     sources: list[str] = field(default_factory=list)
     criteria: list[str] = field(default_factory=list)
+    transforms: list[str] = field(default_factory=list)
+    combiners: list[str] = field(default_factory=list)
     error: str | None = None
     #: source name -> the modules it may need that are not installed, with the pip command
     missing: dict[str, str] = field(default_factory=dict)
@@ -68,17 +75,33 @@ class PluginInfo:
             "distribution": self.distribution,
             "sources": sorted(self.sources),
             "criteria": sorted(self.criteria),
+            "transforms": sorted(self.transforms),
+            "combiners": sorted(self.combiners),
             "error": self.error,
             "missing": dict(sorted(self.missing.items())),
         }
 
 
 class Registry:
-    """Names registered through one hook (``register_sources`` or ``register_criteria``)."""
+    """Names registered through one hook (``register_sources``, ``register_criteria``,
+    ``register_transforms`` or ``register_combiners``).
 
-    def __init__(self, what: str, hook: str):
+    ``attr`` names the :class:`PluginInfo` list that records each plugin's names; ``make`` turns
+    the arguments of a ``register(name, ...)`` call after the name into the stored entry (and
+    raises when a plugin registers something unusable).
+    """
+
+    def __init__(
+        self,
+        what: str,
+        hook: str,
+        attr: str,
+        make: Callable[..., Any] | None = None,
+    ):
         self.what = what
         self.hook = hook
+        self.attr = attr
+        self.make: Callable[..., Any] = make or (lambda obj: obj)
         self.entries: dict[str, Any] = {}
         self.owner: dict[str, str] = {}
 
@@ -89,7 +112,7 @@ class Registry:
             info = infos.setdefault(plugin, PluginInfo(name=plugin))
 
             def register(
-                name: str, obj: Any, _plugin: str = plugin, _info: PluginInfo = info
+                name: str, *args: Any, _plugin: str = plugin, _info: PluginInfo = info
             ) -> None:
                 if not isinstance(name, str) or not name:
                     raise ValueError(f"{self.what} names must be non-empty strings, got {name!r}")
@@ -98,10 +121,9 @@ class Registry:
                         f"{self.what} {name!r} is already registered by plugin "
                         f"{self.owner[name]!r}; choose another name"
                     )
-                self.entries[name] = obj
+                self.entries[name] = self.make(*args)
                 self.owner[name] = _plugin
-                names = _info.sources if self.hook == "register_sources" else _info.criteria
-                names.append(name)
+                getattr(_info, self.attr).append(name)
 
             try:
                 impl.function(register=register)
@@ -148,6 +170,8 @@ class _State:
     infos: dict[str, PluginInfo]
     sources: Registry | None = None
     criteria: Registry | None = None
+    transforms: Registry | None = None
+    combiners: Registry | None = None
 
 
 _lock = threading.RLock()
@@ -243,7 +267,7 @@ def sources() -> Registry:
     state = _state()
     with _lock:
         if state.sources is None:
-            state.sources = Registry("source", "register_sources")
+            state.sources = Registry("source", "register_sources", "sources")
             state.sources.collect(state.pm, state.infos)
         return state.sources
 
@@ -253,9 +277,35 @@ def criteria() -> Registry:
     state = _state()
     with _lock:
         if state.criteria is None:
-            state.criteria = Registry("criterion kind", "register_criteria")
+            state.criteria = Registry("criterion kind", "register_criteria", "criteria")
             state.criteria.collect(state.pm, state.infos)
         return state.criteria
+
+
+def transforms() -> Registry:
+    """The registry of score transforms (``kind -> Rule``: function and config model)."""
+    from rewardplug.rules import TransformConfig, rule_maker
+
+    state = _state()
+    with _lock:
+        if state.transforms is None:
+            make = rule_maker(TransformConfig, "transform")
+            state.transforms = Registry("transform", "register_transforms", "transforms", make)
+            state.transforms.collect(state.pm, state.infos)
+        return state.transforms
+
+
+def combiners() -> Registry:
+    """The registry of combine rules (``name -> Rule``: function and config model)."""
+    from rewardplug.rules import CombineConfig, rule_maker
+
+    state = _state()
+    with _lock:
+        if state.combiners is None:
+            make = rule_maker(CombineConfig, "combine rule")
+            state.combiners = Registry("combine rule", "register_combiners", "combiners", make)
+            state.combiners.collect(state.pm, state.infos)
+        return state.combiners
 
 
 def reset() -> None:
@@ -266,8 +316,9 @@ def reset() -> None:
 
 
 def plugin_report() -> list[dict[str, Any]]:
-    """One dict per plugin: name, version, registered sources and criteria, load error, and
-    per source the modules it may import that are not installed (with the pip command).
+    """One dict per plugin: name, version, registered sources, criteria, transforms and combine
+    rules, load error, and per source the modules it may import that are not installed (with
+    the pip command).
 
     Sources registered by import path are imported here (this is the diagnostic command), so a
     broken source module shows as its plugin's error instead of only when a stack uses it.
@@ -277,6 +328,8 @@ def plugin_report() -> list[dict[str, Any]]:
 
     registry = sources()
     criteria()
+    transforms()
+    combiners()
     infos = _state().infos
     for name in registry.names():
         info = infos.setdefault(registry.owner[name], PluginInfo(registry.owner[name]))

@@ -395,7 +395,7 @@ class Stack:
         self.close()
 
     def __repr__(self) -> str:
-        return f"Stack(sources={list(self.sources)}, combine={self.config.combine!r})"
+        return f"Stack(sources={list(self.sources)}, combine={self.config.combine.kind!r})"
 
 
 def _as_samples(samples: Iterable[Sample | Mapping[str, Any]]) -> list[Sample]:

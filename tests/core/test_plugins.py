@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import inspect
 import json
+import math
 import re
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from rewardplug import hookspecs, load_stack
+from rewardplug import StackError, hookspecs, load_stack
 from rewardplug.cli import cli
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -120,15 +122,16 @@ def test_disable_env_blocks_plugins(site, monkeypatch):
     assert "rp_off" not in report()
 
 
-def test_third_party_hello_plugin_through_its_entry_point(site):
-    # Register examples/rewardplug-hello exactly as pip would: its package plus a dist-info
-    # carrying the entry point from its pyproject.toml.
-    hello = ROOT / "examples" / "rewardplug-hello"
+@pytest.fixture
+def hello(site):
+    """examples/rewardplug-hello registered exactly as pip would: its package plus a dist-info
+    carrying the entry point from its pyproject.toml."""
+    package = ROOT / "examples" / "rewardplug-hello"
     entry = re.search(
-        r"\[project\.entry-points\.rewardplug\]\s*\n(.+)", (hello / "pyproject.toml").read_text()
+        r"\[project\.entry-points\.rewardplug\]\s*\n(.+)", (package / "pyproject.toml").read_text()
     )
     assert entry, "the example must declare a rewardplug entry point"
-    sys.path.insert(0, str(hello))
+    sys.path.insert(0, str(package))
     try:
         info = site / "rewardplug_hello-0.1.0.dist-info"
         info.mkdir()
@@ -139,18 +142,102 @@ def test_third_party_hello_plugin_through_its_entry_point(site):
         (info / "entry_points.txt").write_text(
             f"[rewardplug]\n{name.strip()} = {module.strip().strip(chr(34))}\n"
         )
-        assert report()["hello"]["sources"] == ["hello"]
-        stack_file = site / "hello.yaml"
-        stack_file.write_text(
-            "sources:\n  - name: greets\n    use: hello\n    with: {greetings: [hello, hi]}\n"
-        )
-        rewards = load_stack(stack_file).score(
-            [{"prompt": "p", "response": r} for r in ("Hello there", "Goodbye", "")]
-        )
-        assert [r.raw for r in rewards] == [1.0, 0.0, None]
-        assert rewards[2].status == "abstain" and "empty response" in rewards[2].reason
+        yield site
     finally:
-        sys.path.remove(str(hello))
+        sys.path.remove(str(package))
+        for name in [m for m in sys.modules if m.startswith("rewardplug_hello")]:
+            del sys.modules[name]
+
+
+def test_third_party_hello_plugin_through_its_entry_point(hello):
+    assert report()["hello"]["sources"] == ["hello"]
+    stack_file = hello / "hello.yaml"
+    stack_file.write_text(
+        "sources:\n  - name: greets\n    use: hello\n    with: {greetings: [hello, hi]}\n"
+    )
+    rewards = load_stack(stack_file).score(
+        [{"prompt": "p", "response": r} for r in ("Hello there", "Goodbye", "")]
+    )
+    assert [r.raw for r in rewards] == [1.0, 0.0, None]
+    assert rewards[2].status == "abstain" and "empty response" in rewards[2].reason
+
+
+HELLO_RULES = f"""\
+sources:
+  - name: greets
+    use: hello
+    with: {{greetings: [hello, hi]}}
+  - name: quality
+    use: python
+    with: {{function: "{__package__}.rewards_fixture:given_draws"}}
+    transform: [{{threshold: {{at: 0.5}}}}]  # the example plugin's transform
+combine: {{softmin: {{tau: 0.1}}}}            # and its combine rule
+pairing: paired
+discretize: {{enabled: false}}
+"""
+
+
+def test_the_hello_plugin_adds_a_transform_and_a_combine_rule(hello):
+    """A third-party transform and combine rule, registered through the hooks and used from a
+    YAML stack, exactly as the built-ins are."""
+    info = report()
+    assert info["hello"]["transforms"] == ["threshold"]
+    assert info["hello"]["combiners"] == ["softmin"]
+    assert info["rules"]["combiners"] == ["mean_minus_var", "min", "weighted_sum"]
+    stack_file = hello / "rules.yaml"
+    stack_file.write_text(HELLO_RULES)
+    rows = [
+        {"prompt": "p", "response": "Goodbye", "draws": [0.7, 0.8]},
+        {"prompt": "p", "response": "hi hello", "draws": [0.2, 0.9]},
+    ]
+    rewards = load_stack(stack_file).score(rows)
+    # threshold, draw by draw and on the point estimate (the draws' mean)
+    assert [r.sources["quality"].draws for r in rewards] == [[1.0, 1.0], [0.0, 1.0]]
+    assert [r.sources["quality"].value for r in rewards] == [1.0, 1.0]
+
+    def softmin(a: float, b: float, tau: float = 0.1) -> float:
+        return -tau * math.log(0.5 * math.exp(-a / tau) + 0.5 * math.exp(-b / tau))
+
+    # Goodbye greets no one (0.0) and passes (1.0): between the min (0) and the mean (0.5)
+    assert rewards[0].raw == pytest.approx(softmin(0.0, 1.0))
+    assert 0.0 < rewards[0].raw < 0.1
+    assert rewards[1].raw == pytest.approx(1.0)
+    greets = rewards[1].sources["greets"].draws  # paired draw by draw with the thresholded ones
+    expected = [softmin(g, q) for g, q in zip(greets, [0.0, 1.0], strict=True)]
+    assert rewards[1].std == pytest.approx(float(np.std(expected, ddof=1)))
+
+
+def test_third_party_rule_names_get_did_you_mean_and_their_keys_are_checked(hello):
+    base = HELLO_RULES.replace("discretize: {enabled: false}\n", "")
+    for typo, message in [
+        ("threshold: {at: 0.5}", None),
+        (
+            "treshold: {at: 0.5}",
+            "unknown transform 'treshold'; known: clip, log_sigmoid, "
+            "overlong, par, scale, threshold; did you mean 'threshold'?",
+        ),
+        (
+            "threshold: {att: 0.5}",
+            "transform[0].att (line 8): Extra inputs are not permitted; "
+            "did you mean 'at'?; allowed keys: kind, at, below, above",
+        ),
+    ]:
+        text = base.replace("threshold: {at: 0.5}", typo)
+        for combine, combine_message in [
+            ("softmin: {tau: 0.1}", None),
+            ("sotfmin: {tau: 0.1}", "did you mean 'softmin'?"),
+            ("softmin: {tau: 0}", "combine.tau (line 9): Input should be greater than 0"),
+        ]:
+            path = hello / "typo.yaml"
+            path.write_text(text.replace("softmin: {tau: 0.1}", combine))
+            expected = [m for m in (message, combine_message) if m]
+            if not expected:
+                load_stack(path)
+                continue
+            with pytest.raises(StackError) as err:
+                load_stack(path)
+            for m in expected:
+                assert m in str(err.value)
 
 
 def test_every_hook_is_documented_with_its_signature():
@@ -160,7 +247,13 @@ def test_every_hook_is_documented_with_its_signature():
         for name, obj in vars(hookspecs).items()
         if callable(obj) and hasattr(obj, "rewardplug_spec")
     ]
-    assert {"register_sources", "register_commands", "register_criteria"} <= set(hooks)
+    assert {
+        "register_sources",
+        "register_commands",
+        "register_criteria",
+        "register_transforms",
+        "register_combiners",
+    } <= set(hooks)
     for name in hooks:
         assert f"## {name}" in doc, f"docs/plugin-hooks.md has no section for hook {name!r}"
         params = ", ".join(inspect.signature(getattr(hookspecs, name)).parameters)

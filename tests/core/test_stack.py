@@ -62,6 +62,36 @@ def test_min_and_mean_minus_var():
     assert r.raw == pytest.approx(0.75 - 2.0 * 0.0625)
 
 
+@pytest.mark.parametrize(
+    "combine",
+    [
+        {"combine": "mean_minus_var", "lambda": 2.0},  # the form stacks used before rule settings
+        {"combine": {"mean_minus_var": {"lambda": 2.0}}},
+        {"combine": {"kind": "mean_minus_var", "lambda": 2.0}},
+        {"combine": {"mean_minus_var": {"lambda": 2.0}}, "lambda": 2.0},  # the same value twice
+    ],
+)
+def test_a_combine_rules_settings_in_every_form_give_the_same_rewards(combine):
+    samples = [Sample(prompt="p", response="4", gold="4", quality=0.5)]
+    s = stack(py("em", "exact_match"), py("q", "noisy"), **combine)
+    assert s.config.combine.kind == "mean_minus_var" and s.config.combine.lambda_ == 2.0
+    assert s.score(samples)[0].raw == pytest.approx(0.75 - 2.0 * 0.0625)
+    # a dumped config validates back to the same rule (what a copy of a stack goes through)
+    again = type(s.config).model_validate(s.config.model_dump(by_alias=True))
+    assert again.combine == s.config.combine
+
+
+def test_combine_rule_settings_are_checked_by_the_rules_model():
+    with pytest.raises(StackError, match="given twice"):
+        stack(py("em", "exact_match"), combine={"mean_minus_var": {"lambda": 1}}, **{"lambda": 2})
+    with pytest.raises(StackError, match=r"combine\.lambda: Input should be greater than or eq"):
+        stack(py("em", "exact_match"), combine={"mean_minus_var": {"lambda": -1}})
+    with pytest.raises(StackError, match=r"combine\.lamda: .*did you mean 'lambda'\?"):
+        stack(py("em", "exact_match"), combine={"kind": "mean_minus_var", "lamda": 1})
+    with pytest.raises(StackError, match=r"combine\.tau: .*allowed keys: kind$"):
+        stack(py("em", "exact_match"), combine={"min": {"tau": 1}})
+
+
 def test_abstaining_source_is_dropped_and_weights_renormalized():
     s = stack(
         py("em", "exact_match", weight=1.0),
@@ -167,8 +197,14 @@ def test_validation_names_path_line_and_allowed_values(tmp_path):
     )
     with pytest.raises(
         StackError,
-        match="combine \\(line 3\\): Input should be 'weighted_sum', 'min' or 'mean_minus_var'",
+        match="combine \\(line 3\\): unknown combine rule 'maximum'; known: mean_minus_var, min, "
+        "weighted_sum",
     ):
+        load_stack(path)
+    path.write_text(
+        "sources:\n  - {name: a, use: python, with: {function: x:y}}\ncombine: mean_minus_vra\n"
+    )
+    with pytest.raises(StackError, match=r"combine \(line 3\): .*did you mean 'mean_minus_var'"):
         load_stack(path)
 
 

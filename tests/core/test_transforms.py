@@ -292,13 +292,23 @@ def test_unknown_tokenizer_fails_at_load_naming_it(tmp_path):
 @pytest.mark.parametrize(
     ("transform", "message"),
     [
-        ([{"kind": "parr"}], "does not match any of the expected tags: 'par'"),
+        (
+            [{"kind": "parr"}],
+            r"transform\[0\]: unknown transform 'parr'; known: clip, .*"
+            r"did you mean 'par'\?",
+        ),
         ([{"kind": "clip"}], "clip needs `min`, `max` or both"),
         ([{"clip": {"min": 2, "max": 1}}], "clip min"),
-        ([{"kind": "par", "tau": 0}], r"transform\[0\]\.par\.tau"),
-        ([{"kind": "par", "temp": 1}], r"transform\[0\]\.par\.temp"),
+        ([{"kind": "par", "tau": 0}], r"transform\[0\]\.tau: Input should be greater than 0"),
+        (
+            [{"kind": "par", "taux": 1}],
+            r"transform\[0\]\.taux: Extra inputs are not permitted; did you mean 'tau'\?; "
+            "allowed keys: kind, tau",
+        ),
         ([{"overlong": {"max_tokens": 5, "cache_tokens": 6}}], "must not exceed"),
-        ("nope", "does not match any of the expected tags"),
+        ("nope", "unknown transform 'nope'; known: clip, log_sigmoid, overlong, par, scale"),
+        ([{"tau": 1}], r"transform\[0\]: a transform needs `kind:` naming it"),
+        ([3], r"transform\[0\]: a transform is a name or a mapping with `kind:`"),
     ],
 )
 def test_bad_transforms_fail_at_load_with_the_path(transform, message):
