@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from rewardplug.cli_util import friendly_errors, progress
+from rewardplug.extras import PLOT, require
 
 __all__ = ["eval_cmd", "tune"]
 
@@ -44,6 +45,8 @@ def eval_cmd(
     """Discriminative ability, specificity and accuracy: raw vs discretized reward."""
     from rewardplug.evaluation import evaluate_stack, plot_tradeoff
 
+    if plot_path:  # before scoring, not after
+        require("rewardplug eval --plot", PLOT)
     report = _on_labelled_data(
         stack,
         data,

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from rewardplug.combine import Combined
+from rewardplug.extras import PLOT, require
 from rewardplug.io import group_batches
 from rewardplug.metrics import evaluate
 from rewardplug.stack import Stack
@@ -145,6 +146,7 @@ def plot_tradeoff(report: dict[str, Any], path: str | Path, title: str = "") -> 
     Points that coincide share one label (``0.5-0.8``) instead of printing over each other; a
     sweep that does not move at all (sources without uncertainty) says so on the plot.
     """
+    require("a trade-off plot", PLOT)
     import matplotlib
 
     matplotlib.use("Agg")

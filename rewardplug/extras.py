@@ -19,6 +19,7 @@ import re
 from collections.abc import Iterable, Mapping
 
 __all__ = [
+    "PLOT",
     "SERVE",
     "MissingDependency",
     "describe_missing",
@@ -30,6 +31,8 @@ __all__ = [
 
 #: what ``rewardplug serve`` imports before it binds
 SERVE = {"fastapi": "rewardplug[serve]", "uvicorn": "rewardplug[serve]"}
+#: what a plot imports (``rewardplug eval --plot``, the demo's tier figure)
+PLOT = {"matplotlib": "rewardplug[plot]"}
 
 _SAFE = re.compile(r"^[A-Za-z0-9._=<>!~-]+$")  # needs no quoting in a POSIX shell (no [ ] , ;)
 

@@ -262,8 +262,18 @@ def seccomp_bpf(deny_writes: bool) -> bytes | None:
     """
     try:
         import pyseccomp as sc
-    except (ImportError, OSError) as exc:  # the Python binding or libseccomp.so is missing
-        log.warning("seccomp unavailable (%s); children get rlimits only", exc)
+    except ImportError as exc:  # the Python binding: an extra, not a core dependency
+        log.warning(
+            "seccomp unavailable (%s); children get rlimits only: pip install 'rewardplug[code]'",
+            exc,
+        )
+        return None
+    except OSError as exc:  # libseccomp.so, from the OS
+        log.warning(
+            "seccomp unavailable (%s); children get rlimits only: install libseccomp "
+            "(Debian/Ubuntu package 'libseccomp2')",
+            exc,
+        )
         return None
     eperm = sc.ERRNO(errno.EPERM)
     flt = sc.SyscallFilter(eperm)

@@ -133,7 +133,8 @@ class TestCasesSource(RewardSource):
                 raise RuntimeError(
                     "no safe isolation level: bubblewrap does not work here "
                     f"({sandbox.bwrap_unavailable_reason() or 'not probed'}) and the seccomp "
-                    "fallback needs libseccomp (Debian/Ubuntu package 'libseccomp2') and pyseccomp"
+                    "fallback needs libseccomp (Debian/Ubuntu package 'libseccomp2') and pyseccomp "
+                    "(pip install 'rewardplug[code]')"
                 )
             if level != sandbox.LEVEL_BWRAP and cfg.isolation == "auto" and level not in _warned:
                 _warned.add(level)

@@ -34,6 +34,8 @@ EXTRAS = (
     "jsonschema",
     "numba",
     "llvmlite",
+    "matplotlib",  # [plot]
+    "pyseccomp",  # [code]
 )
 
 BLOCKER = f"""
@@ -100,6 +102,38 @@ print(json.dumps({{"rewards": [r.reward for r in rewards],
     assert got["status"] == {"mine": "ok", "tests": "ok", "format": "ok"}
     assert got["rewards"][0] > got["rewards"][1]
     assert got["blocked_imported"] == []
+
+
+def test_core_only_names_the_extra_for_a_plot_and_for_the_seccomp_filter(tmp_path):
+    code = (
+        BLOCKER
+        + f"""
+import json, logging
+from rewardplug.evaluation import plot_tradeoff
+from rewardplug.extras import MissingDependency
+from rewardplug_code import sandbox
+try:
+    plot_tradeoff({{"sweep": []}}, {str(tmp_path / "plot.png")!r})
+    plot = "no error"
+except MissingDependency as exc:
+    plot = str(exc)
+said = []
+class Keep(logging.Handler):
+    def emit(self, record):
+        said.append(record.getMessage())
+sandbox.log.addHandler(Keep())
+print(json.dumps({{"plot": plot, "filter": sandbox.seccomp_bpf(True), "said": said}}))
+"""
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=300
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    got = json.loads(out.stdout.strip().splitlines()[-1])
+    assert "matplotlib" in got["plot"] and "pip install 'rewardplug[plot]'" in got["plot"]
+    assert not (tmp_path / "plot.png").exists()
+    assert got["filter"] is None  # no filter without the binding: the fallback level is refused
+    assert any("pip install 'rewardplug[code]'" in line for line in got["said"]), got["said"]
 
 
 def _make_dry_run(python: str) -> str:
