@@ -36,12 +36,15 @@ def warm() -> None:
     from rewardplug.discretizer import discretize
 
     rng = np.random.default_rng(0)
-    draws = rng.normal(size=(64, 4))
-    draws[3] = np.nan  # an abstaining row: the scored rows are gathered, as in real batches
+    scored = rng.normal(size=(64, 4))
+    abstaining = scored.copy()
+    abstaining[3] = np.nan  # an abstaining row: the scored rows are gathered, not sliced
     groups = np.arange(64) // 8
-    for method in ("gaussian", "exact"):
-        for values in (None, draws[:, 0]):
-            discretize(draws, groups, 0.9, method=method, values=values, backend="numba")
+    # the argument types of real calls (C-contiguous float64 arrays): numba compiles per type
+    for draws in (scored, abstaining):
+        for values in (None, np.ascontiguousarray(draws[:, 0])):
+            for method in ("gaussian", "exact"):
+                discretize(draws, groups, 0.9, method=method, values=values, backend="numba")
 
 
 def _cache_holds_kernels(module: ModuleType) -> bool:
