@@ -136,6 +136,32 @@ print(json.dumps({{"plot": plot, "filter": sandbox.seccomp_bpf(True), "said": sa
     assert any("pip install 'rewardplug[code]'" in line for line in got["said"]), got["said"]
 
 
+def test_core_only_demo_runs_without_its_figure_and_says_what_to_install(tmp_path):
+    code = (
+        BLOCKER
+        + f"""
+import yaml
+from rich.console import Console
+from rewardplug.demo import DEMO_STACK, run_demo
+stack = yaml.safe_load(DEMO_STACK.read_text())
+stack["sources"] = [s for s in stack["sources"] if s["use"] == "rubric"]
+path = {str(tmp_path / "stack.yaml")!r}
+with open(path, "w") as f:
+    yaml.safe_dump(stack, f)
+out = Console(record=True, width=200, force_terminal=False)
+run_demo({str(tmp_path)!r}, path, console=out)
+print(" ".join(out.export_text().split()))
+"""
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=300
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "no tier plot" in out.stdout and "pip install 'rewardplug[plot]'" in out.stdout
+    assert (tmp_path / "demo-scored.jsonl").stat().st_size > 0
+    assert not (tmp_path / "demo-tiers.png").exists()
+
+
 def _make_dry_run(python: str) -> str:
     if shutil.which("make") is None:
         pytest.skip("make is not installed")
