@@ -182,6 +182,8 @@ def tune(
         held_out = {
             "groups": split["held_out_groups"],
             "samples": split["held_out_samples"],
+            "tuning_groups": split["tuning_groups"],
+            "tuning_samples": split["tuning_samples"],
             "raw": {k: raw_held[k] for k in METRIC_KEYS},
             "raw_ci": raw_held.get("ci", {}),
             "chosen": _row(

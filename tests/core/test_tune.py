@@ -247,6 +247,7 @@ def test_held_out_numbers_show_a_setting_that_only_fits_the_tuning_groups():
     chosen, held = report["chosen"], report["held_out"]
     assert report["split"]["tuning_groups"] == report["split"]["held_out_groups"] == 10
     assert held["groups"] == 10 and held["samples"] == 40
+    assert held["tuning_groups"] == 10 and held["tuning_samples"] == 40
     # in sample: both close pairs tied, nothing lost
     assert chosen["discriminative_ability"] == 1.0 and chosen["specificity"] == 1.0
     # held out, raw orders 3 of 4 gold-different pairs in half the groups and 4 of 4 in the
