@@ -41,7 +41,7 @@ from rewardplug.transform_kinds import (
     par,
     scale,
 )
-from rewardplug.types import Sample, Score, _digest
+from rewardplug.types import Sample, Score, digest
 
 __all__ = [
     "KINDS",
@@ -92,7 +92,7 @@ AScoreFn = Callable[[list[Sample]], Awaitable[list[Score]]]
 
 def reference_key(sample: Sample) -> str:
     """What a reference score depends on: the prompt, the reference text, tests and rubric."""
-    return _digest([sample.prompt, sample.reference, sample.tests, sample.rubric], 32)
+    return digest([sample.prompt, sample.reference, sample.tests, sample.rubric], 32)
 
 
 def reference_sample(sample: Sample) -> Sample:

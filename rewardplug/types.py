@@ -26,6 +26,8 @@ __all__ = [
     "Sample",
     "Score",
     "Status",
+    "content_text",
+    "digest",
     "prompt_text",
     "sample_from",
     "trusted",
@@ -38,7 +40,7 @@ _SAMPLE_FIELDS = ("id", "group", "prompt", "response", "reference", "tests", "ru
 _FIELD_SET = frozenset(_SAMPLE_FIELDS)
 
 
-def _digest(value: Any, size: int = 16) -> str:
+def digest(value: Any, size: int = 16) -> str:
     """A short, stable hash of a JSON-serializable value (independent of process and platform)."""
     text = value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)
     return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=size // 2).hexdigest()
@@ -48,12 +50,10 @@ def prompt_text(prompt: str | list[Message]) -> str:
     """Render a prompt (plain text or a chat-message list) as plain text, e.g. for judges or logs."""
     if isinstance(prompt, str):
         return prompt
-    return "\n\n".join(
-        f"{m.get('role', 'user')}: {_content_text(m.get('content'))}" for m in prompt
-    )
+    return "\n\n".join(f"{m.get('role', 'user')}: {content_text(m.get('content'))}" for m in prompt)
 
 
-def _content_text(content: Any) -> str:
+def content_text(content: Any) -> str:
     """Text of a chat message's ``content``: a string, or the text parts of a multi-part list."""
     if content is None:
         return ""
@@ -62,6 +62,11 @@ def _content_text(content: Any) -> str:
     if isinstance(content, list):
         return "".join(p.get("text", "") if isinstance(p, dict) else str(p) for p in content)
     return str(content)
+
+
+# the names these helpers had while private (code written before they were shared keeps working)
+_digest = digest
+_content_text = content_text
 
 
 class Sample(BaseModel):
@@ -107,11 +112,11 @@ class Sample(BaseModel):
         response = data.get("response")
         if isinstance(response, list):
             text = "".join(
-                _content_text(m.get("content")) if isinstance(m, dict) else str(m) for m in response
+                content_text(m.get("content")) if isinstance(m, dict) else str(m) for m in response
             )
             data = {**data, "response": text}
         elif isinstance(response, dict) and "content" in response:
-            data = {**data, "response": _content_text(response["content"])}
+            data = {**data, "response": content_text(response["content"])}
         return data
 
     @model_validator(mode="after")
@@ -206,12 +211,12 @@ def _std(draws: list[float]) -> float:
 
 def _default_group(prompt: str | list[Message]) -> str:
     """A sample's group when none is given: a hash of its prompt."""
-    return _digest(prompt)
+    return digest(prompt)
 
 
 def _default_id(prompt: str | list[Message], response: str) -> str:
     """A sample's id when none is given: a hash of its prompt and response."""
-    return _digest([prompt, response])
+    return digest([prompt, response])
 
 
 def trusted(cls: type[_M], fields: dict[str, Any], fields_set: set[str] | None = None) -> _M:

@@ -55,7 +55,7 @@ from rewardplug.integrations.nemo_gym_protocol import (
     plain,
     verify_fields,
 )
-from rewardplug.types import _digest
+from rewardplug.types import digest
 
 if TYPE_CHECKING:
     from rewardplug.stack import Stack
@@ -116,7 +116,7 @@ class VerifyGroups:
         """The answer fields for one ``/verify`` request body (a dict)."""
         key = group_key(body)
         size = body.get(GROUP_SIZE_FIELD) or self.group_size
-        ident = (key, body.get(ROLLOUT_INDEX_KEY), _digest(plain(body.get("response") or {})))
+        ident = (key, body.get(ROLLOUT_INDEX_KEY), digest(plain(body.get("response") or {})))
         if ident in self._recent:
             return self._recent[ident]
         held = self._pending.get(ident)

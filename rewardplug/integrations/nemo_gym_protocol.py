@@ -13,7 +13,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from rewardplug.types import Reward, Sample, _content_text, _digest
+from rewardplug.types import Reward, Sample, content_text, digest
 
 __all__ = [
     "ABSTAINED",
@@ -65,7 +65,7 @@ def prompt_messages(params: Mapping[str, Any]) -> list[dict[str, Any]]:
         if not isinstance(item, Mapping) or item.get("type", "message") != "message":
             continue  # tool calls and their outputs are not prompt text
         content = item.get("content")
-        messages.append({"role": item.get("role", "user"), "content": _content_text(content)})
+        messages.append({"role": item.get("role", "user"), "content": content_text(content)})
     return messages
 
 
@@ -76,7 +76,7 @@ def response_text(response: Any) -> str:
     for item in plain(response).get("output") or []:
         if isinstance(item, Mapping) and item.get("type") == "message":
             parts = item.get("content") or []
-            text = parts if isinstance(parts, str) else _content_text(parts)
+            text = parts if isinstance(parts, str) else content_text(parts)
             out.append(text)
     return "\n".join(out)
 
@@ -86,7 +86,7 @@ def group_key(body: Mapping[str, Any]) -> str:
     if body.get(GROUP_ID_KEY) is not None:
         return f"group:{body[GROUP_ID_KEY]}:{int(body.get(GROUP_ATTEMPT_KEY) or 0)}"
     params = plain(body.get("responses_create_params") or {})
-    prompt = _digest([params.get("instructions"), plain(params.get("input"))])
+    prompt = digest([params.get("instructions"), plain(params.get("input"))])
     task = body.get(TASK_INDEX_KEY)
     return f"task:{task}:{prompt}" if task is not None else f"prompt:{prompt}"
 
@@ -117,7 +117,7 @@ def gym_sample(body: Mapping[str, Any], key: str | None = None) -> Sample:
         {
             **fields,
             "metadata": metadata,
-            "id": _digest({"rollout": body.get(ROLLOUT_INDEX_KEY), "response": response}),
+            "id": digest({"rollout": body.get(ROLLOUT_INDEX_KEY), "response": response}),
             "group": key if key is not None else group_key(body),
             "prompt": prompt_messages(plain(body.get("responses_create_params") or {})),
             "response": response_text(response),

@@ -42,7 +42,7 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from rewardplug.types import Reward, Sample, _content_text, _digest
+from rewardplug.types import Reward, Sample, content_text, digest
 
 if TYPE_CHECKING:
     from rewardplug.stack import Stack
@@ -90,9 +90,9 @@ def nemo_rl_sample(message_log: Sequence[Mapping[str, Any]], metadata: Any) -> S
     metadata (``extra_env_info``)."""
     messages = [{"role": m.get("role", "user"), "content": m.get("content")} for m in message_log]
     first = next((i for i, m in enumerate(messages) if m["role"] == "assistant"), len(messages))
-    prompt = [{"role": m["role"], "content": _content_text(m["content"])} for m in messages[:first]]
+    prompt = [{"role": m["role"], "content": content_text(m["content"])} for m in messages[:first]]
     response = "".join(
-        _content_text(m["content"]) for m in messages[first:] if m["role"] == "assistant"
+        content_text(m["content"]) for m in messages[first:] if m["role"] == "assistant"
     )
     info = metadata if isinstance(metadata, Mapping) else {}
     fields: dict[str, Any] = {}
@@ -109,7 +109,7 @@ def nemo_rl_sample(message_log: Sequence[Mapping[str, Any]], metadata: Any) -> S
         {
             **fields,
             "metadata": extra,
-            "group": f"group:{group}" if group is not None else f"prompt:{_digest(prompt)}",
+            "group": f"group:{group}" if group is not None else f"prompt:{digest(prompt)}",
             "prompt": prompt,
             "response": response,
         }

@@ -52,7 +52,7 @@ from rewardplug.integrations.conventions import (
     is_eval_split,
 )
 from rewardplug.integrations.safe_json import JSONLimitError, JSONReader, MalformedJSON
-from rewardplug.types import Reward, Sample, _digest
+from rewardplug.types import Reward, Sample, digest
 
 __all__ = [
     "DEFAULT_STRIP_SUFFIXES",
@@ -245,13 +245,13 @@ def read_request(
         try:
             fields = _label_fields(label, obj, i)
             if across_requests:
-                key = key or _digest(prompt)
+                key = key or digest(prompt)
                 ids = {
-                    "id": _digest([prompt, cut, label]),
+                    "id": digest([prompt, cut, label]),
                     "group": f"eval:{key}" if evaluation else key,
                 }
             else:
-                ids = {"id": f"{tag}:{i}", "group": f"{tag}:{_digest(prompt)}"}
+                ids = {"id": f"{tag}:{i}", "group": f"{tag}:{digest(prompt)}"}
             sample = Sample.model_validate({**fields, **ids, "prompt": prompt, "response": cut})
         except ProtocolError:
             raise

@@ -53,7 +53,7 @@ from typing import TYPE_CHECKING, Any
 
 from rewardplug.integrations.conventions import DEFAULT_STRIP_SUFFIXES
 from rewardplug.integrations.openrlhf import strip_end_markers
-from rewardplug.types import Reward, Sample, _digest
+from rewardplug.types import Reward, Sample, digest
 
 if TYPE_CHECKING:
     from rewardplug.stack import Stack
@@ -159,7 +159,7 @@ def slime_samples(samples: Sequence[Any], *, whole_group: bool = True) -> list[S
     if whole_group:
         first = samples[0] if samples else None
         index = getattr(first, "group_index", None)
-        group = f"group:{index}" if index is not None else _digest(getattr(first, "prompt", ""))
+        group = f"group:{index}" if index is not None else digest(getattr(first, "prompt", ""))
     return [_sample(s, i, group) for i, s in enumerate(samples)]
 
 

@@ -60,7 +60,7 @@ from typing import TYPE_CHECKING, Any
 
 from rewardplug import notices
 from rewardplug.integrations.trl_logs import log_missing, log_to_trl
-from rewardplug.types import Reward, Sample, _digest
+from rewardplug.types import Reward, Sample, digest
 
 if TYPE_CHECKING:
     from rewardplug.stack import Stack
@@ -231,7 +231,7 @@ def _samples(
     if len(prompts) != n:
         raise ValueError(f"TRL passed {len(prompts)} prompts for {n} completions")
     cols = _sample_columns(n, columns)
-    groups = _group_ids([_digest(p) for p in prompts], size, seen)
+    groups = _group_ids([digest(p) for p in prompts], size, seen)
     samples = []
     for i, (prompt, completion) in enumerate(zip(prompts, completions, strict=True)):
         fields = {k: v[i] for k, v in cols.items()}

@@ -43,7 +43,7 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from rewardplug.types import Reward, Sample, _content_text, _digest
+from rewardplug.types import Reward, Sample, content_text, digest
 
 if TYPE_CHECKING:
     from rewardplug.stack import Stack
@@ -104,7 +104,7 @@ def _response(completion: Any) -> str:
         return completion or ""
     messages = [_message(m) for m in completion]
     return "\n".join(
-        _content_text(m["content"]) for m in messages if m["role"] in ("assistant", "text")
+        content_text(m["content"]) for m in messages if m["role"] in ("assistant", "text")
     )
 
 
@@ -143,7 +143,7 @@ def verifiers_samples(
         raise ValueError(f"verifiers passed {len(prompts)} prompts for {n} completions")
     first = states[0] if states else {}
     example = first.get("example_id") if isinstance(first, Mapping) else None
-    group = f"example:{example}" if example is not None else _digest(str(_plain(prompts[0])))
+    group = f"example:{example}" if example is not None else digest(str(_plain(prompts[0])))
     samples = []
     for i in range(n):
         prompt = prompts[i]

@@ -52,7 +52,7 @@ from typing import TYPE_CHECKING, Any
 
 from rewardplug import notices
 from rewardplug.inputs import missing_flags, required_fields
-from rewardplug.types import Reward, Sample, _digest
+from rewardplug.types import Reward, Sample, digest
 
 if TYPE_CHECKING:
     from rewardplug.integrations.verl_loop import RewardLoopManager as RewardManager
@@ -137,8 +137,8 @@ def _group_key(data_source: Any, ground_truth: Any, extra_info: Any) -> str:
     if isinstance(extra_info, dict):
         for key in _GROUP_KEYS:
             if extra_info.get(key) is not None:
-                return _digest([key, _plain(extra_info[key])])
-    return _digest(["gt", str(data_source), _plain(ground_truth)])
+                return digest([key, _plain(extra_info[key])])
+    return digest(["gt", str(data_source), _plain(ground_truth)])
 
 
 def verl_samples(

@@ -25,7 +25,7 @@ from rewardplug.integrations.verl import (
     _warn_once,
     get_stack,
 )
-from rewardplug.types import Reward, Sample, _digest
+from rewardplug.types import Reward, Sample, digest
 
 if TYPE_CHECKING:
     from rewardplug.groups import GroupAssembler
@@ -153,12 +153,12 @@ class RewardLoopManager:
                 "uid",
                 f"a verl sample has no usable uid ({uid!r}); grouping such samples by prompt",
             )
-            key = "prompt:" + _digest(fields["prompt"])
+            key = "prompt:" + digest(fields["prompt"])
         reference = None if gt is None else (gt if isinstance(gt, str) else json.dumps(gt))
         sample = Sample.model_validate(
             {
                 **fields,
-                "id": _digest([key, response]),
+                "id": digest([key, response]),
                 "group": key,
                 "response": response,
                 "reference": reference,
