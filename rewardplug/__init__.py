@@ -37,6 +37,7 @@ _LAZY = {
     "load_stack": "rewardplug.stack",
     "StackError": "rewardplug.config",
     "get_plugin_manager": "rewardplug.plugins",
+    "Host": "rewardplug.plugins",
     "read_samples": "rewardplug.io",
     "evaluate": "rewardplug.metrics",
 }
@@ -44,6 +45,7 @@ _LAZY = {
 __all__ = [
     "CombineConfig",
     "DiscretizeResult",
+    "Host",
     "Reward",
     "RewardSource",
     "Sample",
@@ -67,7 +69,7 @@ if TYPE_CHECKING:
     from rewardplug.discretizer import DiscretizeResult, discretize
     from rewardplug.io import read_samples
     from rewardplug.metrics import evaluate
-    from rewardplug.plugins import get_plugin_manager
+    from rewardplug.plugins import Host, get_plugin_manager
     from rewardplug.rules import CombineConfig, TransformConfig, TransformContext
     from rewardplug.source import RewardSource, SourceConfig
     from rewardplug.stack import Stack, load_stack

@@ -16,10 +16,10 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 from rewardplug import plugins
-from rewardplug.config import StackConfig, StackError, describe_errors, line_of, read_stack_file
-from rewardplug.extras import describe_missing, import_hint, missing_modules
+from rewardplug.config import StackConfig, StackError, describe_errors, read_stack_file
 from rewardplug.health import SourceHealth
 from rewardplug.source import RewardSource
+from rewardplug.stack_sources import build_source, resolve_source, source_problems
 from rewardplug.transforms import TransformChain
 from rewardplug.types import Reward, Sample, Score, sample_from
 
@@ -36,25 +36,24 @@ _log = logging.getLogger("rewardplug")
 __all__ = ["Stack", "load_stack", "resolve_source"]
 
 
-def resolve_source(use: str) -> type[RewardSource]:
-    """The source class for ``use:``: a registered name or an import path ``pkg.mod:Class``."""
-    if ":" in use:
-        obj = plugins.import_object(use)
-        if not (isinstance(obj, type) and issubclass(obj, RewardSource)):
-            raise ValueError(f"{use!r} is not a RewardSource subclass")
-        return obj
-    registered: type[RewardSource] = plugins.sources().get(use)
-    return registered
-
-
-def load_stack(stack: str | Path | Mapping[str, Any] | StackConfig) -> Stack:
+def load_stack(
+    stack: str | Path | Mapping[str, Any] | StackConfig, *, host: plugins.Host | None = None
+) -> Stack:
     """Build a :class:`Stack` from a YAML file path, a mapping, or a :class:`StackConfig`.
 
-    Raises :class:`StackError` listing every problem (key path, YAML line, allowed values).
+    ``host``: the :class:`~rewardplug.plugins.Host` whose plugins resolve the stack's names
+    (default: the current one, usually the process's default host). Raises :class:`StackError`
+    listing every problem (key path, YAML line, allowed values).
     """
+    host = host or plugins.current_host()
+    with plugins.use_host(host):
+        return _load(stack, host)
+
+
+def _load(stack: str | Path | Mapping[str, Any] | StackConfig, host: plugins.Host) -> Stack:
     node, origin = None, None
     if isinstance(stack, StackConfig):
-        return Stack(stack)
+        return Stack(stack, host=host)
     if isinstance(stack, str | Path):
         origin = str(stack)
         data, node = read_stack_file(stack)
@@ -66,71 +65,33 @@ def load_stack(stack: str | Path | Mapping[str, Any] | StackConfig) -> Stack:
         config = StackConfig.model_validate(data)
     except ValidationError as exc:
         # every problem in one pass: the stack's own, and each source's `with:` as well
-        problems = describe_errors(exc, StackConfig, node=node) + _source_problems(data, node)
+        problems = describe_errors(exc, StackConfig, node=node) + source_problems(data, node)
         raise StackError(problems, origin) from None
-    return Stack(config, _node=node, _origin=origin)
-
-
-def _source_problems(data: Mapping[str, Any], node: Any) -> list[str]:
-    """Problems in the sources' ``use:``/``with:``, checked on their own (the stack as a whole
-    did not validate, so this is the only chance to report them in the same pass)."""
-    problems: list[str] = []
-    sources = data.get("sources")
-    if not isinstance(sources, list):
-        return problems
-    for i, spec in enumerate(sources):
-        if isinstance(spec, Mapping) and isinstance(spec.get("use"), str):
-            options = spec.get("with", {})
-            if isinstance(options, Mapping):
-                problems += _build_source(i, spec["use"], dict(options), node)[1]
-    return problems
-
-
-def _build_source(
-    i: int, use: str, options: dict[str, Any], node: Any
-) -> tuple[RewardSource | None, list[str]]:
-    """The source ``sources[i]`` declares, or the problems that prevent it (path and line):
-    an unknown ``use:``, invalid ``with:`` settings, or modules it needs that are not installed
-    (named with the pip command that installs them)."""
-    line = line_of(node, ("sources", i, "use"))
-    at = f"sources[{i}].use{f' (line {line})' if line else ''}"
-    try:
-        cls = resolve_source(use)
-    except (LookupError, ValueError) as exc:
-        return None, [f"{at}: {exc}"]
-    # modules every configuration needs, reported even when `with:` is invalid as well (a
-    # source that narrows them to its configuration is checked once that is known)
-    fixed = cls.requirements is RewardSource.requirements
-    missing = missing_modules(cls.requires) if fixed else {}
-    problems = [f"{at}: {describe_missing(use, missing)}"] if missing else []
-    try:
-        source = cls(cls.Config.model_validate(options))
-    except ValidationError as exc:
-        return None, problems + describe_errors(exc, cls.Config, ("sources", i, "with"), node)
-    except ImportError as exc:  # a load-time check imported a module that is not there
-        if getattr(exc, "name", None) not in missing:
-            problems.append(f"sources[{i}].with: {import_hint(exc) or exc}")
-        return None, problems
-    except (ValueError, OSError, RuntimeError) as exc:  # a source's own load-time check
-        return None, [*problems, f"sources[{i}].with: {exc}"]
-    if not fixed:
-        missing = missing_modules(source.requirements())
-        problems += [f"{at}: {describe_missing(use, missing)}"] if missing else []
-    if problems:
-        source.close()
-        return None, problems
-    return source, []
+    return Stack(config, host=host, _node=node, _origin=origin)
 
 
 class Stack:
     """Sources + combination + discretization, as declared by a :class:`StackConfig`."""
 
-    def __init__(self, config: StackConfig, *, _node: Any = None, _origin: str | None = None):
+    def __init__(
+        self,
+        config: StackConfig,
+        *,
+        host: plugins.Host | None = None,
+        _node: Any = None,
+        _origin: str | None = None,
+    ):
+        #: the plugin host that resolves this stack's names, current while it builds and scores
+        self.host = host or plugins.current_host()
+        with plugins.use_host(self.host):
+            self._build(config, _node, _origin)
+
+    def _build(self, config: StackConfig, _node: Any, _origin: str | None) -> None:
         self.config = config
         self.sources: dict[str, RewardSource] = {}
         problems: list[str] = []
         for i, spec in enumerate(config.sources):
-            source, found = _build_source(i, spec.use, spec.with_, _node)
+            source, found = build_source(i, spec.use, spec.with_, _node)
             problems += found
             if source is not None:
                 self.sources[spec.name] = source
@@ -172,11 +133,17 @@ class Stack:
         self, batch: Sequence[Sample], names: Sequence[str] | None = None
     ) -> dict[str, list[Score]]:
         """Every source's (or the named sources') scores for the batch, concurrently."""
-        import asyncio
-
         names = list(self.sources) if names is None else list(names)
         if not batch:
             return {n: [] for n in names}
+        with plugins.use_host(self.host):  # the tasks below copy this context
+            return await self._ascore_sources(batch, names)
+
+    async def _ascore_sources(
+        self, batch: Sequence[Sample], names: list[str]
+    ) -> dict[str, list[Score]]:
+        import asyncio
+
         results = await asyncio.gather(
             *(self.sources[n].ascore(batch) for n in names), return_exceptions=True
         )
@@ -268,12 +235,18 @@ class Stack:
             scores = self._with_noise(name, batch, self._checked(name, result, len(batch)))
             return self.transform_scores(name, batch, scores) if transform else scores
 
-        if len(self.sources) == 1:
-            return {name: run(name) for name in self.sources}
-        from concurrent.futures import ThreadPoolExecutor
+        import contextvars
 
-        with ThreadPoolExecutor(max_workers=len(self.sources)) as pool:
-            return dict(zip(self.sources, pool.map(run, self.sources), strict=True))
+        with plugins.use_host(self.host):
+            if len(self.sources) == 1:
+                return {name: run(name) for name in self.sources}
+            from concurrent.futures import ThreadPoolExecutor
+
+            # each thread runs in a copy of this context: it sees the stack's plugin host
+            contexts = {name: contextvars.copy_context() for name in self.sources}
+            with ThreadPoolExecutor(max_workers=len(self.sources)) as pool:
+                done = pool.map(lambda n: contexts[n].run(run, n), self.sources)
+                return dict(zip(self.sources, done, strict=True))
 
     def combine(self, batch: Sequence[Sample], scores: dict[str, list[Score]]) -> Combined:
         """Combine the sources' scores draw-wise (see :mod:`rewardplug.combine`)."""
@@ -322,13 +295,13 @@ class Stack:
 
     def finish(self, batch: Sequence[Sample], scores: dict[str, list[Score]]) -> list[Reward]:
         """Combine and discretize already computed source scores into rewards."""
+        from rewardplug.inputs import count_missing
         from rewardplug.rewards import build_rewards, warn_if_no_uncertainty
 
         self.health.observe(scores)
-        from rewardplug.inputs import count_missing
-
         count_missing(self, batch, self.missing_inputs)
-        combined = self.combine(batch, scores)
+        with plugins.use_host(self.host):  # combine rules come from the stack's host
+            combined = self.combine(batch, scores)
         enabled = self.config.discretize.enabled
         if enabled and not self._warned_k1:
             self._warned_k1 = warn_if_no_uncertainty(batch, combined)

@@ -275,7 +275,7 @@ def test_importing_rewardplug_is_light():
 
 
 def test_import_does_not_scan_entry_points():
-    code = "import rewardplug.plugins as p, rewardplug; print(p._STATE is None)"
+    code = "import rewardplug.plugins as p, rewardplug; print(p._default is None)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.stdout.strip() == "True", out.stderr
 
