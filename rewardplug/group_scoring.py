@@ -19,15 +19,36 @@ from typing import TYPE_CHECKING, Any
 from rewardplug.types import Reward, Score
 
 if TYPE_CHECKING:
-    from rewardplug.groups import AssemblerStats
     from rewardplug.stack import Stack
     from rewardplug.types import Sample
 
-__all__ = ["Group", "GroupScoring", "Member"]
+__all__ = ["AssemblerStats", "Group", "GroupScoring", "Member"]
 
 log = logging.getLogger("rewardplug.groups")
 
 Ready = tuple["Group", list["Member"], dict[str, list[Score]]]
+
+
+@dataclass
+class AssemblerStats:
+    """The assembler's counters, for logs, ``/health`` and tests (``GroupAssembler.stats``;
+    :mod:`rewardplug.groups` re-exports the class). Scoring counts its batches here."""
+
+    samples: int = 0
+    groups_complete: int = 0
+    groups_partial: int = 0
+    #: keys that received more than their group's size (the extra ones started a new group)
+    groups_reopened: int = 0
+    #: extra members answered at once (``extra="padding"``): copies and members on their own
+    padding_copies: int = 0
+    padding_alone: int = 0
+    scoring_batches: int = 0
+    #: first members that had to wait for room, and those refused after ``admission_timeout_s``
+    waited_for_room: int = 0
+    rejected: int = 0
+    answered: int = 0
+    #: callers that went away before their group was done (their answer was dropped)
+    abandoned: int = 0
 
 
 @dataclass

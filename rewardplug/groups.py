@@ -58,11 +58,10 @@ import collections
 import logging
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from rewardplug.admission import AssemblerFull, Room
-from rewardplug.group_scoring import Group, GroupScoring, Member
+from rewardplug.group_scoring import AssemblerStats, Group, GroupScoring, Member
 from rewardplug.types import Reward, Sample
 
 if TYPE_CHECKING:
@@ -75,27 +74,6 @@ log = logging.getLogger(__name__)
 Extra = Literal["new_group", "padding"]
 #: completed groups remembered for padded copies (``extra="padding"``)
 RECENT_GROUPS = 4096
-
-
-@dataclass
-class AssemblerStats:
-    """Counters for logs, ``/health`` and tests."""
-
-    samples: int = 0
-    groups_complete: int = 0
-    groups_partial: int = 0
-    #: keys that received more than their group's size (the extra ones started a new group)
-    groups_reopened: int = 0
-    #: extra members answered at once (``extra="padding"``): copies and members on their own
-    padding_copies: int = 0
-    padding_alone: int = 0
-    scoring_batches: int = 0
-    #: first members that had to wait for room, and those refused after ``admission_timeout_s``
-    waited_for_room: int = 0
-    rejected: int = 0
-    answered: int = 0
-    #: callers that went away before their group was done (their answer was dropped)
-    abandoned: int = 0
 
 
 class GroupAssembler:
