@@ -361,12 +361,12 @@ def run_demo(
     scored = out_dir / "demo-scored.jsonl"
     scored.write_text("", encoding="utf-8")
     append_rows(scored, [output_row(row, r) for row, r in zip(loaded.rows, rewards, strict=True)])
-    png: Path | None = out_dir / "demo-tiers.png"
+    png: Path | None = None
     no_plot = missing_modules(PLOT)  # matplotlib is an extra: the demo runs without it
     if no_plot:
         console.print(f"[dim]no tier plot: {escape(describe_missing('the plot', no_plot))}[/]")
-        png = None
     else:
+        png = out_dir / "demo-tiers.png"
         plot_tiers(batch, rewards, png)
 
     console.print(_scale(stack))
