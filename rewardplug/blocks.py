@@ -6,14 +6,17 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
 
-from rewardplug.pairs import differ_gaussian, p_exact, p_within_gaussian, segment
-
-if TYPE_CHECKING:
-    from rewardplug.discretizer import Assign, Method, Rule
+from rewardplug.pairs import (
+    Assign,
+    Method,
+    Rule,
+    differ_gaussian,
+    p_exact,
+    p_within_gaussian,
+    segment,
+)
 
 __all__ = ["best_first", "numpy_blocks", "row_std", "row_sum"]
 

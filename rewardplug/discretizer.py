@@ -30,7 +30,7 @@ import numpy as np
 
 from rewardplug.blocks import numpy_blocks, row_std, row_sum
 from rewardplug.compiled_loader import LOADER
-from rewardplug.pairs import z_threshold
+from rewardplug.pairs import Assign, Method, Rule, z_threshold
 
 __all__ = [
     "Assign",
@@ -43,10 +43,7 @@ __all__ = [
     "row_spread",
 ]
 
-Assign = Literal["mean", "rank", "binary"]
 Backend = Literal["auto", "numpy", "numba"]
-Method = Literal["exact", "gaussian"]
-Rule = Literal["different", "equivalent"]
 
 # Inputs larger than this are discretized in chunks of whole groups, of at most this many samples
 # and this many within-group pairs (sum of g**2): about 2 MB per float temporary.

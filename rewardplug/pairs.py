@@ -9,10 +9,28 @@ positions within a group or over chunks of groups, never over groups.
 from __future__ import annotations
 
 import functools
+from typing import Literal
 
 import numpy as np
 
-__all__ = ["differ_gaussian", "p_exact", "p_within_gaussian", "running_count", "segment"]
+__all__ = [
+    "Assign",
+    "Method",
+    "Rule",
+    "differ_gaussian",
+    "p_exact",
+    "p_within_gaussian",
+    "running_count",
+    "segment",
+]
+
+# The discretizer's options, here at the bottom layer so that both of its paths (the numpy blocks
+# and the compiled kernels) name them without importing the discretizer; rewardplug.discretizer
+# re-exports them. Assign: a tier's reward; Method: P(i > j) exact or Gaussian; Rule: split
+# unless confidently different, or merge only when confidently within the margin.
+Assign = Literal["mean", "rank", "binary"]
+Method = Literal["exact", "gaussian"]
+Rule = Literal["different", "equivalent"]
 
 # Cells of the per-chunk running-count arrays in exact mode (16 MB of int8 each).
 _EXACT_CHUNK_CELLS = 1 << 24
