@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
@@ -30,8 +30,9 @@ from rewardplug_judge.prompts import truncate
 from rewardplug_judge.reply import line_matches, mask, whole_json
 
 if TYPE_CHECKING:
+    from rewardplug_judge.backed import BackedSource
     from rewardplug_judge.backends import Completion
-    from rewardplug_judge.source import JudgeSource
+    from rewardplug_judge.judge_config import JudgeConfig
 
 __all__ = ["parse_winner", "score_pairwise"]
 
@@ -72,7 +73,7 @@ def parse_winner(text: str | None, nonce: str | None = None) -> float | None:
     return 1.0 if word == "a" else 0.0 if word == "b" else 0.5
 
 
-async def score_pairwise(source: JudgeSource, samples: Sequence[Sample]) -> list[Score]:
+async def score_pairwise(source: BackedSource, samples: Sequence[Sample]) -> list[Score]:
     """Scores for a batch (its groups judged concurrently), in batch order."""
     groups: dict[str, list[int]] = {}
     for i, s in enumerate(samples):
@@ -100,8 +101,8 @@ async def score_pairwise(source: JudgeSource, samples: Sequence[Sample]) -> list
     return [s if s is not None else Score.error("not scored") for s in scores]
 
 
-async def _group(source: JudgeSource, group: list[Sample]) -> list[Score]:
-    cfg = source.config
+async def _group(source: BackedSource, group: list[Sample]) -> list[Score]:
+    cfg = cast("JudgeConfig", source.config)  # an llm_judge source in mode: pairwise
     n, k = len(group), cfg.samples
     if n < 2:
         return [Score.abstain("pairwise judging needs at least two responses in the group")]
@@ -183,10 +184,10 @@ async def _group(source: JudgeSource, group: list[Sample]) -> list[Score]:
 
 
 async def _ask(
-    source: JudgeSource, first: Sample, texts: list[str], a: int, b: int
+    source: BackedSource, first: Sample, texts: list[str], a: int, b: int
 ) -> tuple[list[tuple[float, str] | None], list[Completion]]:
     """K verdicts for "A = a, B = b"; unreadable ones are re-asked as fresh draws ``K*r + s``."""
-    cfg = source.config
+    cfg = cast("JudgeConfig", source.config)  # an llm_judge source in mode: pairwise
     k = cfg.samples
     messages = source.template.render(
         prompt=first.prompt_text,
