@@ -24,7 +24,7 @@ from pydantic import Field
 
 from rewardplug.criteria import Criterion
 from rewardplug.types import Sample
-from rewardplug_rubric.code_examples import Example, case_examples, prompt_examples
+from rewardplug_rubric.code_examples import Example, case_examples, hardcoded, prompt_examples
 from rewardplug_rubric.code_visitor import Visitor
 
 __all__ = ["FAMILIES", "CodeHack", "Finding", "scan"]
@@ -141,10 +141,7 @@ def scan(code: str, examples: tuple[Example, ...] = ()) -> tuple[Finding, ...] |
         visitor.visit(tree)
     except RecursionError:
         return None
-    found = [Finding(*f) for f in visitor.found]
-    from rewardplug_rubric.code_examples import hardcoded
-
-    found.extend(hardcoded(tree, examples))
+    found = [Finding(*f) for f in [*visitor.found, *hardcoded(tree, examples)]]
     order: dict[str, int] = {name: i for i, name in enumerate(FAMILIES)}
     unique = {(f.family, f.line, f.what): f for f in found}
     return tuple(sorted(unique.values(), key=lambda f: (order[f.family], f.line, f.what)))
