@@ -72,7 +72,7 @@ log = logging.getLogger(__name__)
 STACK_ENV = "REWARDPLUG_STACK"
 _GROUP_KEYS = ("uid", "group", "index", "prompt", "question")
 _cache: dict[str, Stack] = {}
-_lock = threading.Lock()
+stack_lock = threading.Lock()  # guards the stack cache (and verl_loop's local assemblers)
 
 
 def get_stack(path: str | os.PathLike[str] | None = None) -> Stack:
@@ -87,7 +87,7 @@ def get_stack(path: str | os.PathLike[str] | None = None) -> Stack:
                 f"to the verl config, or set {STACK_ENV}"
             )
     key = str(Path(path).resolve())
-    with _lock:  # verl may call from several threads; load each stack once
+    with stack_lock:  # verl may call from several threads; load each stack once
         if key not in _cache:
             _cache[key] = load_stack(key)
         return _cache[key]
@@ -95,13 +95,13 @@ def get_stack(path: str | os.PathLike[str] | None = None) -> Stack:
 
 def clear_cache() -> None:
     """Close and forget every cached stack."""
-    with _lock:
+    with stack_lock:
         for stack in _cache.values():
             stack.close()
         _cache.clear()
 
 
-def _fields(extra_info: Any) -> dict[str, Any]:
+def sample_fields(extra_info: Any) -> dict[str, Any]:
     """Sample fields from verl's ``extra_info`` (see module docstring)."""
     if not isinstance(extra_info, dict):
         return {"metadata": {}}
@@ -115,7 +115,7 @@ def _fields(extra_info: Any) -> dict[str, Any]:
         elif key == "rubric" and value is not None:
             fields["rubric"] = value
         else:
-            metadata[key] = _plain(value)
+            metadata[key] = plain(value)
     fields["metadata"] = metadata
     return fields
 
@@ -127,7 +127,7 @@ def _json_object(text: str) -> Any:
         raise ValueError(f"extra_info['tests'] is a string but not JSON ({exc})") from None
 
 
-def _plain(value: Any) -> Any:
+def plain(value: Any) -> Any:
     """numpy scalars/arrays (verl's non-tensor batch) as plain Python values."""
     tolist = getattr(value, "tolist", None)
     return tolist() if callable(tolist) else value
@@ -137,8 +137,8 @@ def _group_key(data_source: Any, ground_truth: Any, extra_info: Any) -> str:
     if isinstance(extra_info, dict):
         for key in _GROUP_KEYS:
             if extra_info.get(key) is not None:
-                return digest([key, _plain(extra_info[key])])
-    return digest(["gt", str(data_source), _plain(ground_truth)])
+                return digest([key, plain(extra_info[key])])
+    return digest(["gt", str(data_source), plain(ground_truth)])
 
 
 def verl_samples(
@@ -159,7 +159,7 @@ def verl_samples(
     if group_size is not None and (group_size < 1 or n % group_size):
         raise ValueError(f"group_size={group_size} does not divide the batch of {n} samples")
     if group_size is not None:
-        _warn_once(
+        warn_once(
             "group_size",
             "compute_score_batch(group_size=N) groups every N consecutive samples, which is wrong "
             "after verl's balance_batch (on by default) has reordered the batch by length; put "
@@ -167,11 +167,11 @@ def verl_samples(
         )
     samples = []
     for i in range(n):
-        ds, gt, extra = data_sources[i], _plain(ground_truths[i]), extras[i]
+        ds, gt, extra = data_sources[i], plain(ground_truths[i]), extras[i]
         # by key, not by position: balance_batch reorders the batch before the reward
         group = f"{i // group_size}" if group_size else _group_key(ds, gt, extra)
-        fields = _fields(extra)
-        fields["metadata"]["data_source"] = _plain(ds)
+        fields = sample_fields(extra)
+        fields["metadata"]["data_source"] = plain(ds)
         reference = None if gt is None else (gt if isinstance(gt, str) else json.dumps(gt))
         samples.append(
             Sample.model_validate(
@@ -190,7 +190,8 @@ def verl_samples(
 _warned: set[str] = set()
 
 
-def _warn_once(topic: str, message: str) -> None:
+def warn_once(topic: str, message: str) -> None:
+    """Warn about ``topic`` once per process (verl calls the reward function per batch)."""
     if topic not in _warned:
         _warned.add(topic)
         notices.warn(message)  # at verl's call of the reward function
@@ -202,10 +203,12 @@ def _number(value: float | None, fill: float) -> float:
     return fill if value is None or not math.isfinite(value) else float(value)
 
 
-def _result(reward: Reward, names: Sequence[str], fill: float) -> dict[str, float]:
+def result_fields(reward: Reward, names: Sequence[str], fill: float) -> dict[str, float]:
+    """The flat numbers verl gets for one reward: ``score`` (``fill`` where it abstained),
+    ``reward_mask``, tier fields and ``src/<name>`` per source."""
     filled = reward.reward is None or not math.isfinite(reward.reward)
     if filled:
-        _warn_once(
+        warn_once(
             "fill",
             f"rewardplug could not score a sample ({reward.reason}); verl needs a number, so its "
             f"score is the fill value {fill} (reward_kwargs.abstain_reward). Each such sample "
@@ -251,7 +254,7 @@ def compute_score_batch(
     names = list(st.sources)
     required = required_fields(st)
     return [
-        {**_result(r, names, float(abstain_reward)), **missing_flags(required, s)}
+        {**result_fields(r, names, float(abstain_reward)), **missing_flags(required, s)}
         for r, s in zip(rewards, samples, strict=True)
     ]
 
@@ -271,7 +274,7 @@ def compute_score(
     One response is its own group, so ``score`` is the stack's combined raw score; use
     :class:`RewardManager` (verl >= 0.9) or :func:`compute_score_batch` for tie-grouped rewards.
     """
-    _warn_once(
+    warn_once(
         "per-sample",
         "rewardplug compute_score scores each response alone, so tie-grouping does nothing; use "
         "rewardplug.integrations.verl.RewardManager (verl >= 0.9) or compute_score_batch",

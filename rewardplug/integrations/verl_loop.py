@@ -18,12 +18,12 @@ from rewardplug.inputs import missing_flags, required_fields
 from rewardplug.integrations.conventions import is_eval_split
 from rewardplug.integrations.verl import (
     STACK_ENV,
-    _fields,
-    _lock,
-    _plain,
-    _result,
-    _warn_once,
     get_stack,
+    plain,
+    result_fields,
+    sample_fields,
+    stack_lock,
+    warn_once,
 )
 from rewardplug.types import Reward, Sample, digest
 
@@ -122,7 +122,7 @@ class RewardLoopManager:
             None, self._sample, item
         )
         reward = await self._submit(sample, key, size)
-        out = _result(reward, list(reward.sources), self.abstain_reward)
+        out = result_fields(reward, list(reward.sources), self.abstain_reward)
         # per-sample 0/1 for each field a source needs: verl averages them into its validation
         # metrics (val-aux/.../missing/<source>/<field>) and writes them to rollout dumps
         out.update(missing_flags(await self._required_fields(), sample))
@@ -136,20 +136,20 @@ class RewardLoopManager:
         valid = int(mask[-responses.shape[-1] :].sum())
         response = self.tokenizer.decode(responses[:valid], skip_special_tokens=True)
         extra = item.non_tensor_batch
-        reward_model = _plain(extra.get("reward_model")) or {}
+        reward_model = plain(extra.get("reward_model")) or {}
         gt = reward_model.get("ground_truth") if isinstance(reward_model, dict) else None
-        info = _plain(extra.get("extra_info"))
+        info = plain(extra.get("extra_info"))
         info = info if isinstance(info, dict) else {}
         size = self._phase_size(info)
-        fields = _fields(info)
+        fields = sample_fields(info)
         if "prompt" not in fields:
-            fields["prompt"] = self._prompt(item, _plain(extra.get("raw_prompt")))
-        fields["metadata"]["data_source"] = _plain(extra.get("data_source"))
-        uid = _plain(extra.get("uid"))
+            fields["prompt"] = self._prompt(item, plain(extra.get("raw_prompt")))
+        fields["metadata"]["data_source"] = plain(extra.get("data_source"))
+        uid = plain(extra.get("uid"))
         if isinstance(uid, str | int) and not isinstance(uid, bool) and uid != "":
             key = f"uid:{uid}"
         else:
-            _warn_once(
+            warn_once(
                 "uid",
                 f"a verl sample has no usable uid ({uid!r}); grouping such samples by prompt",
             )
@@ -172,7 +172,7 @@ class RewardLoopManager:
             return self.group_size
         phase = info.get(self.phase_key)
         if phase is None:
-            _warn_once(
+            warn_once(
                 "phase",
                 f"a verl sample has no extra_info[{self.phase_key!r}], so rewardplug cannot tell "
                 f"validation samples (val_kwargs.n = {self.val_group_size} per prompt) from "
@@ -246,9 +246,9 @@ def _local_assembler(
 
     from rewardplug.groups import GroupAssembler
 
-    stack = get_stack(stack_path)  # takes _lock itself
+    stack = get_stack(stack_path)  # takes stack_lock itself
     key = (asyncio.get_running_loop(), id(stack), timeout_s)
-    with _lock:
+    with stack_lock:
         if key not in _local:
             # verl's uids are unique per prompt and step: a member beyond n is a padded copy
             _local[key] = GroupAssembler(
