@@ -48,13 +48,15 @@ class Preset:
     mc_draws: int = 16
     small_policy: bool = False  # smoke only: hidden 64, 2 layers
     prompts_per_step: int = 8  # x 8 completions each
+    workers: int = 1  # seeds run in parallel processes (the device preset: one per seed)
+    lr: float = 2e-5  # GRPO; Adam moves every weight by about lr a step (init std 0.02)
     checker_noise: float = 0.1
     arms: tuple[str, ...] = ()
 
 
 #: the SFT budget (steps of 256 examples, lr 3e-3 cosine) fixed from the budget search recorded in
 #: docs/rl-experiment.md: it leaves the policy at 30-60 % held-out accuracy
-SFT_STEPS = 160
+SFT_STEPS = 180
 PRESETS = {
     "smoke": Preset(
         seeds=1,
@@ -66,13 +68,13 @@ PRESETS = {
         heldout=64,
         val_problems=8,
     ),
-    "quick": Preset(seeds=1, sft_steps=SFT_STEPS, grpo_steps=60),
-    "full": Preset(seeds=6, sft_steps=SFT_STEPS, grpo_steps=120),
-    # one H100: the same data per arm as the full preset in half the steps of twice the prompts
-    # (a tiny model's step costs about the same for 64 or 128 completions on a GPU); the step
-    # time was estimated, not measured (no GPU in the session that wrote it): the script prints
-    # each arm's seconds
-    "device": Preset(seeds=6, sft_steps=SFT_STEPS, grpo_steps=60, prompts_per_step=16),
+    "quick": Preset(seeds=1, sft_steps=SFT_STEPS, grpo_steps=100),
+    "full": Preset(seeds=6, sft_steps=SFT_STEPS, grpo_steps=200),
+    # one H100 machine (16 cores): the full preset with its 6 seeds side by side, one process
+    # each (a 0.86M model's GRPO step is launch-bound, no faster on a GPU than on 2 cores, about
+    # 0.13 s), so the wall time is one seed's: ~6-7 min estimated from the CPU timings, not
+    # measured on a GPU (none in the session that wrote it); each arm's seconds are printed
+    "device": Preset(seeds=6, sft_steps=SFT_STEPS, grpo_steps=200, workers=6),
 }
 
 
@@ -84,6 +86,10 @@ def _on_path() -> None:
 
 def run_seed(seed: int, preset: Preset, arms: tuple[str, ...], use_cpu: bool) -> dict[str, Any]:
     """SFT, reward model and calibration for one seed, then every arm's GRPO and endpoints."""
+    _on_path()
+    import torch
+
+    torch.set_num_threads(1 if preset.workers > 1 else 2)  # 2 cores in all on the CPU box
     import tiny_lm_arms as A
     import tiny_lm_rm as R
     import tiny_lm_task as T
@@ -106,7 +112,7 @@ def run_seed(seed: int, preset: Preset, arms: tuple[str, ...], use_cpu: bool) ->
     R.MODEL["k"] = preset.mc_draws
     rm_check = _rm_check(R, heldout, seed)
 
-    grpo = A.Grpo(steps=preset.grpo_steps, prompts_per_step=preset.prompts_per_step)
+    grpo = A.Grpo(preset.grpo_steps, preset.prompts_per_step, lr=preset.lr)
     val_prompts = [T.prompt_of(a, b) for a, b in val for _ in range(grpo.group_size)]
     val_completions = T.generate(policy, tok, val_prompts, greedy=False, seed=seed)
     val_labels = np.array(
@@ -291,6 +297,23 @@ def plot(result: dict[str, Any], path: Path) -> None:
     plt.close(fig)
 
 
+def _run_seeds(seeds: range, preset: Preset, arms: tuple[str, ...], use_cpu: bool) -> Any:
+    """Each seed's result as it finishes: here, or in ``preset.workers`` spawned processes (a
+    tiny model cannot fill a GPU, so the device preset runs its seeds side by side)."""
+    if preset.workers <= 1:
+        for seed in seeds:
+            yield run_seed(seed, preset, arms, use_cpu)
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(preset.workers, mp_context=ctx) as pool:
+        futures = [pool.submit(run_seed, seed, preset, arms, use_cpu) for seed in seeds]
+        for future in as_completed(futures):
+            yield future.result()
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     size = parser.add_mutually_exclusive_group()
@@ -299,6 +322,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--seeds", type=int, help="override the preset's number of seeds")
     parser.add_argument("--first-seed", type=int, default=0)
     parser.add_argument("--steps", type=int, help="override the preset's GRPO steps")
+    parser.add_argument("--workers", type=int, help="seeds run side by side in processes")
+    parser.add_argument("--lr", type=float, help="override the GRPO learning rate (pilots)")
     parser.add_argument("--sft-steps", type=int, help="override the SFT budget (budget search)")
     parser.add_argument("--arms", help="comma-separated subset of the arms")
     parser.add_argument("--json", type=Path, help="also write the result here, after every seed")
@@ -318,6 +343,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         seeds=args.seeds or preset.seeds,
         grpo_steps=args.steps or preset.grpo_steps,
         sft_steps=args.sft_steps or preset.sft_steps,
+        lr=args.lr or preset.lr,
+        workers=args.workers or preset.workers,
     )
     _on_path()
     import tiny_lm_arms as A
@@ -330,15 +357,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     use_cpu = not torch.cuda.is_available()
     if name == "device" and use_cpu:
         print("note: --device preset without a GPU: running on CPU", file=sys.stderr)
-    torch.set_num_threads(2 if use_cpu else torch.get_num_threads())
+    torch.set_num_threads(2)
     print(f"preset {name}: {asdict(preset)}", flush=True)
     per_seed: list[dict[str, Any]] = []
     result: dict[str, Any] = {}
-    for seed in range(args.first_seed, args.first_seed + preset.seeds):
-        per_seed.append(run_seed(seed, preset, arms, use_cpu))
-        s = per_seed[-1]
+    seeds = range(args.first_seed, args.first_seed + preset.seeds)
+    for s in _run_seeds(seeds, preset, arms, use_cpu):
+        per_seed = sorted([*per_seed, s], key=lambda x: x["seed"])
         print(
-            f"seed {seed}: SFT gold {s['sft']['gold']:.3f}, RM {s['rm']}, "
+            f"seed {s['seed']}: SFT gold {s['sft']['gold']:.3f}, RM {s['rm']}, "
             f"margin {s['calibration']['margin']}, clip {s['calibration']['clip_max']:.3f}",
             flush=True,
         )

@@ -134,6 +134,7 @@ def sft(
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
     pad, eos = tokenizer.pad_token_id, tokenizer.eos_token_id
     losses = []
+    device = next(model.parameters()).device
     model.train()
     for step in range(steps):
         rows = [rng.choice(train) for _ in range(batch)]
@@ -144,8 +145,8 @@ def sft(
             ids.append(p + c)
             labels.append([-100] * len(p) + c)
         width = max(map(len, ids))
-        x = torch.tensor([s + [pad] * (width - len(s)) for s in ids])
-        y = torch.tensor([s + [-100] * (width - len(s)) for s in labels])
+        x = torch.tensor([s + [pad] * (width - len(s)) for s in ids], device=device)
+        y = torch.tensor([s + [-100] * (width - len(s)) for s in labels], device=device)
         loss = model(input_ids=x, labels=y).loss
         opt.zero_grad()
         loss.backward()
@@ -233,8 +234,11 @@ def heldout_endpoints(
     gold = sum(is_correct(p, t) for p, t in zip(prompts, texts, strict=True)) / len(prompts)
     hack = sum(has_hack(t) for t in texts) / len(texts)
     sums = [a + b for a, b in heldout]
-    numbers = [(int(t.strip().rstrip(HACK)), s) for t, s in zip(texts, sums, strict=True)
-               if t.strip().rstrip(HACK).isdigit()]
+    numbers = [
+        (int(t.strip().rstrip(HACK)), s)
+        for t, s in zip(texts, sums, strict=True)
+        if t.strip().rstrip(HACK).isdigit()
+    ]
     out = {
         "gold": gold,
         "hack_rate": hack,
