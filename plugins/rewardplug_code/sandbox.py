@@ -21,6 +21,7 @@ the sandbox itself needs nothing but the standard library.
 
 from __future__ import annotations
 
+import ast
 import logging
 import os
 import shutil
@@ -84,10 +85,34 @@ class Limits:
         }
 
 
+#: the worker program's parts, in the order :func:`worker_source` joins them (each part imports
+#: from the earlier ones only; zygote.py, last, runs ``main()``)
+WORKER_PARTS = (
+    "zygote_wire.py",
+    "zygote_harden.py",
+    "zygote_child.py",
+    "zygote_jobns.py",
+    "zygote.py",
+)
+
+
 @cache
 def worker_source() -> str:
-    """The worker program's source text (run with ``python -c`` so no project file is visible)."""
-    return (Path(__file__).with_name("zygote.py")).read_text()
+    """The worker program's source text (run with ``python -c`` so no project file is visible).
+
+    The worker's parts joined into one program, without the imports between them (the sandbox
+    cannot import a sibling module, and in one program their names are already global)."""
+    joined = []
+    for name in WORKER_PARTS:
+        text = Path(__file__).with_name(name).read_text()
+        lines = text.splitlines(keepends=True)
+        for node in reversed(ast.parse(text).body):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith(
+                "rewardplug_code"
+            ):
+                del lines[node.lineno - 1 : node.end_lineno]
+        joined.append("".join(lines))
+    return "\n".join(joined)
 
 
 def _python() -> str:
