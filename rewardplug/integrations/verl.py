@@ -43,20 +43,26 @@ from __future__ import annotations
 
 import json
 import logging
-import math
-import os
-import threading
 from collections.abc import Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rewardplug import notices
 from rewardplug.inputs import missing_flags, required_fields
-from rewardplug.types import Reward, Sample, digest
+
+# kept importable from here (verl_common holds them) for other front ends and docs
+from rewardplug.integrations.verl_common import STACK_ENV as STACK_ENV
+from rewardplug.integrations.verl_common import (
+    clear_cache,
+    get_stack,
+    plain,
+    result_fields,
+    sample_fields,
+    warn_once,
+)
+from rewardplug.integrations.verl_common import stack_lock as stack_lock
+from rewardplug.types import Sample, digest
 
 if TYPE_CHECKING:
     from rewardplug.integrations.verl_loop import RewardLoopManager as RewardManager
-    from rewardplug.stack import Stack
 
 __all__ = [
     "RewardManager",
@@ -69,68 +75,8 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-STACK_ENV = "REWARDPLUG_STACK"
+
 _GROUP_KEYS = ("uid", "group", "index", "prompt", "question")
-_cache: dict[str, Stack] = {}
-stack_lock = threading.Lock()  # guards the stack cache (and verl_loop's local assemblers)
-
-
-def get_stack(path: str | os.PathLike[str] | None = None) -> Stack:
-    """The stack at ``path`` (default: ``$REWARDPLUG_STACK``), loaded once per process and path."""
-    from rewardplug.stack import load_stack
-
-    if path is None:
-        path = os.environ.get(STACK_ENV)
-        if not path:
-            raise ValueError(
-                "no reward stack given: add +custom_reward_function.reward_kwargs.stack=STACK.yaml "
-                f"to the verl config, or set {STACK_ENV}"
-            )
-    key = str(Path(path).resolve())
-    with stack_lock:  # verl may call from several threads; load each stack once
-        if key not in _cache:
-            _cache[key] = load_stack(key)
-        return _cache[key]
-
-
-def clear_cache() -> None:
-    """Close and forget every cached stack."""
-    with stack_lock:
-        for stack in _cache.values():
-            stack.close()
-        _cache.clear()
-
-
-def sample_fields(extra_info: Any) -> dict[str, Any]:
-    """Sample fields from verl's ``extra_info`` (see module docstring)."""
-    if not isinstance(extra_info, dict):
-        return {"metadata": {}}
-    fields: dict[str, Any] = {}
-    metadata: dict[str, Any] = {}
-    for key, value in extra_info.items():
-        if key in ("prompt", "question") and "prompt" not in fields and value is not None:
-            fields["prompt"] = value if isinstance(value, str | list) else str(value)
-        elif key == "tests" and value is not None:
-            fields["tests"] = _json_object(value) if isinstance(value, str) else value
-        elif key == "rubric" and value is not None:
-            fields["rubric"] = value
-        else:
-            metadata[key] = plain(value)
-    fields["metadata"] = metadata
-    return fields
-
-
-def _json_object(text: str) -> Any:
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"extra_info['tests'] is a string but not JSON ({exc})") from None
-
-
-def plain(value: Any) -> Any:
-    """numpy scalars/arrays (verl's non-tensor batch) as plain Python values."""
-    tolist = getattr(value, "tolist", None)
-    return tolist() if callable(tolist) else value
 
 
 def _group_key(data_source: Any, ground_truth: Any, extra_info: Any) -> str:
@@ -185,50 +131,6 @@ def verl_samples(
             )
         )
     return samples
-
-
-_warned: set[str] = set()
-
-
-def warn_once(topic: str, message: str) -> None:
-    """Warn about ``topic`` once per process (verl calls the reward function per batch)."""
-    if topic not in _warned:
-        _warned.add(topic)
-        notices.warn(message)  # at verl's call of the reward function
-        if log.hasHandlers():  # a configured log gets it too (never twice on stderr)
-            log.warning(message, extra={notices.SHOWN: True})
-
-
-def _number(value: float | None, fill: float) -> float:
-    return fill if value is None or not math.isfinite(value) else float(value)
-
-
-def result_fields(reward: Reward, names: Sequence[str], fill: float) -> dict[str, float]:
-    """The flat numbers verl gets for one reward: ``score`` (``fill`` where it abstained),
-    ``reward_mask``, tier fields and ``src/<name>`` per source."""
-    filled = reward.reward is None or not math.isfinite(reward.reward)
-    if filled:
-        warn_once(
-            "fill",
-            f"rewardplug could not score a sample ({reward.reason}); verl needs a number, so its "
-            f"score is the fill value {fill} (reward_kwargs.abstain_reward). Each such sample "
-            "has reward_mask = 0.0 in reward_extra_info: mask it out of the loss rather than "
-            "train on the fill value (docs/integrations.md, verl)",
-        )
-    out = {
-        "score": _number(reward.reward, fill),
-        "reward_mask": 0.0 if filled else 1.0,
-        "raw": _number(reward.raw, fill),
-        "tier": float(reward.tier) if reward.tier is not None else -1.0,
-        "n_tiers": float(reward.n_tiers) if reward.n_tiers is not None else 0.0,
-        "abstained": 1.0 if reward.reward is None else 0.0,
-        "group_size": float(reward.group_size or 0),
-        "partial_group": 1.0 if reward.partial else 0.0,
-    }
-    for name in names:
-        s = reward.sources.get(name)
-        out[f"src/{name}"] = _number(s.value if s is not None and s.ok else None, fill)
-    return out
 
 
 def compute_score_batch(

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from rewardplug.inputs import missing_flags, required_fields
 from rewardplug.integrations.conventions import is_eval_split
-from rewardplug.integrations.verl import (
+from rewardplug.integrations.verl_common import (
     STACK_ENV,
     get_stack,
     plain,

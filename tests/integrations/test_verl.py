@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rewardplug.integrations import verl
+from rewardplug.integrations import verl, verl_common
 
 
 @pytest.fixture
@@ -78,7 +78,7 @@ def test_abstentions_get_the_fill_value(tmp_path):
         "sources:\n  - name: ref\n    use: python\n"
         "    with: {function: 'rp_test_rewards:contains_reference'}\n"
     )
-    verl._warned.discard("fill")
+    verl_common.warned.discard("fill")  # the one-time warnings of verl and its reward loop
     with pytest.warns(UserWarning, match=r"fill value -1.0 .*reward_mask = 0.0"):
         out = verl.compute_score_batch(
             ["d", "d"], ["has 42", "x"], ["42", None], stack=str(path), abstain_reward=-1.0
@@ -146,7 +146,7 @@ def test_batch_with_real_test_cases(tmp_path):
 
 
 def test_per_sample_and_positional_grouping_warn(stack_file, monkeypatch):
-    monkeypatch.setattr(verl, "_warned", set())
+    monkeypatch.setattr(verl_common, "warned", set())
     with pytest.warns(UserWarning, match="tie-grouping does nothing"):
         verl.compute_score("gsm8k", "xx", "x", None, stack=stack_file)
     with pytest.warns(UserWarning, match="balance_batch"):
