@@ -54,8 +54,8 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter
-from collections.abc import Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
 
 from rewardplug.integrations.trl_groups import (
     call_samples,
@@ -68,7 +68,7 @@ from rewardplug.integrations.trl_logs import log_missing, log_to_trl
 from rewardplug.types import Reward
 
 if TYPE_CHECKING:
-    from rewardplug.stack import Stack
+    from rewardplug.types import Sample
 
 __all__ = [
     "log_to_trl",
@@ -79,6 +79,17 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+
+class ScoringStack(Protocol):
+    """What these reward functions use of a :class:`rewardplug.stack.Stack`, typed structurally:
+    the stack builds them (``Stack.as_trl_reward``), so this front end does not import it."""
+
+    missing_inputs: Counter[tuple[str, str]]
+
+    def score(self, samples: Iterable[Sample | Mapping[str, Any]]) -> list[Reward]: ...
+
+    async def ascore(self, samples: Iterable[Sample | Mapping[str, Any]]) -> list[Reward]: ...
 
 
 def _ranks() -> tuple[int, int] | None:
@@ -93,7 +104,7 @@ def _ranks() -> tuple[int, int] | None:
 
 
 def score_across_ranks(
-    stack: Stack,
+    stack: ScoringStack,
     prompts: Sequence[Any],
     completions: Sequence[Any],
     rank: int,
@@ -114,7 +125,7 @@ def score_across_ranks(
 
 
 def _score_across_ranks(
-    stack: Stack,
+    stack: ScoringStack,
     prompts: Sequence[Any],
     completions: Sequence[Any],
     rank: int,
@@ -159,7 +170,7 @@ def _score_across_ranks(
 
 
 def _score_call(
-    stack: Stack,
+    stack: ScoringStack,
     prompts: Sequence[Any],
     completions: Sequence[Any],
     columns: dict[str, Any],
@@ -174,7 +185,7 @@ def _score_call(
 
 
 def make_reward_function(
-    stack: Stack,
+    stack: ScoringStack,
     name: str = "rewardplug",
     *,
     log: bool = True,
@@ -213,7 +224,7 @@ def make_reward_function(
 
 
 def make_async_reward_function(
-    stack: Stack,
+    stack: ScoringStack,
     name: str = "rewardplug",
     *,
     log: bool = True,

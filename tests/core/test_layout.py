@@ -35,9 +35,6 @@ LONG_ALLOWED: dict[str, str] = {}
 
 #: pairs of modules that may still import each other inside a function or for type checking
 MUTUAL_ALLOWED = {
-    # Stack.as_trl_reward() (a contract name) builds TRL's reward function on first call; the
-    # TRL adapter names Stack in its annotations only
-    frozenset({"rewardplug.stack", "rewardplug.integrations.trl"}),
     # Stack checks its inputs on first score; inputs names Stack in its annotations only
     frozenset({"rewardplug.stack", "rewardplug.inputs"}),
     # the plugin host builds the rule registries on first use; rules names the Registry type
@@ -156,9 +153,11 @@ def test_the_checker_sees_the_packages_and_their_imports():
     assert {"rewardplug", "rewardplug.stack", "rewardplug_code.sandbox"} <= set(graph)
     assert "rewardplug.config" in graph["rewardplug.stack"]
     assert "rewardplug_code.seccomp" in graph["rewardplug_code.sandbox"]
-    # stack imports the TRL adapter only inside as_trl_reward: an edge only in any scope
+    # stack imports the TRL adapter only inside as_trl_reward (a contract name), and the adapter
+    # types the stack structurally: an edge one way, and only in any scope
     assert "rewardplug.integrations.trl" not in graph["rewardplug.stack"]
     assert "rewardplug.integrations.trl" in _graph(everywhere=True)["rewardplug.stack"]
+    assert "rewardplug.stack" not in _graph(everywhere=True)["rewardplug.integrations.trl"]
     # and it finds a circle where there is one
     assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
 
