@@ -20,10 +20,9 @@ import difflib
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from rewardplug.stack import Stack
     from rewardplug.types import Sample
 
 __all__ = [
@@ -107,13 +106,27 @@ def problem(sample: Sample, spec: Input) -> str | None:
     return None
 
 
-def declared(stack: Stack) -> list[tuple[str, list[Input]]]:
+class Declares(Protocol):
+    """A source as these checks see it: what it reads (:meth:`RewardSource.inputs`)."""
+
+    def inputs(self) -> Sequence[Input]: ...
+
+
+class HasSources(Protocol):
+    """A :class:`~rewardplug.stack.Stack` as these checks see it: its sources by name. Typed
+    structurally because the stack calls these checks: this module does not import it."""
+
+    @property
+    def sources(self) -> Mapping[str, Declares]: ...
+
+
+def declared(stack: HasSources) -> list[tuple[str, list[Input]]]:
     """Each source's declared inputs, for the sources that declare any."""
     pairs = [(name, list(source.inputs())) for name, source in stack.sources.items()]
     return [(name, specs) for name, specs in pairs if specs]
 
 
-def required_fields(stack: Stack) -> list[tuple[str, str]]:
+def required_fields(stack: HasSources) -> list[tuple[str, str]]:
     """``(source, field)`` for every field a source of ``stack`` cannot score without."""
     return [
         (name, spec.field) for name, specs in declared(stack) for spec in specs if spec.required
@@ -128,7 +141,9 @@ def missing_flags(required: Sequence[tuple[str, str]], sample: Sample) -> dict[s
     }
 
 
-def count_missing(stack: Stack, samples: Sequence[Sample], into: Counter[tuple[str, str]]) -> None:
+def count_missing(
+    stack: HasSources, samples: Sequence[Sample], into: Counter[tuple[str, str]]
+) -> None:
     """Add to ``into`` the required fields ``samples`` lack, per (source, field): what every
     front end reports (``serve``'s ``/health``, the trainers' metrics)."""
     for name, specs in declared(stack):
@@ -139,7 +154,7 @@ def count_missing(stack: Stack, samples: Sequence[Sample], into: Counter[tuple[s
                     into[(name, spec.field)] += n
 
 
-def check_inputs(stack: Stack, samples: Sequence[Sample]) -> InputReport:
+def check_inputs(stack: HasSources, samples: Sequence[Sample]) -> InputReport:
     """Check ``samples`` against every source's declared inputs."""
     report = InputReport()
     declared_inputs = declared(stack)

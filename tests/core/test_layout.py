@@ -35,8 +35,6 @@ LONG_ALLOWED: dict[str, str] = {}
 
 #: pairs of modules that may still import each other inside a function or for type checking
 MUTUAL_ALLOWED = {
-    # Stack checks its inputs on first score; inputs names Stack in its annotations only
-    frozenset({"rewardplug.stack", "rewardplug.inputs"}),
     # the plugin host builds the rule registries on first use; rules names the Registry type
     frozenset({"rewardplug.plugins", "rewardplug.rules"}),
     # the loader's warm-up (compiled_loader.warm(), run in a background process) calls
