@@ -23,7 +23,7 @@ from pydantic_core import PydanticCustomError
 if TYPE_CHECKING:  # numpy is imported where a rule runs: a stack loads without it
     import numpy as np
 
-    from rewardplug.plugins import Registry
+    from rewardplug.registry import Registry
     from rewardplug.types import Sample
 
 __all__ = [

@@ -3,13 +3,14 @@ module over 400 lines, a docstring on every module.
 
 How an import counts (read from the source with ``ast``; nothing is imported):
 
-* **An edge** is an import statement that runs when its module is imported: at module level,
-  including inside module-level ``if``/``try``/``with`` blocks and class bodies. An import inside
-  a function is not an edge: it runs on the first call, after both modules are loaded, and it is
-  how the package keeps ``import rewardplug`` light. Nor is one under ``if TYPE_CHECKING:`` (it
-  never runs). A module-level circle is what makes import order matter (a half-initialised
-  module, an ImportError that depends on which module was imported first); it fails
-  :func:`test_no_import_cycle_at_module_level`.
+* **An edge** is an import statement at module level: including inside module-level
+  ``if``/``try``/``with`` blocks and class bodies, and under ``if TYPE_CHECKING:`` (it never
+  runs, but it says the module's interface depends on the other; a circle through it is a design
+  circle, and one edit away from a runtime one). An import inside a function is not an edge: it
+  runs on the first call, after both modules are loaded, and it is how the package keeps
+  ``import rewardplug`` light. A module-level circle is what makes import order matter (a
+  half-initialised module, an ImportError that depends on which module was imported first); it
+  fails :func:`test_no_import_cycle_at_module_level`.
 * ``from pkg import name`` is an edge to ``pkg.name`` when that is a module, else to ``pkg``;
   the parent packages Python initialises on the way are not edges (else every package whose
   ``__init__`` re-exports a submodule would be a circle with it).
@@ -35,8 +36,6 @@ LONG_ALLOWED: dict[str, str] = {}
 
 #: pairs of modules that may still import each other inside a function or for type checking
 MUTUAL_ALLOWED = {
-    # the plugin host builds the rule registries on first use; rules names the Registry type
-    frozenset({"rewardplug.plugins", "rewardplug.rules"}),
     # the loader's warm-up (compiled_loader.warm(), run in a background process) calls
     # discretize(); the discretizer asks the loader for its kernels
     frozenset({"rewardplug.discretizer", "rewardplug.compiled_loader"}),
@@ -60,25 +59,15 @@ def _modules() -> dict[str, Path]:
 MODULES = _modules()
 
 
-def _is_type_checking(test: ast.expr) -> bool:
-    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
-        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
-    )
-
-
 def _imports(body: list[ast.stmt], everywhere: bool) -> Iterator[ast.Import | ast.ImportFrom]:
-    """The import statements of ``body`` that run on import (``everywhere``: all of them)."""
+    """The import statements of ``body`` at module level (``everywhere``: in functions too)."""
     for node in body:
         if isinstance(node, ast.Import | ast.ImportFrom):
             yield node
         elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
             if everywhere:
                 yield from _imports(node.body, everywhere)
-        elif isinstance(node, ast.If) and _is_type_checking(node.test):
-            if everywhere:
-                yield from _imports(node.body, everywhere)
-            yield from _imports(node.orelse, everywhere)
-        else:  # if/try/with/for/while/match blocks and class bodies run on import
+        else:  # if/try/with/for/while/match blocks (TYPE_CHECKING's too) and class bodies
             for field in ("body", "orelse", "finalbody"):
                 block = getattr(node, field, None)
                 if isinstance(block, list):
@@ -151,6 +140,7 @@ def test_the_checker_sees_the_packages_and_their_imports():
     assert {"rewardplug", "rewardplug.stack", "rewardplug_code.sandbox"} <= set(graph)
     assert "rewardplug.config" in graph["rewardplug.stack"]
     assert "rewardplug_code.seccomp" in graph["rewardplug_code.sandbox"]
+    assert "rewardplug.stack" in graph["rewardplug.groups"]  # under `if TYPE_CHECKING:`
     # stack imports the TRL adapter only inside as_trl_reward (a contract name), and the adapter
     # types the stack structurally: an edge one way, and only in any scope
     assert "rewardplug.integrations.trl" not in graph["rewardplug.stack"]
