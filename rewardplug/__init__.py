@@ -21,7 +21,9 @@ from rewardplug.hookspecs import hookimpl
 
 __version__ = "0.1.0"
 
-# name -> module that defines it; resolved on first attribute access (PEP 562).
+# name -> module that defines it ("module:attr" where the name there differs); resolved on first
+# attribute access (PEP 562). docs/api.md lists these names and tests/core/test_public_api.py
+# keeps the page, __all__ and this map in step.
 _LAZY = {
     "Sample": "rewardplug.types",
     "Score": "rewardplug.types",
@@ -40,14 +42,22 @@ _LAZY = {
     "Host": "rewardplug.plugins",
     "read_samples": "rewardplug.io",
     "evaluate": "rewardplug.metrics",
+    "Criterion": "rewardplug.criteria",
+    "GroupAssembler": "rewardplug.groups",
+    "RewardplugWarning": "rewardplug.notices",
+    "sample_seed": "rewardplug.combine",
+    "warm_kernels": "rewardplug.compiled_loader:warm",
 }
 
 __all__ = [
     "CombineConfig",
+    "Criterion",
     "DiscretizeResult",
+    "GroupAssembler",
     "Host",
     "Reward",
     "RewardSource",
+    "RewardplugWarning",
     "Sample",
     "Score",
     "SourceConfig",
@@ -62,13 +72,20 @@ __all__ = [
     "hookimpl",
     "load_stack",
     "read_samples",
+    "sample_seed",
+    "warm_kernels",
 ]
 
 if TYPE_CHECKING:
+    from rewardplug.combine import sample_seed
+    from rewardplug.compiled_loader import warm as warm_kernels
     from rewardplug.config import StackError
+    from rewardplug.criteria import Criterion
     from rewardplug.discretizer import DiscretizeResult, discretize
+    from rewardplug.groups import GroupAssembler
     from rewardplug.io import read_samples
     from rewardplug.metrics import evaluate
+    from rewardplug.notices import RewardplugWarning
     from rewardplug.plugins import Host, get_plugin_manager
     from rewardplug.rules import CombineConfig, TransformConfig, TransformContext
     from rewardplug.source import RewardSource, SourceConfig
@@ -80,7 +97,8 @@ def __getattr__(name: str) -> Any:
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'rewardplug' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
+    module, _, attr = module.partition(":")
+    value = getattr(importlib.import_module(module), attr or name)
     globals()[name] = value
     return value
 

@@ -9,8 +9,8 @@ kernels, the same results to the bit -- and starts, once, a compile in the backg
 process that fills the cache (it takes no GIL from this one, and runs at a lower priority), or,
 where numba has no writable cache folder, a thread of this process.
 
-``python -c "from rewardplug.compiled_loader import warm; warm()"`` compiles ahead (after an
-install, say); ``NUMBA_CACHE_DIR`` chooses where the cache lives.
+``python -c "import rewardplug; rewardplug.warm_kernels()"`` (this module's :func:`warm`)
+compiles ahead, after an install say; ``NUMBA_CACHE_DIR`` chooses where the cache lives.
 """
 
 from __future__ import annotations

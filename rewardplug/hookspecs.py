@@ -23,6 +23,19 @@ if TYPE_CHECKING:
     from rewardplug.rules import CombineConfig, CombineFn, TransformConfig, TransformFn
     from rewardplug.source import RewardSource
 
+__all__ = [
+    "RegisterCombiner",
+    "RegisterCriterion",
+    "RegisterSource",
+    "RegisterTransform",
+    "hookimpl",
+    "register_combiners",
+    "register_commands",
+    "register_criteria",
+    "register_sources",
+    "register_transforms",
+]
+
 PROJECT_NAME = "rewardplug"
 
 hookspec = pluggy.HookspecMarker(PROJECT_NAME)
@@ -48,8 +61,8 @@ class RegisterCriterion(Protocol):
 class RegisterTransform(Protocol):
     """``register(name, function, config)`` as passed to :func:`register_transforms`.
 
-    ``function(values, config, context) -> values`` (:data:`rewardplug.rules.TransformFn`);
-    ``config`` subclasses :class:`rewardplug.rules.TransformConfig`.
+    ``function(values, config, context) -> values`` (:data:`rewardplug.plugin_api.TransformFn`);
+    ``config`` subclasses :class:`rewardplug.TransformConfig`.
     """
 
     def __call__(
@@ -61,8 +74,8 @@ class RegisterCombiner(Protocol):
     """``register(name, function, config)`` as passed to :func:`register_combiners`.
 
     ``function(values, weights, present, config) -> combined``
-    (:data:`rewardplug.rules.CombineFn`); ``config`` subclasses
-    :class:`rewardplug.rules.CombineConfig`.
+    (:data:`rewardplug.plugin_api.CombineFn`); ``config`` subclasses
+    :class:`rewardplug.CombineConfig`.
     """
 
     def __call__(
@@ -107,7 +120,7 @@ def register_criteria(register: RegisterCriterion) -> None:
     """Register rubric criterion check kinds (``check: {kind: ...}`` in a rubric).
 
     Call ``register(kind, CriterionClass)`` once per kind. ``CriterionClass`` subclasses
-    :class:`rewardplug.criteria.Criterion`: a pydantic model of the check's fields (validated when
+    :class:`rewardplug.Criterion`: a pydantic model of the check's fields (validated when
     the rubric loads) whose ``check(sample)`` returns the criterion's outcome.
 
     :param register: callable ``register(kind: str, criterion_class: type) -> None``; ``kind`` must
@@ -124,7 +137,7 @@ def register_transforms(register: RegisterTransform) -> None:
     """Register score transforms that a source's ``transform:`` list can name.
 
     Call ``register(name, function, ConfigClass)`` once per transform. ``ConfigClass`` subclasses
-    :class:`rewardplug.rules.TransformConfig` (a pydantic model, unknown keys forbidden): it
+    :class:`rewardplug.TransformConfig` (a pydantic model, unknown keys forbidden): it
     validates ``{kind: name, ...}`` (or ``{name: {...}}``, or just ``name``) when the stack loads.
     ``function(values, config, context)`` gets a 1-D float array -- the point estimate followed
     by the draws -- and returns the transformed array of the same shape.
@@ -145,7 +158,7 @@ def register_combiners(register: RegisterCombiner) -> None:
     """Register combine rules that a stack's ``combine:`` can name.
 
     Call ``register(name, function, ConfigClass)`` once per rule. ``ConfigClass`` subclasses
-    :class:`rewardplug.rules.CombineConfig`: it validates ``combine: name`` or
+    :class:`rewardplug.CombineConfig`: it validates ``combine: name`` or
     ``combine: {kind: name, ...}`` when the stack loads. ``function(values, weights, present,
     config)`` combines the sources' aligned draws ``values`` (S, N, K) -- NaN where a source did
     not score the sample, ``present`` (S, N, 1) says where it did -- with the stack's ``weights``

@@ -27,10 +27,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from rewardplug.discretizer import discretize
-from rewardplug.metrics import evaluate
-from rewardplug.paths import cache_dir
-from rewardplug.types import Sample
+from rewardplug import Sample, discretize, evaluate
+from rewardplug.plugin_api import cache_dir
 from rewardplug_code import humaneval as H
 from rewardplug_code.source import TestCasesSource
 

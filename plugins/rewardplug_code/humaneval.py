@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from rewardplug.types import Sample
+from rewardplug import Sample
 from rewardplug_code import protocol
 
 __all__ = [

@@ -20,9 +20,8 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from rewardplug.inputs import Input
-from rewardplug.source import RewardSource, SourceConfig
-from rewardplug.types import Sample, Score
+from rewardplug import RewardSource, Sample, Score, SourceConfig
+from rewardplug.plugin_api import Input
 from rewardplug_code import protocol, sandbox
 from rewardplug_code.extract import CodeError, extract_code
 from rewardplug_code.formats import (

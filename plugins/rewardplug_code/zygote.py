@@ -62,7 +62,7 @@ from rewardplug_code.zygote_wire import (
     PR_SET_DUMPABLE,
     PRELOAD,
     TOTAL_RESULT_BYTES,
-    _libc,
+    libc,
     read_msg,
     send_msg,
 )
@@ -344,7 +344,7 @@ def wait_for(pid):
 
 def main():
     # Non-dumpable: children cannot open /proc/<zygote>/mem or its fds to forge replies.
-    _libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
+    libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
     inp, out = os.dup(0), os.dup(1)
     isolate_fds((inp, out))
     init = read_msg(inp)

@@ -17,7 +17,7 @@ import sys
 import time
 
 from rewardplug_code.zygote_harden import harden, isolate_fds
-from rewardplug_code.zygote_wire import BIG, BIGINT, MAX_ERROR, TUPLE, _read_exact, frame, write_all
+from rewardplug_code.zygote_wire import BIG, BIGINT, MAX_ERROR, TUPLE, frame, read_exact, write_all
 
 # ---------------------------------------------------------------- child-side harness
 
@@ -293,10 +293,10 @@ def serve_candidate(job, req_r, resp_w):
     except BaseException as exc:
         load_error = "loading the code failed: " + describe(exc)
     while True:
-        head = _read_exact(req_r, 4)
+        head = read_exact(req_r, 4)
         if head is None:
             os._exit(0)
-        args, kwargs = pickle.loads(_read_exact(req_r, struct.unpack(">I", head)[0]))
+        args, kwargs = pickle.loads(read_exact(req_r, struct.unpack(">I", head)[0]))
         if load_error is not None:
             payload = err_payload(load_error)
         else:

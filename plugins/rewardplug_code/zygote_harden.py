@@ -17,8 +17,8 @@ from rewardplug_code.zygote_wire import (
     PR_SET_NO_NEW_PRIVS,
     PR_SET_SECCOMP,
     SECCOMP_MODE_FILTER,
-    _libc,
-    _SockFprog,
+    SockFprog,
+    libc,
 )
 
 # ---------------------------------------------------------------- hardening (in the child)
@@ -30,7 +30,7 @@ def landlock(paths):
     Used by the fallback level, where the real file system is visible: test data, the project and
     ``/proc/<pid>/environ`` of other processes become unreadable.
     """
-    syscall = _libc.syscall
+    syscall = libc.syscall
     abi = syscall(
         444, None, 0, 1
     )  # landlock_create_ruleset(NULL, 0, LANDLOCK_CREATE_RULESET_VERSION)
@@ -55,7 +55,7 @@ def landlock(paths):
         if syscall(445, ruleset, 1, ctypes.c_char_p(rule), 0) != 0:
             raise OSError(ctypes.get_errno(), "landlock_add_rule failed for %s" % path)
         os.close(fd)
-    if _libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
+    if libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
         raise OSError(ctypes.get_errno(), "PR_SET_NO_NEW_PRIVS failed")
     if syscall(446, ruleset, 0) != 0:
         raise OSError(ctypes.get_errno(), "landlock_restrict_self failed")
@@ -66,7 +66,7 @@ def drop_capabilities():
     """Empty every capability set (matters in the fallback when the scorer runs as root)."""
     header = struct.pack("=Ii", 0x20080522, 0)  # _LINUX_CAPABILITY_VERSION_3, this process
     data = bytes(24)  # two {effective, permitted, inheritable} triples, all zero
-    if _libc.capset(ctypes.c_char_p(header), ctypes.c_char_p(data)) != 0:
+    if libc.capset(ctypes.c_char_p(header), ctypes.c_char_p(data)) != 0:
         raise OSError(ctypes.get_errno(), "capset failed")
 
 
@@ -95,10 +95,10 @@ def harden(limits, bpf):
         landlock(limits["landlock"])
     if bpf:
         prog = ctypes.create_string_buffer(bpf)
-        fprog = _SockFprog(len(bpf) // 8, ctypes.addressof(prog))
-        if _libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
+        fprog = SockFprog(len(bpf) // 8, ctypes.addressof(prog))
+        if libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
             raise OSError(ctypes.get_errno(), "PR_SET_NO_NEW_PRIVS failed")
-        if _libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.addressof(fprog), 0, 0) != 0:
+        if libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.addressof(fprog), 0, 0) != 0:
             raise OSError(ctypes.get_errno(), "seccomp filter install failed")
 
 

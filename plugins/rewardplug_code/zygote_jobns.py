@@ -10,7 +10,7 @@ Part of the worker program (see :mod:`rewardplug_code.zygote_wire` for how the p
 import ctypes
 import os
 
-from rewardplug_code.zygote_wire import PR_SET_DUMPABLE, _libc
+from rewardplug_code.zygote_wire import PR_SET_DUMPABLE, libc
 
 CLONE_NEWNS = 0x00020000
 CLONE_NEWUSER = 0x10000000
@@ -27,23 +27,23 @@ def new_job_namespace(mounts):
     Raises OSError where the kernel does not allow it."""
     uid, gid = os.getuid(), os.getgid()
     flags = CLONE_NEWUSER | CLONE_NEWPID | (CLONE_NEWNS if mounts else 0)
-    if _libc.unshare(flags) != 0:
+    if libc.unshare(flags) != 0:
         raise OSError(ctypes.get_errno(), "unshare(CLONE_NEWUSER | CLONE_NEWPID) failed")
     if not mounts:
         return
     # A non-dumpable process's /proc files belong to root, so it cannot write its own maps: the
     # job's first process is dumpable for these three writes (no other process of the job
     # exists yet, and the earlier job's are gone with its namespaces).
-    _libc.prctl(PR_SET_DUMPABLE, 1, 0, 0, 0)
+    libc.prctl(PR_SET_DUMPABLE, 1, 0, 0, 0)
     try:
         _write_proc("uid_map", "%d %d 1" % (uid, uid))
         _write_proc("setgroups", "deny")
         _write_proc("gid_map", "%d %d 1" % (gid, gid))
     finally:
-        _libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
+        libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
     for path, options in mounts:
         flags = MS_NOSUID | MS_NODEV | MS_NOEXEC
-        if _libc.mount(b"tmpfs", path.encode(), b"tmpfs", flags, options.encode()) != 0:
+        if libc.mount(b"tmpfs", path.encode(), b"tmpfs", flags, options.encode()) != 0:
             raise OSError(ctypes.get_errno(), "mounting a tmpfs on %s failed" % path)
     os.chdir(mounts[0][0])
 

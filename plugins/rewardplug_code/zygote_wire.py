@@ -36,8 +36,8 @@ PRELOAD = [
     "io",
 ]
 
-_libc = ctypes.CDLL(None, use_errno=True)
-_libc.prctl.argtypes = [
+libc = ctypes.CDLL(None, use_errno=True)
+libc.prctl.argtypes = [
     ctypes.c_int,
     ctypes.c_ulong,
     ctypes.c_ulong,
@@ -56,7 +56,7 @@ TOTAL_RESULT_BYTES = 64 * 2**20
 TUPLE = "__tuple__"
 
 
-class _SockFprog(ctypes.Structure):
+class SockFprog(ctypes.Structure):
     _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
 
 
@@ -65,16 +65,16 @@ class _SockFprog(ctypes.Structure):
 
 def read_msg(fd, sizes=None):
     """One length-prefixed JSON message (None at EOF); its size is appended to ``sizes``."""
-    head = _read_exact(fd, 4)
+    head = read_exact(fd, 4)
     if head is None:
         return None
     size = struct.unpack(">I", head)[0]
     if sizes is not None:
         sizes.append(size)
-    return json.loads(_read_exact(fd, size))
+    return json.loads(read_exact(fd, size))
 
 
-def _read_exact(fd, n):
+def read_exact(fd, n):
     chunks, got = [], 0
     while got < n:
         data = os.read(fd, n - got)

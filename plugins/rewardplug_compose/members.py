@@ -13,10 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from rewardplug.combine import align, sample_seed
-from rewardplug.config import SourceSpec, StackConfig, StackError
-from rewardplug.stack import Stack
-from rewardplug.types import Sample, Score
+from rewardplug import Sample, Score, Stack, StackError, sample_seed
+from rewardplug.plugin_api import SourceSpec, StackConfig, align
 
 __all__ = ["Member", "aligned", "named_specs"]
 

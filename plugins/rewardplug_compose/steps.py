@@ -25,9 +25,8 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import Field, field_validator
 
-from rewardplug.config import SourceSpec
-from rewardplug.source import RewardSource, SourceConfig
-from rewardplug.types import Sample, Score
+from rewardplug import RewardSource, Sample, Score, SourceConfig
+from rewardplug.plugin_api import SourceSpec
 from rewardplug_compose.members import Member, aligned, named_specs
 
 __all__ = ["StepsSource", "split_steps"]

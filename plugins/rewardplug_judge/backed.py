@@ -9,9 +9,8 @@ from abc import abstractmethod
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from rewardplug.inputs import Input
-from rewardplug.source import RewardSource, SourceConfig
-from rewardplug.types import Sample, Score
+from rewardplug import RewardSource, Sample, Score, SourceConfig
+from rewardplug.plugin_api import Input
 from rewardplug_judge.backends import Backend, BackendConfig, make_backend
 from rewardplug_judge.prompts import Template, load_template
 from rewardplug_judge.requirements import ALL_BACKENDS, backend_requirements

@@ -22,7 +22,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field, model_validator
 
-from rewardplug.types import Sample, Score
+from rewardplug import Sample, Score
 from rewardplug_judge import structured
 from rewardplug_judge.backed import BackedConfig, BackedSource
 from rewardplug_judge.backends import Completion

@@ -55,7 +55,7 @@ def _digest(path: Path) -> str:
 
 def converted_dir(gguf: Path) -> Path:
     """Where the de-quantized copy of ``gguf`` is (or will be) saved."""
-    from rewardplug.paths import cache_dir
+    from rewardplug.plugin_api import cache_dir
 
     return cache_dir("models") / f"{gguf.stem}-{_digest(gguf)}"
 

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
-from rewardplug.types import Sample, Score
+from rewardplug import Sample, Score
 from rewardplug_judge import structured
 from rewardplug_judge.bradley_terry import fit, win_scores
 from rewardplug_judge.fence import nonce_of

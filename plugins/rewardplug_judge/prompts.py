@@ -127,7 +127,7 @@ def fill(text: str, values: dict[str, Any]) -> str:
 
 def load_template(name_or_path: str) -> Template:
     """A template by name (``pointwise`` -> ``rubrics/prompts/pointwise.md``) or by file path."""
-    from rewardplug.paths import rubrics_dir
+    from rewardplug.plugin_api import rubrics_dir
 
     path = Path(name_or_path)
     candidates = [path] if path.suffix else []

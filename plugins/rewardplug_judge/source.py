@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from rewardplug.types import Sample, Score
+from rewardplug import Sample, Score
 from rewardplug_judge import structured
 from rewardplug_judge.backed import BackedSource
 from rewardplug_judge.backends import Completion

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from rewardplug.source import RewardSource, SourceConfig
+from rewardplug import RewardSource, SourceConfig
 from rewardplug_neural.encode import Encoded, collate
 from rewardplug_neural.loading import check_device, check_model
 

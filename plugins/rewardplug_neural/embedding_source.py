@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from rewardplug.types import Sample, Score
+from rewardplug import Sample, Score
 from rewardplug_neural.common import Loaded, MCConfig, MCSource
 from rewardplug_neural.encode import Encoded, buckets, encode_text
 from rewardplug_neural.loading import load_encoder

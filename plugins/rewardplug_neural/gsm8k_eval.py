@@ -31,7 +31,7 @@ DEFAULT_DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "gsm8k"
 
 def load_samples(data: Path, problems: int, seed: int) -> list[Any]:
     """Samples for a random subset of ``problems`` problems (all of them if 0)."""
-    from rewardplug.types import Sample
+    from rewardplug import Sample
 
     rows = [
         json.loads(line) for line in (data / "example_model_solutions.jsonl").open(encoding="utf-8")
@@ -61,8 +61,7 @@ def load_samples(data: Path, problems: int, seed: int) -> list[Any]:
 def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     import numpy as np
 
-    from rewardplug import discretize
-    from rewardplug.metrics import evaluate
+    from rewardplug import discretize, evaluate
     from rewardplug_neural.embedding_source import EmbeddingSimilaritySource
 
     samples = load_samples(Path(args.data), args.problems, args.seed)

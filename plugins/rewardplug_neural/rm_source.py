@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from rewardplug.types import Sample, Score
+from rewardplug import Sample, Score
 from rewardplug_neural.common import Loaded, MCConfig, MCSource
 from rewardplug_neural.encode import Encoded, buckets, encode_chat, encode_pair, has_chat_template
 from rewardplug_neural.loading import load_classifier

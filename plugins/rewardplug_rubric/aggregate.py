@@ -23,7 +23,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from rewardplug.types import Score
+from rewardplug import Score
 from rewardplug_rubric.model import Rubric, RubricCriterion
 
 __all__ = ["OnError", "Verdict", "aggregate"]

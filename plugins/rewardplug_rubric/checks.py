@@ -23,9 +23,8 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
-from rewardplug.criteria import Criterion
-from rewardplug.plugins import import_object
-from rewardplug.types import Sample
+from rewardplug import Criterion, Sample
+from rewardplug.plugin_api import import_object
 
 __all__ = ["BUILTIN_KINDS", "count_bullets", "count_paragraphs", "count_sentences", "count_words"]
 

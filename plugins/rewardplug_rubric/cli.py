@@ -168,7 +168,7 @@ def refine(
 
     import yaml
 
-    from rewardplug.io import read_samples
+    from rewardplug import read_samples
     from rewardplug_rubric import refine as R
     from rewardplug_rubric.model import RubricError, load_rubric
 

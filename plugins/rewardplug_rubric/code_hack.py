@@ -22,8 +22,7 @@ from typing import Any, Literal, get_args
 
 from pydantic import Field
 
-from rewardplug.criteria import Criterion
-from rewardplug.types import Sample
+from rewardplug import Criterion, Sample
 from rewardplug_rubric.code_examples import Example, case_examples, hardcoded, prompt_examples
 from rewardplug_rubric.code_visitor import Visitor
 

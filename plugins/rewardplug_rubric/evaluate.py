@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from rewardplug.types import Sample
+from rewardplug import Sample
 
 MODELS = ("6b_finetuning", "6b_verification", "175b_finetuning", "175b_verification")
 
@@ -83,7 +83,7 @@ def load_gsm8k(path: str | Path, limit: int | None = None) -> tuple[list[Sample]
 def run(path: str | Path, limit: int | None = None, n_boot: int = 1000) -> list[dict[str, Any]]:
     """One result row per rubric variant: metrics raw and discretized, abstentions, timing."""
     import rewardplug
-    from rewardplug.metrics import evaluate
+    from rewardplug import evaluate
 
     samples, gold = load_gsm8k(path, limit)
     groups = [s.group for s in samples]

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from rewardplug.types import Message, prompt_text
+from rewardplug.plugin_api import Message, prompt_text
 from rewardplug_rubric.judge import RubricJudge
 from rewardplug_rubric.model import RubricError, load_rubric
 

@@ -22,7 +22,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from rewardplug.types import Sample
+from rewardplug import Sample
 from rewardplug_rubric.code_hack import CodeHack
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from rewardplug.types import Message
+from rewardplug.plugin_api import Message
 
 __all__ = ["RubricJudge", "validate_judge_settings"]
 

@@ -4,8 +4,8 @@ A rubric is ``{name, aggregate, criteria: [{id, text, weight, category, check}]}
 validates everything a scorer will rely on, so errors surface at stack load with the exact place:
 an unknown check kind (with the known ones), a bad regex, a criterion with neither ``weight`` nor
 ``category``, a rubric with no criteria. Check mappings are turned into the
-:class:`~rewardplug.criteria.Criterion` subclass registered for their ``kind``
-(``rewardplug.plugins.criteria()``), so plugin kinds validate exactly like built-in ones.
+:class:`rewardplug.Criterion` subclass registered for their ``kind`` (with the
+current plugin host: ``rewardplug.plugin_api.current_host().criteria()``), so plugin kinds validate exactly like built-in ones.
 """
 
 from __future__ import annotations
@@ -19,11 +19,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
-from rewardplug import plugins
-from rewardplug.config import safe_load_named
-from rewardplug.criteria import Criterion
-from rewardplug.paths import rubrics_dir
-from rewardplug.types import Sample
+from rewardplug import Criterion, Sample
+from rewardplug.plugin_api import UnknownNameError, current_host, rubrics_dir, safe_load_named
 
 __all__ = [
     "CATEGORY_WEIGHTS",
@@ -89,8 +86,8 @@ class RubricCriterion(BaseModel):
         if not isinstance(kind, str) or not kind:
             raise ValueError("`check` needs a `kind` (e.g. contains, regex, python, llm)")
         try:
-            self._kind_class = plugins.criteria().get(kind)
-        except plugins.UnknownNameError as exc:
+            self._kind_class = current_host().criteria().get(kind)
+        except UnknownNameError as exc:
             raise ValueError(f"check: {exc}") from None
         if self._kind_class.judged and not self.text.strip():
             raise ValueError(f"a `{kind}` check is judged from `text`; give the criterion a text")

@@ -13,7 +13,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from rewardplug.types import Message, Sample
+from rewardplug import Sample
+from rewardplug.plugin_api import Message
 from rewardplug_rubric.model import Rubric, RubricCriterion
 
 __all__ = [

@@ -30,7 +30,8 @@ from typing import Any
 
 import numpy as np
 
-from rewardplug.types import Message, Sample
+from rewardplug import Sample
+from rewardplug.plugin_api import Message
 from rewardplug_rubric.checks import count_sentences
 from rewardplug_rubric.model import CATEGORY_WEIGHTS, Rubric, RubricError, load_rubric
 
@@ -159,8 +160,7 @@ def score_rubric(
     confidence: float,
 ) -> Scored:
     """Score ``samples`` with ``rubric``, discretize per group, and measure held-out DA / SP."""
-    from rewardplug.discretizer import discretize
-    from rewardplug.metrics import evaluate
+    from rewardplug import discretize, evaluate
     from rewardplug_rubric.source import RubricSource
 
     options: dict[str, Any] = {"rubric": rubric.model_dump(mode="json", exclude_none=True)}

@@ -21,9 +21,8 @@ from typing import Any
 
 from pydantic import Field, field_validator, model_validator
 
-from rewardplug.inputs import Input
-from rewardplug.source import RewardSource, SourceConfig
-from rewardplug.types import Message, Sample, Score
+from rewardplug import RewardSource, Sample, Score, SourceConfig
+from rewardplug.plugin_api import Input, Message
 from rewardplug_rubric import prompts
 from rewardplug_rubric.aggregate import OnError, Verdict, to_score
 from rewardplug_rubric.model import Rubric, RubricError, load_rubric, rubric_key

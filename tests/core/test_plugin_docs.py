@@ -93,7 +93,7 @@ def test_default_ascore_runs_score_in_a_worker_thread_and_seeds_by_sample():
 def test_rule_hooks_document_their_types_and_function_signatures():
     assert RegisterTransform.__name__ in DOC and RegisterCombiner.__name__ in DOC
     assert TransformFn is not None and CombineFn is not None  # the documented aliases exist
-    for name in ("rewardplug.rules.TransformFn", "rewardplug.rules.CombineFn"):
+    for name in ("rewardplug.plugin_api.TransformFn", "rewardplug.plugin_api.CombineFn"):
         assert name in DOC, name
     assert "`function(values, config, context) -> values`" in DOC
     assert "`function(values, weights, present, config) -> combined`" in DOC

@@ -137,7 +137,7 @@ class Backend:
     def _cache_folder(self) -> str:
         if self.config.cache_dir:
             return self.config.cache_dir
-        from rewardplug.paths import cache_dir
+        from rewardplug.plugin_api import cache_dir
 
         return str(cache_dir("judge"))
 
