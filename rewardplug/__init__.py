@@ -10,6 +10,12 @@ Public API (imported lazily, so ``import rewardplug`` stays fast and pulls in no
     stack = rewardplug.load_stack("stack.yaml")
     rewards = stack.score([rewardplug.Sample(prompt="2+2?", response="4", reference="4")])
     result = rewardplug.discretize(draws, groups, confidence=0.9, assign="mean")
+
+The public API is this namespace's ``__all__`` plus that of a few modules: ``rewardplug.hookspecs``
+and ``rewardplug.plugin_api`` (for plugin authors), ``rewardplug.server``,
+``rewardplug.ray_engine`` and the trainers' front ends ``rewardplug.integrations.{trl, verl,
+openrlhf, nemo_gym, nemo_rl, areal, skyrl, slime, verifiers}``. Every other module is internal.
+docs/api.md lists every public name.
 """
 
 from __future__ import annotations

@@ -177,6 +177,12 @@ def test_the_lazy_maps_are_the_public_names() -> None:
     assert rewardplug.warm_kernels is importlib.import_module("rewardplug.compiled_loader").warm
 
 
+def test_the_package_docstring_names_the_public_modules() -> None:
+    doc = rewardplug.__doc__ or ""
+    missing = [m for m in ALL_MODULES[1:] if m.rsplit(".", 1)[-1] not in doc]
+    assert not missing, f"rewardplug's docstring does not name the public modules {missing}"
+
+
 def test_the_api_page_is_generated_from_the_code() -> None:
     page = PAGE.read_text(encoding="utf-8")
     expected = render()
