@@ -108,8 +108,8 @@ test-fallback: .install-stamp
 lint: .install-stamp
 	$(PY) -m ruff check . && $(PY) -m ruff format --check .
 
-# mypy over rewardplug/ and plugins/ as [tool.mypy] in pyproject.toml sets it: strict on the core
-# package; the built-in plugins with the relaxations listed there (a to-do)
+# mypy over rewardplug/ and plugins/ as [tool.mypy] in pyproject.toml sets it: strict, but for the
+# one plugin module listed there with relaxations (a to-do)
 typecheck: .install-stamp
 	$(PY) -m mypy
 

@@ -152,7 +152,8 @@ def expected_outputs(
     key = hashlib.blake2b(text.encode(), digest_size=12).hexdigest()
     path = cache / f"humaneval-expected-{key}.json" if cache else None
     if path is not None and path.exists():
-        return protocol.loads(path.read_text())
+        cached: dict[str, list[Any]] = protocol.loads(path.read_text())
+        return cached
     proc = subprocess.run(
         [sys.executable, "-I", "-c", _TRUSTED_RUNNER],
         input=text + "\n",

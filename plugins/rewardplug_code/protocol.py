@@ -118,8 +118,8 @@ def _bigint_hook(obj: dict[str, Any]) -> Any:
 def safe_text(text: Any, limit: int = 300) -> str:
     """Text from the sandbox made safe to store and print: at most ``limit`` characters, lone
     surrogates (valid in a JSON escape, not in UTF-8) shown as escapes such as ``\\ud800``."""
-    text = str(text)[:limit]
-    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    cut = str(text)[:limit]
+    return cut.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def loads(text: str) -> Any:
@@ -160,14 +160,17 @@ def equal(actual: Any, expected: Any, atol: float = 0.0) -> bool:
             return False
         if atol > 0 and (ta is float or te is float):
             try:
-                return abs(actual - expected) <= atol or actual == expected
+                close: bool = abs(actual - expected) <= atol or actual == expected
+                return close
             except OverflowError:  # an int beyond float range: never within atol of a float
                 return False
-        return actual == expected
+        same: bool = actual == expected
+        return same
     if ta is not te:
         return False
     if ta is str or actual is None:
-        return actual == expected
+        same_text: bool = actual == expected
+        return same_text
     if ta is list:
         return len(actual) == len(expected) and all(
             equal(a, e, atol) for a, e in zip(actual, expected, strict=True)
@@ -189,7 +192,8 @@ def within(actual: Any, expected: Any, tol: float, inclusive: bool) -> bool:
         return False
     if math.isnan(diff):
         return False
-    return diff <= tol if inclusive else diff < tol
+    inside: bool = diff <= tol if inclusive else diff < tol
+    return inside
 
 
 def stdout_equal(actual: str, expected: str) -> bool:

@@ -19,7 +19,7 @@ sample abstain (``on_step_abstain: abstain``, default) or is left out (``skip``)
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
 import numpy as np
@@ -32,7 +32,7 @@ from rewardplug_compose.members import Member, aligned, named_specs
 __all__ = ["StepsSource", "split_steps"]
 
 SEPARATORS = {"paragraph": r"\n[ \t\r\f\v]*\n", "line": r"\n"}
-AGGREGATES = {
+AGGREGATES: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "min": lambda x: x.min(axis=0),
     "mean": lambda x: x.mean(axis=0),
     "last": lambda x: x[-1],

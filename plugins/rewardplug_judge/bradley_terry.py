@@ -67,4 +67,5 @@ def win_scores(theta: np.ndarray) -> np.ndarray:
         return np.full(n, 0.5)
     p = 1.0 / (1.0 + np.exp(-(theta[:, None] - theta[None, :])))
     np.fill_diagonal(p, 0.0)
-    return p.sum(axis=1) / (n - 1)
+    scores: np.ndarray = p.sum(axis=1) / (n - 1)
+    return scores

@@ -65,7 +65,7 @@ class CompletionCache:
 
     def __len__(self) -> int:
         with self._lock:
-            return self._connect().execute("SELECT COUNT(*) FROM completions").fetchone()[0]
+            return int(self._connect().execute("SELECT COUNT(*) FROM completions").fetchone()[0])
 
     def close(self) -> None:
         """Close the connection (it reopens on next use)."""

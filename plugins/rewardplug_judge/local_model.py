@@ -103,7 +103,9 @@ def resolve(model: str | None, gguf_file: str | None) -> tuple[str, bool]:
     return str(target), True
 
 
-def load_model(model: str | None = None, gguf_file: str | None = None, device: str | None = None):
+def load_model(
+    model: str | None = None, gguf_file: str | None = None, device: str | None = None
+) -> tuple[Any, Any]:
     """``(model, tokenizer)``, loaded once per process and shared by every source using them."""
     with _LOCK:  # also serializes the first transformers import (lazy imports race in threads)
         import torch

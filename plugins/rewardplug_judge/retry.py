@@ -206,7 +206,7 @@ def backoff_delay(attempt: int, base: float, cap: float, retry_after: float | No
     with +-50 % jitter (so many clients do not retry in lockstep); never more than ``cap``."""
     if retry_after is not None:
         return min(cap, retry_after)
-    return min(cap, base * (2**attempt) * random.uniform(0.5, 1.5))
+    return min(cap, base * 2.0**attempt * random.uniform(0.5, 1.5))
 
 
 class Limiter:

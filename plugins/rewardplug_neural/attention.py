@@ -36,7 +36,7 @@ def make_attention(original: str) -> Callable[..., Any]:
 
     def attention(
         module: Any, query: Any, key: Any, value: Any, attention_mask: Any, **kwargs: Any
-    ):
+    ) -> Any:
         if not fallback:
             fallback.append(_original(original))
         ctrl = getattr(module, "_rp_controller", None)

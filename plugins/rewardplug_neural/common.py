@@ -119,7 +119,11 @@ class MCSource(RewardSource):
         """Load this source's model and tokenizer and return :meth:`_assemble`'s bundle."""
 
     def _assemble(
-        self, model: Any, tokenizer: Any, readout: Callable[[Any, dict], Any], **extra: Any
+        self,
+        model: Any,
+        tokenizer: Any,
+        readout: Callable[[Any, dict[str, Any]], Any],
+        **extra: Any,
     ) -> Loaded:
         """Prepare ``model``'s dropout sites and wrap it in an engine with ``readout``."""
         from rewardplug_neural.dropout import prepare
@@ -133,9 +137,10 @@ class MCSource(RewardSource):
         """Deterministic and MC readouts of one batch of encoded inputs (one mask key each)."""
         cfg = self.config
         batch = collate(encoded, loaded.tokenizer.pad_token_id, loaded.device)
-        return loaded.engine.run(
+        result: MCResult = loaded.engine.run(
             batch, keys, cfg.mc_samples, cfg.seed, cfg.mc_layers, self._rows_per_forward(loaded)
         )
+        return result
 
     def _rows_per_forward(self, loaded: Loaded) -> int:
         cfg = self.config

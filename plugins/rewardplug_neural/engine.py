@@ -40,7 +40,9 @@ class MCResult:
 class MCEngine:
     """Runs deterministic + MC-dropout passes of one prepared model."""
 
-    def __init__(self, model: Any, controller: MCController, readout: Callable[[Any, dict], Any]):
+    def __init__(
+        self, model: Any, controller: MCController, readout: Callable[[Any, dict[str, Any]], Any]
+    ):
         self.model = model
         self.ctrl = controller
         self.readout = readout

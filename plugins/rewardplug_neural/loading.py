@@ -73,7 +73,8 @@ def read_config(name: str) -> dict[str, Any] | None:
         config = folder / "config.json"
         if not config.is_file():
             raise ValueError(f"{folder} is not a Hugging Face model folder: it has no config.json")
-        return json.loads(config.read_text(encoding="utf-8"))
+        found: dict[str, Any] = json.loads(config.read_text(encoding="utf-8"))
+        return found
     cached = _hub_cached_config(path)
     if cached is None and os.environ.get("HF_HUB_OFFLINE", "").lower() in {
         "1",

@@ -280,7 +280,9 @@ class Json(Criterion):
             return True
         import jsonschema
 
-        return jsonschema.validators.validator_for(self.schema_)(self.schema_).is_valid(value)
+        validator = jsonschema.validators.validator_for(self.schema_)(self.schema_)
+        valid: bool = validator.is_valid(value)
+        return valid
 
     def describe(self) -> dict[str, Any]:
         return self.model_dump(mode="json", by_alias=True, exclude_none=True)

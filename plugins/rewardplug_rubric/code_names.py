@@ -14,6 +14,7 @@ import ast
 import base64
 import binascii
 import codecs
+from collections.abc import Callable
 from typing import Any
 
 __all__ = ["UNKNOWN", "constants", "fold", "is_literal"]
@@ -21,7 +22,7 @@ __all__ = ["UNKNOWN", "constants", "fold", "is_literal"]
 UNKNOWN: Any = object()
 _MAX_TEXT = 100_000  # longer strings are not built (a size check needs the count, not the text)
 _MAX_BITS = 4_096
-_COMPARE = {
+_COMPARE: dict[type[ast.cmpop], Callable[[Any, Any], Any]] = {
     ast.Eq: lambda a, b: a == b, ast.NotEq: lambda a, b: a != b, ast.Lt: lambda a, b: a < b,
     ast.LtE: lambda a, b: a <= b, ast.Gt: lambda a, b: a > b, ast.GtE: lambda a, b: a >= b,
     ast.Is: lambda a, b: a is b, ast.IsNot: lambda a, b: a is not b,

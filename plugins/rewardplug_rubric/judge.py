@@ -81,7 +81,8 @@ class RubricJudge:
             finally:
                 await self.backend.aclose()  # connections belong to this loop, which ends here
 
-        return _backends().run_sync(once())
+        replies: list[list[Any]] = _backends().run_sync(once())
+        return replies
 
     def close(self) -> None:
         """Release the backend's clients and cache connection."""

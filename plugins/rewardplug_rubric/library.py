@@ -121,7 +121,7 @@ _FENCED = re.compile(r"```[ \t]*([\w+-]*)[^\n]*\n(.*?)```", re.DOTALL)
 
 def code_of(response: str) -> str:
     """The first fenced code block (preferring one tagged ``python``), else the whole response."""
-    blocks = _FENCED.findall(response)
+    blocks: list[tuple[str, str]] = _FENCED.findall(response)
     for lang, body in blocks:
         if lang.lower() in ("python", "py", "python3"):
             return body

@@ -185,7 +185,8 @@ class RubricSource(RewardSource):
     def _prefill(self) -> bool:
         if self.config.prefill is not None:
             return self.config.prefill
-        return (self.config.judge or {}).get("backend", "transformers") == "transformers"
+        backend = (self.config.judge or {}).get("backend", "transformers")
+        return bool(backend == "transformers")
 
     @property
     def judge(self) -> Any:
