@@ -109,7 +109,7 @@ lint: .install-stamp
 	$(PY) -m ruff check . && $(PY) -m ruff format --check .
 
 # mypy over rewardplug/ and plugins/ as [tool.mypy] in pyproject.toml sets it: strict, but for the
-# one plugin module listed there with relaxations (a to-do)
+# sandbox worker's modules listed there with relaxations (a to-do)
 typecheck: .install-stamp
 	$(PY) -m mypy
 

@@ -1,6 +1,4 @@
 # ruff: noqa: SIM105, SIM115, UP031  (sandbox-side code: plain stdlib idioms, no contextlib)
-# mypy: disallow-untyped-defs=False, disallow-incomplete-defs=False, disallow-untyped-calls=False
-# mypy: disallow-any-generics=False, warn-return-any=False, check-untyped-defs=True
 """The child side of the sandbox worker: load the candidate, run ``call``/``stdio``/``check`` cases
 and report each result as a frame; values are made plain (JSON-safe, capped) before they leave.
 

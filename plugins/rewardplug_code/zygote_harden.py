@@ -1,6 +1,4 @@
 # ruff: noqa: UP031  (sandbox-side code: plain stdlib idioms, no contextlib)
-# mypy: disallow-untyped-defs=False, disallow-incomplete-defs=False, disallow-untyped-calls=False
-# mypy: disallow-any-generics=False, warn-return-any=False, check-untyped-defs=True
 """Hardening, in the sandbox worker's child before it runs candidate code: Landlock, capabilities,
 rlimits, no-new-privs and the seccomp filter, and closing every inherited fd but the kept ones.
 

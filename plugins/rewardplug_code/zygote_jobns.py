@@ -1,6 +1,4 @@
 # ruff: noqa: UP031  (sandbox-side code: plain stdlib idioms, no contextlib)
-# mypy: disallow-untyped-defs=False, disallow-incomplete-defs=False, disallow-untyped-calls=False
-# mypy: disallow-any-generics=False, warn-return-any=False, check-untyped-defs=True
 """Per-job namespaces for the sandbox worker: new user and PID namespaces (and a fresh tmpfs per
 mount) for each job's processes, and the probe that tells whether the kernel allows them.
 

@@ -1,5 +1,3 @@
-# mypy: disallow-untyped-defs=False, disallow-incomplete-defs=False, disallow-untyped-calls=False
-# mypy: disallow-any-generics=False, warn-return-any=False, check-untyped-defs=True
 """The sandbox worker's constants, libc handle and message framing (length-prefixed JSON between
 the scorer and the zygote, frames between a child and its supervisor).
 
