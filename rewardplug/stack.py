@@ -367,6 +367,15 @@ class Stack:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def __getstate__(self) -> dict[str, Any]:
+        # a host holds plugin modules and cannot be pickled: a copy (a Ray worker's, say) uses
+        # the current host of the process that unpickles it
+        return {**self.__dict__, "host": None}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self.host = plugins.current_host()
+
     def __repr__(self) -> str:
         return f"Stack(sources={list(self.sources)}, combine={self.config.combine.kind!r})"
 

@@ -122,3 +122,25 @@ def test_a_host_without_entry_points_has_only_the_core_and_its_own_plugins():
     assert "test_cases" not in host.sources().names()
     blocked = rewardplug.Host([_loud_plugin()], disable=["loud"])
     assert "shouty" not in blocked.sources().names()
+
+
+def test_a_pickled_stack_uses_the_current_host_where_it_is_unpickled():
+    import pickle
+
+    stack = rewardplug.load_stack(
+        {
+            "sources": [
+                {
+                    "name": "n",
+                    "use": "python",
+                    "with": {"function": "tests.core.transform_rewards:length_draws"},
+                }
+            ]
+        },
+        host=rewardplug.Host(),
+    )
+    copy = pickle.loads(pickle.dumps(stack))
+    assert copy.host is plugins.current_host() and stack.host is not copy.host
+    rows = [{"prompt": "p", "response": "abc"}]
+    [row], [want] = copy.score(rows), stack.score(rows)
+    assert row.sources["n"].ok and row.sources["n"].value == want.sources["n"].value
