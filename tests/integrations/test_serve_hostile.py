@@ -572,7 +572,11 @@ def check_closed(out: dict[str, list[tuple[float, bytes]]]) -> None:
     for kind, results in out.items():
         latest = max(t for t, _ in results)
         assert latest <= CLOSED_BY[kind] + SLACK_S, f"{kind}: held {latest:.1f} s"
-        assert min(t for t, _ in results) >= CLOSED_BY[kind] - 0.5, f"{kind}: closed too early"
+        if kind != "unread body to another route":
+            # (that one was answered: closing it sooner is fine, and a trickle byte that comes
+            # late on a loaded machine lets the 1 s keep-alive close it first)
+            earliest = min(t for t, _ in results)
+            assert earliest >= CLOSED_BY[kind] - 0.5, f"{kind}: closed too early"
         for _, data in results:
             if kind in ("sends nothing", "idle after an answer"):
                 assert data == b"", (kind, data)  # nothing was asked: closed without a word
