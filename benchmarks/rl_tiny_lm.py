@@ -49,7 +49,10 @@ class Preset:
     small_policy: bool = False  # smoke only: hidden 64, 2 layers
     prompts_per_step: int = 8  # x 8 completions each
     workers: int = 1  # seeds run in parallel processes (the device preset: one per seed)
-    lr: float = 2e-5  # GRPO; Adam moves every weight by about lr a step (init std 0.02)
+    # GRPO lr: Adam moves every weight by about lr a step (init std 0.02); 3e-4 wrecked every arm,
+    # 1e-5 (the recorded --quick) hardly moves the policy in 100 steps: the pilot rule of
+    # docs/rl-experiment.md chooses between 1e-5 and 3e-5 (pass it with --lr)
+    lr: float = 1e-5
     checker_noise: float = 0.1
     arms: tuple[str, ...] = ()
 
