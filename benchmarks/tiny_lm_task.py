@@ -163,23 +163,9 @@ def generate(
     model: Any, tokenizer: Any, prompts: list[str], greedy: bool, max_new: int = 5, seed: int = 0
 ) -> list[str]:
     """Completions (text, special tokens dropped) for same-length prompts, batched."""
-    import torch
-
-    torch.manual_seed(seed)
-    x = torch.tensor([tokenizer.encode(p) for p in prompts])
-    with torch.no_grad():
-        out = model.generate(
-            input_ids=x,
-            attention_mask=torch.ones_like(x),
-            max_new_tokens=max_new,
-            do_sample=not greedy,
-            temperature=1.0 if not greedy else None,
-            top_k=0 if not greedy else None,
-            top_p=1.0 if not greedy else None,
-            pad_token_id=tokenizer.pad_token_id,
-            eos_token_id=tokenizer.eos_token_id,
-        )
-    return tokenizer.batch_decode(out[:, x.shape[1] :], skip_special_tokens=True)
+    out = _generate_ids(model, tokenizer, prompts, max_new, seed, greedy)
+    width = len(tokenizer.encode(prompts[0]))
+    return tokenizer.batch_decode(out[:, width:], skip_special_tokens=True)
 
 
 def kl_to_reference(
@@ -190,7 +176,7 @@ def kl_to_reference(
     positions up to and including the policy's eos (a low-variance estimate of the sequence KL)."""
     import torch
 
-    completions = _sample_ids(model, tokenizer, prompts, max_new, seed)
+    completions = _generate_ids(model, tokenizer, prompts, max_new, seed, greedy=False)
     p_len = len(tokenizer.encode(prompts[0]))
     with torch.no_grad():
         mask = torch.ones_like(completions)
@@ -205,24 +191,27 @@ def kl_to_reference(
     return float((kl * valid).sum(1).mean())
 
 
-def _sample_ids(model: Any, tokenizer: Any, prompts: list[str], max_new: int, seed: int) -> Any:
+def _generate_ids(
+    model: Any, tokenizer: Any, prompts: list[str], max_new: int, seed: int, greedy: bool
+) -> Any:
+    """Prompt and completion token ids for same-length prompts (sampled at temperature 1 with no
+    truncation, or greedy); positions after a completion's eos are padding."""
     import torch
 
     torch.manual_seed(seed)
     x = torch.tensor([tokenizer.encode(p) for p in prompts])
     with torch.no_grad():
-        out = model.generate(
+        return model.generate(
             input_ids=x,
             attention_mask=torch.ones_like(x),
             max_new_tokens=max_new,
-            do_sample=True,
-            temperature=1.0,
-            top_k=0,
-            top_p=1.0,
-            pad_token_id=tokenizer.eos_token_id,
+            do_sample=not greedy,
+            temperature=None if greedy else 1.0,
+            top_k=None if greedy else 0,
+            top_p=None if greedy else 1.0,
+            pad_token_id=tokenizer.pad_token_id,
             eos_token_id=tokenizer.eos_token_id,
         )
-    return out
 
 
 def heldout_endpoints(
