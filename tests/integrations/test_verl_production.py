@@ -192,7 +192,7 @@ def test_more_waiting_samples_than_a_reward_workers_concurrency_all_complete(
     stack_file,  # noqa: F811
     tokenizer_dir,  # noqa: F811
 ):
-    results, lengths, took = first_then_second(
+    results, lengths, _ = first_then_second(
         ray_session, verl, stack_file, tokenizer_dir, timeout=60
     )
     assert all(r["partial_group"] == 0.0 and r["group_size"] == 2.0 for r in results)
@@ -205,7 +205,6 @@ def test_more_waiting_samples_than_a_reward_workers_concurrency_all_complete(
         ]
     # no group waited out its 60 s deadline: none is partial (asserted above); the time itself
     # is not asserted -- a loaded 2-core machine took 54 s where an idle one takes ~15 s
-    assert took > 0
 
 
 def test_control_with_verls_own_worker_concurrency_the_same_load_stalls(
